@@ -1,0 +1,80 @@
+/*
+ * qsnn_contract.h - the numeric contract of qsnnkit, format version 1.
+ *
+ * Written out in docs/contract.md; this header is its C implementation and the only
+ * place the integer rules below are coded. The PyTorch model, the Python integer
+ * reference (convert/reference.py) and the C core all follow these functions exactly.
+ *
+ * C99, fixed-width integer types, no float, no allocation.
+ */
+#ifndef QSNN_CONTRACT_H
+#define QSNN_CONTRACT_H
+
+#include <stdint.h>
+
+#define QSNN_FORMAT_VERSION 1u
+
+/* Front end: 16 kHz int16 PCM, 30 ms frames every 20 ms, 40 uint8 log-mel features. */
+#define QSNN_SAMPLE_RATE_HZ 16000u
+#define QSNN_FRAME_LEN 480u
+#define QSNN_HOP_LEN 320u
+#define QSNN_FFT_LEN 512u
+#define QSNN_N_BANDS 40u
+
+/* Currents and membranes are in fine units of 2^-F of the threshold. */
+#define QSNN_FRAC_BITS 8
+#define QSNN_THETA ((int32_t)1 << QSNN_FRAC_BITS)
+
+/* scale(acc, sh): sh > 0 rounds half up (towards +inf) with an arithmetic right shift;
+ * sh <= 0 multiplies by 2^-sh exactly. The only rounding rule in the network. */
+static inline int32_t qsnn_scale(int32_t acc, int sh)
+{
+    if (sh > 0) {
+        /* Arithmetic shift of a negative int32: implementation-defined in C99; every
+         * supported compiler (gcc/clang on Arm, RISC-V, Xtensa, x86) shifts in sign bits,
+         * and tests/test_contract checks it on the host. */
+        return (int32_t)((acc + ((int32_t)1 << (sh - 1))) >> sh);
+    }
+    return acc * ((int32_t)1 << (-sh));
+}
+
+static inline int32_t qsnn_sat16(int32_t z)
+{
+    return z > 32767 ? 32767 : (z < -32768 ? -32768 : z);
+}
+
+static inline int32_t qsnn_sat32_add(int32_t a, int32_t b)
+{
+    int64_t s = (int64_t)a + (int64_t)b;
+    return s > INT32_MAX ? INT32_MAX : (s < INT32_MIN ? INT32_MIN : (int32_t)s);
+}
+
+/* Shift from a stored b-bit membrane to fine units: range [-THETA, THETA). */
+static inline int qsnn_mem_shift(int mem_bits)
+{
+    return QSNN_FRAC_BITS - mem_bits + 1;
+}
+
+/*
+ * One LIF step, in contract order: charge (leak as a shift), fire (m > THETA),
+ * hard reset, store (round half up, saturate to mem_bits). *v is the stored membrane.
+ * Returns the spike (0 or 1).
+ */
+static inline uint32_t qsnn_lif_step(int8_t *v, int32_t current, int leak_shift, int mem_bits)
+{
+    const int ms = qsnn_mem_shift(mem_bits);
+    const int32_t u = (int32_t)(*v) * ((int32_t)1 << ms);
+    int32_t m = u - (u >> leak_shift) + current;
+    const uint32_t s = (m > QSNN_THETA) ? 1u : 0u;
+    const int32_t hi = ((int32_t)1 << (mem_bits - 1)) - 1;
+    const int32_t lo = -((int32_t)1 << (mem_bits - 1));
+    int32_t q;
+    if (s) {
+        m = 0;
+    }
+    q = qsnn_scale(m, ms);
+    *v = (int8_t)(q > hi ? hi : (q < lo ? lo : q));
+    return s;
+}
+
+#endif /* QSNN_CONTRACT_H */
