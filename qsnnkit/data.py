@@ -1,0 +1,278 @@
+"""Dataset listing with the project's fixed splits, and the raw readers (WAV, N-MNIST .bs2).
+
+Speech Commands v2, 12 classes (``CLASSES``; the label is the position in that tuple).
+A dataset root is resolved by :func:`resolve_root` and may be
+
+* the shared data folder, which holds ``speech_commands_v2_test12/`` (used as the root), or
+* a folder laid out like the official 12-class test archive ``speech_commands_test_set_v0.02``:
+  the ten word folders plus ``_unknown_/`` (files ``WORD_SPEAKER_nohash_N.wav.wav``) and
+  ``_silence_/`` (files ``N.wav``), or
+* a folder laid out like the full official archive ``speech_commands_v0.02``: the ten word
+  folders, every other word folder (``bed/``, ``bird/``, ...: all mapped to ``_unknown_``) and
+  ``_background_noise_/`` (never listed). The full archive has no ``_silence_`` clips: if the root
+  holds a ``_silence_/`` folder of 1 s 16 kHz cuts (``N.wav``) it is used, otherwise listing
+  raises a ValueError that says so, unless ``allow_missing_silence=True`` (then class 11 simply
+  has no examples). Cutting the background noise into clips is not done here.
+
+Splits are the project's own (data README), for every root: split by speaker, the speaker id is
+the file name's part before ``_nohash_`` (in ``_unknown_/`` the part between the word and
+``_nohash_``), for ``_silence_`` the file name including ``.wav``;
+``h = int(sha1(speaker).hexdigest(), 16) % 10``: ``h == 1`` test, ``h == 2`` validation, the rest
+train. The official ``testing_list.txt``/``validation_list.txt`` are not used.
+
+Also: the Free Spoken Digit Dataset (``{digit}_{speaker}_{index}.wav``, 8 kHz; index 0-4 test,
+5-9 validation, the rest train) and the small N-MNIST copy (``N.bs2`` + ``labels.txt``;
+``N % 10 == 0`` test, ``== 1`` validation, the rest train).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import wave
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from qsnnkit.paths import REPO_ROOT
+
+Split = Literal["train", "val", "test", "all"]
+SPLITS: tuple[str, ...] = ("train", "val", "test", "all")
+
+CLASSES: tuple[str, ...] = (
+    "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "_unknown_", "_silence_",
+)
+WORDS: tuple[str, ...] = CLASSES[:10]
+UNKNOWN = CLASSES.index("_unknown_")
+SILENCE = CLASSES.index("_silence_")
+SAMPLE_RATE = 16000
+
+ENV_ROOT = "QSNN_DATA_ROOT"
+SHARED_SUBDIR = "speech_commands_v2_test12"
+BACKGROUND = "_background_noise_"
+
+NMNIST_DTYPE = np.dtype([("x", np.uint8), ("y", np.uint8), ("p", np.uint8), ("t", np.uint32)])
+
+
+def default_data_root() -> Path | None:
+    """$QSNN_DATA_ROOT, else ``<repo>/../shared/data`` if it exists, else None."""
+    env = os.environ.get(ENV_ROOT)
+    if env:
+        return Path(env)
+    d = REPO_ROOT.parent / "shared" / "data"
+    return d if d.is_dir() else None
+
+
+def _data_root(root: str | Path | None) -> Path:
+    if root is None:
+        r = default_data_root()
+        if r is None:
+            raise FileNotFoundError(
+                f"no dataset root given: pass one, set ${ENV_ROOT}, or provide "
+                f"{REPO_ROOT.parent / 'shared' / 'data'}"
+            )
+        root = r
+    p = Path(root).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"dataset root {p} does not exist")
+    if not p.is_dir():
+        raise NotADirectoryError(f"dataset root {p} is not a directory")
+    return p
+
+
+def _wavs(d: Path) -> list[Path]:
+    return sorted(f for f in d.iterdir() if f.is_file() and f.name.endswith(".wav"))
+
+
+def resolve_root(root: str | Path | None = None) -> Path:
+    """The Speech Commands folder (the one holding ``yes/``, ``no/``, ...) for a dataset root.
+
+    ``root`` None: $QSNN_DATA_ROOT, else ``<repo>/../shared/data``. Raises FileNotFoundError for a
+    missing root and ValueError for a root without a known layout or with an empty class folder.
+    """
+    p = _data_root(root)
+    if (p / SHARED_SUBDIR).is_dir():
+        p = p / SHARED_SUBDIR
+    present = [w for w in WORDS if (p / w).is_dir()]
+    if not present:
+        raise ValueError(
+            f"no Speech Commands layout in {p}: expected either {p / SHARED_SUBDIR}/ or the class "
+            f"folders {', '.join(w + '/' for w in WORDS)} directly inside (official archive layout)"
+        )
+    missing = [w for w in WORDS if w not in present]
+    if missing:
+        raise ValueError(f"Speech Commands root {p} lacks the class folders {', '.join(m + '/' for m in missing)}")
+    for w in WORDS:
+        if not _wavs(p / w):
+            raise ValueError(f"Speech Commands class folder {p / w} holds no .wav files")
+    return p
+
+
+def speaker_id(path: str | Path, label: int) -> str:
+    """The speaker id used for splitting (data README), for a clip of class ``label``."""
+    p = Path(path)
+    name = p.name
+    if label == SILENCE:
+        return name
+    if "_nohash_" not in name:
+        raise ValueError(f"{p}: Speech Commands file name without '_nohash_', cannot tell the speaker")
+    prefix = name.split("_nohash_", 1)[0]
+    if label == UNKNOWN and p.parent.name == "_unknown_":
+        word, sep, spk = prefix.partition("_")
+        if not sep or not spk:
+            raise ValueError(f"{p}: expected WORD_SPEAKER_nohash_N.wav.wav in _unknown_/")
+        return spk
+    return prefix
+
+
+def split_of_speaker(speaker: str) -> str:
+    """'test', 'val' or 'train' for a speaker id (sha1 rule of the data README)."""
+    h = int(hashlib.sha1(speaker.encode()).hexdigest(), 16) % 10
+    return "test" if h == 1 else "val" if h == 2 else "train"
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+
+
+def list_all(root: str | Path | None = None, *, allow_missing_silence: bool = False) -> list[tuple[Path, int]]:
+    """Every clip of the root as (path, label), sorted by (label, path)."""
+    p = resolve_root(root)
+    items: list[tuple[Path, int]] = []
+    for label, w in enumerate(WORDS):
+        items += [(f, label) for f in _wavs(p / w)]
+    unknown_dirs = [p / "_unknown_"] if (p / "_unknown_").is_dir() else []
+    unknown_dirs += sorted(
+        d for d in p.iterdir() if d.is_dir() and not d.name.startswith(("_", ".")) and d.name not in WORDS
+    )
+    for d in unknown_dirs:
+        items += [(f, UNKNOWN) for f in _wavs(d)]
+    sil = p / "_silence_"
+    if sil.is_dir() and _wavs(sil):
+        items += [(f, SILENCE) for f in _wavs(sil)]
+    elif not allow_missing_silence:
+        raise ValueError(
+            f"{p} has no {sil.name}/ folder with clips: the full official archive only has "
+            f"{BACKGROUND}/, which this loader does not cut. Put 1 s 16 kHz mono cuts named N.wav into "
+            f"{sil}, or pass allow_missing_silence=True to list the 11 other classes only"
+        )
+    if not any(lab == UNKNOWN for _, lab in items):
+        raise ValueError(f"{p} has no _unknown_ clips: expected {p / '_unknown_'}/ or other word folders")
+    return sorted(items, key=lambda it: (it[1], it[0].as_posix()))
+
+
+def list_split(
+    root: str | Path | None, split: Split, *, allow_missing_silence: bool = False
+) -> list[tuple[Path, int]]:
+    """(path, label) of one split ('train', 'val', 'test' or 'all'), sorted by (label, path)."""
+    _check_split(split)
+    items = list_all(root, allow_missing_silence=allow_missing_silence)
+    if split == "all":
+        return items
+    return [(f, lab) for f, lab in items if split_of_speaker(speaker_id(f, lab)) == split]
+
+
+def read_wav(path: str | Path, rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Samples of a mono 16-bit PCM WAV at ``rate`` Hz, as int16; ValueError naming the file otherwise."""
+    p = Path(path)
+    try:
+        with wave.open(str(p), "rb") as w:
+            ch, width, fr, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
+            if ch != 1:
+                raise ValueError(f"{p}: {ch} channels, expected mono")
+            if width != 2:
+                raise ValueError(f"{p}: {8 * width}-bit samples, expected 16-bit PCM")
+            if fr != rate:
+                raise ValueError(f"{p}: {fr} Hz, expected {rate} Hz")
+            raw = w.readframes(n)
+    except (wave.Error, EOFError) as e:
+        raise ValueError(f"{p}: not a readable PCM WAV file ({e})") from e
+    if len(raw) != 2 * n:
+        raise ValueError(f"{p}: truncated, header says {n} samples, data holds {len(raw) // 2}")
+    return np.frombuffer(raw, dtype="<i2").astype(np.int16)
+
+
+# --- Free Spoken Digit Dataset ------------------------------------------------------------
+
+FSDD_RATE = 8000
+
+
+def fsdd_dir(root: str | Path | None = None) -> Path:
+    """The FSDD recordings folder: ``root/fsdd/recordings``, ``root/recordings`` or ``root`` itself."""
+    p = _data_root(root)
+    for d in (p / "fsdd" / "recordings", p / "recordings", p):
+        if d.is_dir() and any(f.name.endswith(".wav") for f in d.iterdir()):
+            return d
+    raise ValueError(f"no FSDD recordings in {p}: expected {p / 'fsdd' / 'recordings'}/ of {{digit}}_{{speaker}}_{{index}}.wav")
+
+
+def fsdd_split_of_index(index: int) -> str:
+    return "test" if index <= 4 else "val" if index <= 9 else "train"
+
+
+def list_fsdd(root: str | Path | None, split: Split) -> list[tuple[Path, int]]:
+    """(path, digit) of one FSDD split, sorted by (digit, path). Read with ``read_wav(p, FSDD_RATE)``."""
+    _check_split(split)
+    d = fsdd_dir(root)
+    items = []
+    for f in _wavs(d):
+        parts = f.name[: -len(".wav")].split("_")
+        if len(parts) != 3 or not parts[0].isdigit() or not parts[2].isdigit():
+            raise ValueError(f"{f}: expected an FSDD name {{digit}}_{{speaker}}_{{index}}.wav")
+        if split == "all" or fsdd_split_of_index(int(parts[2])) == split:
+            items.append((f, int(parts[0])))
+    return sorted(items, key=lambda it: (it[1], it[0].as_posix()))
+
+
+# --- N-MNIST ------------------------------------------------------------------------------
+
+
+def nmnist_dir(root: str | Path | None = None) -> Path:
+    """The small N-MNIST folder (``N.bs2`` + ``labels.txt``): ``root/nmnist_small`` or ``root``."""
+    p = _data_root(root)
+    for d in (p / "nmnist_small", p):
+        if (d / "labels.txt").is_file():
+            return d
+    raise ValueError(f"no N-MNIST copy in {p}: expected {p / 'nmnist_small'}/ with labels.txt and N.bs2 files")
+
+
+def nmnist_split_of_sample(n: int) -> str:
+    return "test" if n % 10 == 0 else "val" if n % 10 == 1 else "train"
+
+
+def list_nmnist(root: str | Path | None, split: Split) -> list[tuple[Path, int]]:
+    """(path, digit) of one split of the small N-MNIST copy, sorted by sample number."""
+    _check_split(split)
+    d = nmnist_dir(root)
+    items = []
+    for line in (d / "labels.txt").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        n_s, lab_s = line.split()
+        n, lab = int(n_s), int(lab_s)
+        f = d / f"{n}.bs2"
+        if not f.is_file():
+            raise FileNotFoundError(f"{d / 'labels.txt'} lists sample {n} but {f} is missing")
+        if split == "all" or nmnist_split_of_sample(n) == split:
+            items.append((n, f, lab))
+    return [(f, lab) for _, f, lab in sorted(items)]
+
+
+def read_nmnist_bs2(path: str | Path) -> np.ndarray:
+    """Events of an N-MNIST binary file: structured array with fields x, y, p (0/1), t (us).
+
+    5 bytes per event: bits 39-32 x, 31-24 y, bit 23 polarity, bits 22-0 timestamp.
+    """
+    p = Path(path)
+    b = np.fromfile(p, dtype=np.uint8)
+    if b.size % 5:
+        raise ValueError(f"{p}: {b.size} bytes is not a whole number of 5-byte N-MNIST events")
+    b = b.reshape(-1, 5).astype(np.uint32)
+    ev = np.empty(b.shape[0], dtype=NMNIST_DTYPE)
+    ev["x"] = b[:, 0]
+    ev["y"] = b[:, 1]
+    ev["p"] = b[:, 2] >> 7
+    ev["t"] = ((b[:, 2] & 0x7F) << 16) | (b[:, 3] << 8) | b[:, 4]
+    return ev

@@ -1,0 +1,220 @@
+"""Dataset listing, fixed splits and raw readers, on the shared data and on WAVs written here."""
+from __future__ import annotations
+
+import hashlib
+import wave
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qsnnkit import data
+
+
+@pytest.fixture(scope="module")
+def root() -> Path:
+    r = data.default_data_root()
+    if r is None or not r.is_dir():
+        pytest.skip(f"no dataset root (set ${data.ENV_ROOT})")
+    return r
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int = 16000, channels: int = 1, width: int = 2) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return path
+
+
+# --- Speech Commands on the shared copy ---------------------------------------------------
+
+
+def test_split_counts(root: Path) -> None:
+    counts = {s: len(data.list_split(root, s)) for s in ("train", "val", "test", "all")}
+    assert counts == {"train": 2817, "val": 672, "test": 372, "all": 3861}
+
+
+def test_splits_partition_and_no_shared_speaker(root: Path) -> None:
+    splits = {s: data.list_split(root, s) for s in ("train", "val", "test")}
+    paths = [f for s in splits.values() for f, _ in s]
+    assert len(paths) == len(set(paths))
+    assert sorted(paths) == sorted(f for f, _ in data.list_split(root, "all"))
+    speakers = {s: {data.speaker_id(f, lab) for f, lab in items} for s, items in splits.items()}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        both = speakers[a] & speakers[b]
+        assert not both, f"speakers in {a} and {b}: {sorted(both)[:5]}"
+
+
+def test_labels_follow_folders(root: Path) -> None:
+    items = data.list_split(root, "all")
+    assert items == sorted(items, key=lambda it: (it[1], it[0].as_posix()))
+    for f, lab in items:
+        assert data.CLASSES[lab] == f.parent.name, f
+    per_class = Counter(lab for _, lab in items)
+    assert sorted(per_class) == list(range(12))
+    # every class has test examples too
+    assert sorted({lab for _, lab in data.list_split(root, "test")}) == list(range(12))
+
+
+def test_listing_is_deterministic(root: Path) -> None:
+    assert data.list_split(root, "val") == data.list_split(str(root), "val")
+
+
+def test_speaker_ids(root: Path) -> None:
+    sc = data.resolve_root(root)
+    assert sc.name == data.SHARED_SUBDIR
+    assert data.speaker_id(sc / "yes" / "022cd682_nohash_0.wav", 0) == "022cd682"
+    assert data.speaker_id(sc / "_unknown_" / "backward_0c540988_nohash_0.wav.wav", data.UNKNOWN) == "0c540988"
+    assert data.speaker_id(sc / "_silence_" / "1024.wav", data.SILENCE) == "1024.wav"
+    # the README's rule, computed independently
+    h = int(hashlib.sha1(b"1024.wav").hexdigest(), 16) % 10
+    assert data.split_of_speaker("1024.wav") == {1: "test", 2: "val"}.get(h, "train")
+    with pytest.raises(ValueError, match="_nohash_"):
+        data.speaker_id(sc / "yes" / "noname.wav", 0)
+
+
+def test_read_wav_shared(root: Path) -> None:
+    f, _ = data.list_split(root, "test")[0]
+    x = data.read_wav(f)
+    assert x.dtype == np.int16 and x.shape == (16000,)
+    with wave.open(str(f)) as w:
+        assert np.array_equal(x, np.frombuffer(w.readframes(w.getnframes()), "<i2"))
+
+
+def test_bad_split_name(root: Path) -> None:
+    with pytest.raises(ValueError, match="unknown split 'validation'"):
+        data.list_split(root, "validation")  # type: ignore[arg-type]
+
+
+def test_env_var_root(root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(data.ENV_ROOT, str(root))
+    assert len(data.list_split(None, "test")) == 372
+    monkeypatch.setenv(data.ENV_ROOT, str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="nope"):
+        data.resolve_root(None)
+
+
+# --- WAV reader errors ----------------------------------------------------------------------
+
+
+def test_read_wav_rejects(tmp_path: Path) -> None:
+    ok = _write_wav(tmp_path / "ok.wav", np.array([1, -2, 32767, -32768], np.int16))
+    assert data.read_wav(ok).tolist() == [1, -2, 32767, -32768]
+    stereo = _write_wav(tmp_path / "stereo.wav", np.zeros(8, np.int16), channels=2)
+    with pytest.raises(ValueError, match=r"stereo\.wav: 2 channels, expected mono"):
+        data.read_wav(stereo)
+    eight = _write_wav(tmp_path / "eight.wav", np.zeros(8, np.uint8), width=1)
+    with pytest.raises(ValueError, match=r"eight\.wav: 8-bit samples, expected 16-bit"):
+        data.read_wav(eight)
+    slow = _write_wav(tmp_path / "slow.wav", np.zeros(8, np.int16), rate=8000)
+    with pytest.raises(ValueError, match=r"slow\.wav: 8000 Hz, expected 16000 Hz"):
+        data.read_wav(slow)
+    assert data.read_wav(slow, rate=8000).shape == (8,)
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"this is not a wav file at all")
+    with pytest.raises(ValueError, match=r"junk\.wav: not a readable PCM WAV"):
+        data.read_wav(junk)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(ok.read_bytes()[:-3])
+    with pytest.raises(ValueError, match=r"cut\.wav: truncated"):
+        data.read_wav(cut)
+
+
+# --- root errors and the official full-archive layout ------------------------------------
+
+
+def test_missing_root(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        data.resolve_root(tmp_path / "absent")
+
+
+def test_root_without_layout(tmp_path: Path) -> None:
+    (tmp_path / "something").mkdir()
+    with pytest.raises(ValueError, match="no Speech Commands layout.*yes/, no/"):
+        data.resolve_root(tmp_path)
+
+
+def _make_full_archive(base: Path, words: tuple[str, ...] = data.WORDS) -> None:
+    z = np.zeros(16000, np.int16)
+    for w in words:
+        _write_wav(base / w / "aaaa0001_nohash_0.wav", z)
+        _write_wav(base / w / "bbbb0002_nohash_1.wav", z)
+    _write_wav(base / "bed" / "cccc0003_nohash_0.wav", z)
+    _write_wav(base / "marvin" / "aaaa0001_nohash_0.wav", z)
+    _write_wav(base / data.BACKGROUND / "white_noise.wav", z)
+
+
+def test_partial_or_empty_class_folders(tmp_path: Path) -> None:
+    _make_full_archive(tmp_path, words=data.WORDS[:-1])
+    with pytest.raises(ValueError, match="lacks the class folders go/"):
+        data.resolve_root(tmp_path)
+    (tmp_path / "go").mkdir()
+    with pytest.raises(ValueError, match=r"go holds no \.wav files"):
+        data.resolve_root(tmp_path)
+
+
+def test_full_archive_layout(tmp_path: Path) -> None:
+    _make_full_archive(tmp_path)
+    with pytest.raises(ValueError, match="no _silence_/ folder"):
+        data.list_split(tmp_path, "all")
+    items = data.list_split(tmp_path, "all", allow_missing_silence=True)
+    assert len(items) == 2 * 10 + 2
+    unk = [f for f, lab in items if lab == data.UNKNOWN]
+    assert [f.parent.name for f in unk] == ["bed", "marvin"]
+    assert not any(data.BACKGROUND in f.parts for f, _ in items)
+    for f, lab in items:
+        spk = f.name.split("_nohash_")[0]
+        assert data.speaker_id(f, lab) == spk
+    # a _silence_ folder of cuts is used when present
+    _write_wav(tmp_path / "_silence_" / "0.wav", np.zeros(16000, np.int16))
+    items = data.list_split(tmp_path, "all")
+    assert [lab for _, lab in items].count(data.SILENCE) == 1
+    # splits still partition it
+    parts = [data.list_split(tmp_path, s) for s in ("train", "val", "test")]
+    assert sorted(sum(parts, [])) == sorted(items)
+
+
+# --- FSDD and N-MNIST -----------------------------------------------------------------------
+
+
+def test_fsdd(root: Path) -> None:
+    counts = {s: len(data.list_fsdd(root, s)) for s in ("train", "val", "test")}
+    assert counts == {"train": 2400, "val": 300, "test": 300}
+    for f, digit in data.list_fsdd(root, "test"):
+        d, _, idx = f.name[:-4].split("_")
+        assert int(d) == digit and int(idx) <= 4
+    for f, _ in data.list_fsdd(root, "val"):
+        assert 5 <= int(f.name[:-4].split("_")[2]) <= 9
+    f, _ = data.list_fsdd(root, "train")[0]
+    assert data.read_wav(f, rate=data.FSDD_RATE).dtype == np.int16
+    with pytest.raises(ValueError, match="8000 Hz, expected 16000"):
+        data.read_wav(f)
+
+
+def test_nmnist(root: Path) -> None:
+    counts = {s: len(data.list_nmnist(root, s)) for s in ("train", "val", "test")}
+    assert counts == {"train": 800, "val": 100, "test": 100}
+    assert all(int(f.stem) % 10 == 0 for f, _ in data.list_nmnist(root, "test"))
+    assert all(int(f.stem) % 10 == 1 for f, _ in data.list_nmnist(root, "val"))
+    items = data.list_nmnist(root, "all")
+    assert items[0][0].name == "1.bs2" and items[0][1] == 5  # labels.txt: sample 1 -> 5
+    ev = data.read_nmnist_bs2(items[0][0])
+    # first event bytes 12 10 80 03 7d: x=18, y=16, p=1, t=0x00037d
+    assert ev[0].tolist() == (18, 16, 1, 0x37D)
+    assert ev.dtype == data.NMNIST_DTYPE and len(ev) == items[0][0].stat().st_size // 5
+    assert ev["x"].max() < 34 and ev["y"].max() < 34 and set(np.unique(ev["p"]).tolist()) <= {0, 1}
+    assert np.all(np.diff(ev["t"].astype(np.int64)) >= 0)
+
+
+def test_nmnist_bad_size(tmp_path: Path) -> None:
+    bad = tmp_path / "1.bs2"
+    bad.write_bytes(bytes(7))
+    with pytest.raises(ValueError, match="7 bytes is not a whole number"):
+        data.read_nmnist_bs2(bad)
+    ev = tmp_path / "2.bs2"
+    ev.write_bytes(bytes([33, 2, 0xFF, 0xFF, 0xFF]))
+    assert data.read_nmnist_bs2(ev)[0].tolist() == (33, 2, 1, (1 << 23) - 1)
