@@ -1,0 +1,130 @@
+"""Bit-packed weight rows (docs/contract.md section 8); the C side is qsnn_pack.h.
+
+Row-major ``[out][in]``; each row starts on a fresh 32-bit word and is padded to whole words
+with zero bits. Element ``j`` of a row at ``bits`` bits (1, 2, 4, 8) sits in word
+``j * bits // 32`` of the row at bit offset ``(j * bits) % 32``, least significant bit first.
+Codes: two's complement in ``bits`` bits for bits >= 2 (8 bits: -127..127, -128 is rejected),
+for 1 bit: bit 1 = +1, bit 0 = -1 (0 is not representable).
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+BITS: tuple[int, ...] = (1, 2, 4, 8)
+
+
+def _check_bits(bits: int) -> None:
+    if bits not in BITS:
+        raise ValueError(f"bits must be one of {BITS}, got {bits!r}")
+
+
+def value_range(bits: int) -> tuple[int, int]:
+    """Smallest and largest value a weight of ``bits`` bits may hold (1 bit: -1 and +1 only)."""
+    _check_bits(bits)
+    if bits == 1:
+        return -1, 1
+    if bits == 8:
+        return -127, 127
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def row_words(n: int, bits: int) -> int:
+    """32-bit words of a packed row of ``n`` elements (QSNN_ROW_WORDS in qsnn_core.h)."""
+    _check_bits(bits)
+    if n < 0:
+        raise ValueError(f"row length must be >= 0, got {n}")
+    return (n * bits + 31) // 32
+
+
+def pack_rows(w: np.ndarray, bits: int) -> np.ndarray:
+    """Pack a 2-D integer matrix ``[rows, cols]``; returns ``rows * row_words(cols, bits)`` uint32 words.
+
+    Raises ValueError for a bad width, a non-integer or non-2-D input, or any value out of range
+    (never wraps).
+    """
+    _check_bits(bits)
+    a = np.asarray(w)
+    if a.ndim != 2:
+        raise ValueError(f"pack_rows needs a 2-D [rows, cols] matrix, got shape {a.shape}")
+    if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"pack_rows needs integer values, got dtype {a.dtype}")
+    rows, cols = a.shape
+    a = a.astype(np.int64)
+    lo, hi = value_range(bits)
+    if bits == 1:
+        bad = (a != 1) & (a != -1)
+    else:
+        bad = (a < lo) | (a > hi)
+    if bad.any():
+        r, c = (int(i) for i in np.argwhere(bad)[0])
+        allowed = "-1 or +1" if bits == 1 else f"{lo}..{hi}"
+        raise ValueError(
+            f"{int(bad.sum())} value(s) out of range for {bits}-bit weights ({allowed}); "
+            f"first at [{r}, {c}] = {int(a[r, c])}"
+        )
+    codes = (a > 0).astype(np.uint64) if bits == 1 else (a & ((1 << bits) - 1)).astype(np.uint64)
+    per = 32 // bits
+    nw = row_words(cols, bits)
+    padded = np.zeros((rows, nw * per), dtype=np.uint64)
+    padded[:, :cols] = codes
+    shifts = (np.arange(per, dtype=np.uint64) * np.uint64(bits))[None, None, :]
+    words = np.bitwise_or.reduce(padded.reshape(rows, nw, per) << shifts, axis=2)
+    return words.astype(np.uint32).reshape(-1)
+
+
+def unpack_rows(words: np.ndarray, bits: int, rows: int, cols: int) -> np.ndarray:
+    """Inverse of :func:`pack_rows`: int32 ``[rows, cols]``.
+
+    Raises ValueError if the word count does not match, a padding bit is set, or (8 bits) a code
+    is -128: such data does not follow the contract.
+    """
+    _check_bits(bits)
+    wv = np.asarray(words)
+    if not np.issubdtype(wv.dtype, np.integer) or wv.dtype == np.bool_:
+        raise ValueError(f"unpack_rows needs integer words, got dtype {wv.dtype}")
+    wv = wv.reshape(-1).astype(np.uint64)
+    if wv.size and (wv.max() >= 1 << 32):
+        raise ValueError("unpack_rows: words must be 32-bit")
+    nw = row_words(cols, bits)
+    if wv.size != rows * nw:
+        raise ValueError(f"{rows} rows of {cols} {bits}-bit values take {rows * nw} words, got {wv.size}")
+    per = 32 // bits
+    shifts = (np.arange(per, dtype=np.uint64) * np.uint64(bits))[None, None, :]
+    codes = (wv.reshape(rows, nw, 1) >> shifts) & np.uint64((1 << bits) - 1)
+    codes = codes.reshape(rows, nw * per).astype(np.int64)
+    if codes[:, cols:].any():
+        r = int(np.argwhere(codes[:, cols:].any(axis=1))[0, 0])
+        raise ValueError(f"padding bits set in row {r} ({cols} {bits}-bit values per row)")
+    codes = codes[:, :cols]
+    if bits == 1:
+        vals = 2 * codes - 1
+    else:
+        half = 1 << (bits - 1)
+        vals = (codes ^ half) - half
+        if bits == 8 and (vals == -128).any():
+            r, c = (int(i) for i in np.argwhere(vals == -128)[0])
+            raise ValueError(f"8-bit code 0x80 (-128) at [{r}, {c}]: not allowed by the contract")
+    return vals.astype(np.int32)
+
+
+_C_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def c_array(name: str, words: np.ndarray, per_line: int = 8) -> str:
+    """C source of ``const uint32_t name[N] = {...};``: hex words, ``per_line`` to a line, aligned."""
+    if not _C_IDENT.match(name):
+        raise ValueError(f"{name!r} is not a C identifier")
+    wv = np.asarray(words).reshape(-1)
+    if wv.size == 0:
+        raise ValueError(f"c_array {name}: C99 has no empty arrays")
+    if not np.issubdtype(wv.dtype, np.integer) or wv.dtype == np.bool_:
+        raise ValueError(f"c_array {name}: needs integer words, got dtype {wv.dtype}")
+    w64 = wv.astype(np.int64)
+    if w64.min() < 0 or w64.max() > 0xFFFFFFFF:
+        raise ValueError(f"c_array {name}: words must be in 0..0xFFFFFFFF")
+    lines = []
+    for i in range(0, wv.size, per_line):
+        lines.append("    " + " ".join(f"0x{int(v):08X}u," for v in w64[i : i + per_line]))
+    return f"const uint32_t {name}[{wv.size}] = {{\n" + "\n".join(lines) + "\n};\n"
