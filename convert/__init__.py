@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Conversion stage: trained Q-SNN -> integer model (+ hash) -> bit-packed C sources."""

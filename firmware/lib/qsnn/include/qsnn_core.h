@@ -24,7 +24,7 @@
 #define QSNN_MAX_LAYERS 8
 
 /* Words of a packed row of n elements at `bits` bits (rows start on a fresh word). */
-#define QSNN_ROW_WORDS(n, bits) ((((uint32_t)(n) * (uint32_t)(bits)) + 31u) / 32u)
+#define QSNN_ROW_WORDS(n, bits) ((((uint32_t)(n) * (uint32_t)(bits)) + 31u) / 32u) /* = qsnn_pack_row_words() */
 
 typedef struct {
     uint16_t n_in;          /* inputs: features (first layer) or spikes of the layer below */

@@ -1,0 +1,95 @@
+"""The Python integer reference: exactly what the device computes (docs/contract.md).
+
+Plain numpy integer arithmetic, written from the contract (not from the C): it is the
+oracle the PyTorch evaluation forward and the C core are both compared against. Batched
+over clips; optionally records every step's stored membranes and spikes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qsnnkit.convert.model import FRAC_BITS, ConvertedModel
+
+THETA = 1 << FRAC_BITS
+I32_MIN, I32_MAX = -(2**31), 2**31 - 1
+
+
+def scale(acc: np.ndarray, sh: np.ndarray) -> np.ndarray:
+    """Contract scale(): round half up by an arithmetic right shift if sh > 0, else exact multiply."""
+    acc = acc.astype(np.int64)
+    sh = np.broadcast_to(sh.astype(np.int64), acc.shape)
+    pos = np.maximum(sh, 1)
+    right = (acc + (np.int64(1) << (pos - 1))) >> pos
+    left = acc * (np.int64(1) << np.maximum(-sh, 0))
+    return np.where(sh > 0, right, left)
+
+
+def lif_step(v: np.ndarray, c: np.ndarray, leak_shift: int, mem_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """One LIF step on stored membranes v (int) and currents c: charge, fire (>), reset, store."""
+    ms = FRAC_BITS - mem_bits + 1
+    u = v.astype(np.int64) << ms
+    m = u - (u >> leak_shift) + c
+    s = m > THETA
+    m = np.where(s, 0, m)
+    q = scale(m, np.full(m.shape, ms))
+    v_new = np.clip(q, -(1 << (mem_bits - 1)), (1 << (mem_bits - 1)) - 1)
+    return v_new, s
+
+
+@dataclass
+class Trace:
+    """Per step and layer: stored membrane codes [B, T, N] and spikes [B, T, N]."""
+
+    mem: list[np.ndarray] = field(default_factory=list)
+    spk: list[np.ndarray] = field(default_factory=list)
+
+
+def run_batch(model: ConvertedModel, feats: np.ndarray, trace: bool = False) -> tuple[np.ndarray, Trace | None]:
+    """Per-class outputs int32 [B, C] for integer features uint8 [B, T, n_bands]."""
+    feats = np.asarray(feats)
+    if feats.ndim != 3 or feats.shape[2] != model.n_bands:
+        raise ValueError(f"features must be [clips, frames, {model.n_bands}], got {feats.shape}")
+    if feats.dtype != np.uint8:
+        raise ValueError(f"features must be uint8, got {feats.dtype}")
+    B, T, _ = feats.shape
+    x_all = feats.astype(np.int64) - model.feat_mu.astype(np.int64)
+    v = [np.zeros((B, L.n_out), np.int64) for L in model.layers]
+    s = [np.zeros((B, L.n_out), np.int64) for L in model.layers]
+    out = np.zeros((B, model.n_classes), np.int64)
+    tr = Trace(
+        mem=[np.zeros((B, T, L.n_out), np.int8) for L in model.layers],
+        spk=[np.zeros((B, T, L.n_out), np.uint8) for L in model.layers],
+    ) if trace else None
+    ws = [L.w.astype(np.int64) for L in model.layers]
+    wr = [None if L.w_rec is None else L.w_rec.astype(np.int64) for L in model.layers]
+    w_out = model.w_out.astype(np.int64)
+    b_out = model.b_out.astype(np.int64)
+    for t in range(T):
+        below = x_all[:, t]
+        for li, L in enumerate(model.layers):
+            c = scale(below @ ws[li].T, L.sh_ff) + L.bias.astype(np.int64)
+            if wr[li] is not None:
+                assert L.sh_rec is not None
+                c = c + scale(s[li] @ wr[li].T, L.sh_rec)  # own spikes of t-1
+            c = np.clip(c, -32768, 32767)
+            v[li], spk = lif_step(v[li], c, L.leak_shift, L.mem_bits)
+            s[li] = spk.astype(np.int64)
+            if tr is not None:
+                tr.mem[li][:, t] = v[li]
+                tr.spk[li][:, t] = s[li]
+            below = s[li]
+        out = np.clip(out + below @ w_out.T + b_out, I32_MIN, I32_MAX)
+    return out.astype(np.int32), tr
+
+
+def run_clip(model: ConvertedModel, feats: np.ndarray) -> np.ndarray:
+    """Per-class outputs int32 [C] of one clip's features uint8 [T, n_bands]."""
+    out, _ = run_batch(model, np.asarray(feats)[None])
+    return out[0]
+
+
+def predict(outputs: np.ndarray) -> np.ndarray:
+    """argmax over classes, ties to the lowest index (np.argmax's rule, as the contract's)."""
+    return np.argmax(outputs, axis=-1)

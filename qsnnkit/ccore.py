@@ -1,0 +1,148 @@
+"""ctypes binding of the C core (firmware/lib/qsnn/src/qsnn_core.c) built for the host.
+
+Builds the same qsnn_model_t descriptor the generated firmware header holds, from a
+ConvertedModel, with weights packed by qsnnkit.packing (the one packing definition).
+Used by tests for the exact three-way agreement and per-step trace comparisons.
+"""
+from __future__ import annotations
+
+import ctypes as ct
+from typing import Literal
+
+import numpy as np
+
+from qsnnkit import clib, packing
+from qsnnkit.convert.model import ConvertedModel
+
+MAX_LAYERS = 8
+
+
+class _Layer(ct.Structure):
+    _fields_ = [
+        ("n_in", ct.c_uint16), ("n_out", ct.c_uint16), ("w_bits", ct.c_uint8), ("recurrent", ct.c_uint8),
+        ("mem_bits", ct.c_uint8), ("leak_shift", ct.c_uint8),
+        ("w", ct.POINTER(ct.c_uint32)), ("sh_ff", ct.POINTER(ct.c_int8)),
+        ("w_rec", ct.POINTER(ct.c_uint32)), ("sh_rec", ct.POINTER(ct.c_int8)), ("bias", ct.POINTER(ct.c_int16)),
+    ]
+
+
+class _Model(ct.Structure):
+    _fields_ = [
+        ("format_version", ct.c_uint32), ("hash", ct.c_uint8 * 8), ("n_bands", ct.c_uint16),
+        ("feat_mu", ct.POINTER(ct.c_uint8)), ("n_layers", ct.c_uint8), ("layers", ct.POINTER(_Layer)),
+        ("n_classes", ct.c_uint16), ("w_out", ct.POINTER(ct.c_uint32)), ("b_out", ct.POINTER(ct.c_int32)),
+    ]
+
+
+class _State(ct.Structure):
+    _fields_ = [
+        ("model", ct.POINTER(_Model)), ("mem", ct.POINTER(ct.c_int8)),
+        ("spk", ct.POINTER(ct.c_uint32) * MAX_LAYERS), ("prev", ct.POINTER(ct.c_uint32) * MAX_LAYERS),
+        ("x", ct.POINTER(ct.c_int16)), ("out", ct.POINTER(ct.c_int32)), ("steps", ct.c_uint32),
+    ]
+
+
+def _setup(lib: ct.CDLL) -> None:
+    lib.qsnn_model_check.argtypes = [ct.POINTER(_Model)]
+    lib.qsnn_model_check.restype = ct.c_int
+    lib.qsnn_state_bytes.argtypes = [ct.POINTER(_Model)]
+    lib.qsnn_state_bytes.restype = ct.c_size_t
+    lib.qsnn_state_init.argtypes = [ct.POINTER(_State), ct.POINTER(_Model), ct.c_void_p, ct.c_size_t]
+    lib.qsnn_state_init.restype = ct.c_int
+    lib.qsnn_reset.argtypes = [ct.POINTER(_State)]
+    for f in (lib.qsnn_step_ref, lib.qsnn_step_fast):
+        f.argtypes = [ct.POINTER(_State), ct.POINTER(ct.c_uint8)]
+        f.restype = None
+
+
+def _ptr(a: np.ndarray, ctype: type) -> ct._Pointer:  # type: ignore[name-defined]
+    return a.ctypes.data_as(ct.POINTER(ctype))
+
+
+def _round4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+class CCore:
+    """The host-built C core running one converted model."""
+
+    def __init__(self, model: ConvertedModel, kernel: Literal["ref", "fast"] = "fast") -> None:
+        self.lib = clib.load()
+        _setup(self.lib)
+        self.model = model
+        keep: list[np.ndarray] = []
+
+        def arr(a: np.ndarray, dtype: type) -> np.ndarray:
+            b = np.ascontiguousarray(a, dtype=dtype)
+            keep.append(b)
+            return b
+
+        self._layers = (_Layer * len(model.layers))()
+        for i, L in enumerate(model.layers):
+            d = self._layers[i]
+            d.n_in, d.n_out, d.w_bits, d.recurrent = L.n_in, L.n_out, L.w_bits, int(L.recurrent)
+            d.mem_bits, d.leak_shift = L.mem_bits, L.leak_shift
+            d.w = _ptr(arr(packing.pack_rows(L.w, L.w_bits), np.uint32), ct.c_uint32)
+            d.sh_ff = _ptr(arr(L.sh_ff, np.int8), ct.c_int8)
+            d.bias = _ptr(arr(L.bias, np.int16), ct.c_int16)
+            if L.recurrent:
+                assert L.w_rec is not None and L.sh_rec is not None
+                d.w_rec = _ptr(arr(packing.pack_rows(L.w_rec, 1), np.uint32), ct.c_uint32)
+                d.sh_rec = _ptr(arr(L.sh_rec, np.int8), ct.c_int8)
+        m = self._model = _Model()
+        m.format_version = model.format_version
+        m.hash[:] = list(model.hash8)
+        m.n_bands = model.n_bands
+        m.feat_mu = _ptr(arr(model.feat_mu, np.uint8), ct.c_uint8)
+        m.n_layers = len(model.layers)
+        m.layers = ct.cast(self._layers, ct.POINTER(_Layer))
+        m.n_classes = model.n_classes
+        m.w_out = _ptr(arr(packing.pack_rows(model.w_out, 8), np.uint32), ct.c_uint32)
+        m.b_out = _ptr(arr(model.b_out, np.int32), ct.c_int32)
+        self._keep = keep
+        rc = self.lib.qsnn_model_check(ct.byref(m))
+        if rc != 0:
+            raise ValueError(f"the C core rejects this model: qsnn_model_check returned {rc}")
+        self.state_bytes = int(self.lib.qsnn_state_bytes(ct.byref(m)))
+        self._arena = np.zeros((self.state_bytes + 3) // 4, np.uint32)
+        self._st = _State()
+        rc = self.lib.qsnn_state_init(ct.byref(self._st), ct.byref(m), self._arena.ctypes.data, self._arena.nbytes)
+        if rc != 0:
+            raise RuntimeError(f"qsnn_state_init returned {rc}")
+        self._step = self.lib.qsnn_step_ref if kernel == "ref" else self.lib.qsnn_step_fast
+        self._offsets = np.cumsum([0] + [_round4(L.n_out) for L in model.layers])
+
+    def reset(self) -> None:
+        self.lib.qsnn_reset(ct.byref(self._st))
+
+    def outputs(self) -> np.ndarray:
+        return np.ctypeslib.as_array(self._st.out, shape=(self.model.n_classes,)).copy()
+
+    def membranes(self, layer: int) -> np.ndarray:
+        total = int(self._offsets[-1])
+        allm = np.ctypeslib.as_array(self._st.mem, shape=(total,))
+        return allm[self._offsets[layer]: self._offsets[layer] + self.model.layers[layer].n_out].copy()
+
+    def spikes(self, layer: int) -> np.ndarray:
+        n = self.model.layers[layer].n_out
+        words = np.ctypeslib.as_array(self._st.spk[layer], shape=(packing.row_words(n, 1),)).copy()
+        bits = (words[:, None] >> np.arange(32, dtype=np.uint32)) & 1
+        return bits.reshape(-1)[:n].astype(np.uint8)
+
+    def run_clip(self, feats: np.ndarray, trace: bool = False):
+        """Outputs int32 [C] for one clip (uint8 [T, n_bands]); with trace also per-step
+        (membranes [layers][T, N], spikes [layers][T, N])."""
+        feats = np.ascontiguousarray(feats, dtype=np.uint8)
+        self.reset()
+        T = feats.shape[0]
+        mems = [np.zeros((T, L.n_out), np.int8) for L in self.model.layers]
+        spks = [np.zeros((T, L.n_out), np.uint8) for L in self.model.layers]
+        for t in range(T):
+            self._step(ct.byref(self._st), feats[t].ctypes.data_as(ct.POINTER(ct.c_uint8)))
+            if trace:
+                for li in range(len(self.model.layers)):
+                    mems[li][t] = self.membranes(li)
+                    spks[li][t] = self.spikes(li)
+        if trace:
+            return self.outputs(), mems, spks
+        return self.outputs()

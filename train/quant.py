@@ -1,0 +1,107 @@
+"""Training-time quantizers that put every value on the integer grids of docs/contract.md.
+
+Each function returns a float tensor whose values are exactly representable integers times
+a power of two, so the PyTorch evaluation forward computes the same numbers as the integer
+reference and the C core. Gradients use straight-through or surrogate estimators.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+FRAC_BITS = 8  # fine units: 2^-8 of the firing threshold (QSNN_FRAC_BITS)
+I16_MIN, I16_MAX = -32768, 32767
+
+
+def round_half_up(x: Tensor) -> Tensor:
+    """floor(x + 0.5) with a straight-through gradient: the contract's only rounding rule."""
+    return x + (torch.floor(x + 0.5) - x).detach()
+
+
+def to_fine_grid(x: Tensor) -> Tensor:
+    """Round to multiples of 2^-F (half up), as qsnn_scale does on the accumulator."""
+    s = float(2**FRAC_BITS)
+    return round_half_up(x * s) / s
+
+
+def sat16_fine(x: Tensor) -> Tensor:
+    """Saturate a current (in threshold units) to the int16 range of fine units."""
+    s = float(2**FRAC_BITS)
+    return torch.clamp(x, I16_MIN / s, I16_MAX / s)
+
+
+class _SignSTE(torch.autograd.Function):
+    """sign with the Q-SNN backward k * t * (1 - tanh^2(t w)); sign(0) = +1."""
+
+    @staticmethod
+    def forward(ctx, w: Tensor, t: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(w)
+        ctx.t = t
+        return torch.where(w >= 0, torch.ones_like(w), -torch.ones_like(w))
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        (w,) = ctx.saved_tensors
+        t = ctx.t
+        k = max(1.0, 1.0 / t)
+        return g * k * t * (1 - torch.tanh(t * w) ** 2), None
+
+
+def binary_weight(w: Tensor, log2_gain: Tensor, t: float) -> tuple[Tensor, Tensor, Tensor]:
+    """WS-DR weight regulation: per output channel standardise, binarise, power-of-two scale.
+
+    Returns (effective weight alpha * sign, signs in {-1, +1}, integer exponent of alpha).
+    alpha = 2^(round(log2 mean|w_std|) + round(log2_gain)): the first factor is the official
+    detached WS-DR scale, the second a learnable per-channel power-of-two gain (an FC network
+    has no batch norm to set the current's scale).
+    """
+    mu = w.mean(dim=1, keepdim=True)
+    sd = w.std(dim=1, keepdim=True) + 1e-8
+    w_std = (w - mu) / sd
+    signs = _SignSTE.apply(w_std, t)
+    base = torch.round(torch.log2(w_std.abs().mean(dim=1, keepdim=True))).detach()
+    expo = base + round_half_up(log2_gain.view(-1, 1))
+    expo = torch.clamp(expo, -30.0, 7.0)
+    alpha = torch.pow(2.0, expo)
+    return alpha * signs, signs.detach(), expo.detach().view(-1)
+
+
+def int8_pow2_weight(w: Tensor, per_channel: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """8-bit weights with a power-of-two scale (per output channel or per tensor).
+
+    W_int = clamp(round_half_up(w / 2^e), -127, 127), e = ceil(log2(max|w| / 127)).
+    Returns (effective weight W_int * 2^e, W_int, e).
+    """
+    if per_channel:
+        mx = w.detach().abs().amax(dim=1, keepdim=True)
+    else:
+        mx = w.detach().abs().amax().view(1, 1).expand(w.shape[0], 1)
+    e = torch.ceil(torch.log2(torch.clamp(mx, min=1e-12) / 127.0))
+    e = torch.clamp(e, -26.0, 12.0)  # keeps every rounding shift <= 23: exact in float32
+    scale = torch.pow(2.0, e)
+    q = torch.clamp(round_half_up(w / scale), -127, 127)
+    return q * scale, q.detach(), e.detach().view(-1)
+
+
+class _SpikeFn(torch.autograd.Function):
+    """Heaviside m > 1 (strictly greater, as the contract) with a triangular surrogate of width 1."""
+
+    @staticmethod
+    def forward(ctx, m: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(m)
+        return (m > 1.0).to(m.dtype)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        (m,) = ctx.saved_tensors
+        return g * torch.clamp(1.0 - (m - 1.0).abs(), min=0.0)
+
+
+spike_fn = _SpikeFn.apply
+
+
+def quantize_membrane(m: Tensor, mem_bits: int) -> Tensor:
+    """Store: round half up to the b-bit grid of [-1, 1) and saturate (straight-through)."""
+    s = float(2 ** (mem_bits - 1))
+    v = torch.clamp(round_half_up(m * s), -s, s - 1)
+    return v / s
