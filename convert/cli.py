@@ -1,0 +1,97 @@
+"""qsnn-convert: trained checkpoint -> integer model (.npz + hash) -> C sources, and a report.
+
+The report evaluates the converted model with the Python integer reference on a split and
+checks that the PyTorch evaluation forward gives exactly the same per-class outputs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qsnnkit import data
+from qsnnkit.convert import codegen, reference
+from qsnnkit.convert.integerize import integerize
+from qsnnkit.convert.model import ConvertedModel
+from qsnnkit.paths import build_dir
+from qsnnkit.train import checkpoint
+from qsnnkit.train.dataset import features, load_split
+from qsnnkit.train.model import QSNN
+
+
+def compare(model: QSNN, cm: ConvertedModel, feats: np.ndarray, labels: np.ndarray) -> dict[str, object]:
+    """Reference accuracy, PyTorch-eval accuracy, exact agreement, firing rates."""
+    ref, tr = reference.run_batch(cm, feats, trace=True)
+    assert tr is not None
+    with torch.no_grad():
+        model.eval()
+        t_out = model(torch.from_numpy(feats)).logits_sum.numpy() / 2.0 ** cm.readout_exp
+    same = np.all(t_out == ref, axis=1)
+    first = None
+    if not same.all():
+        i = int(np.argmin(same))
+        k = int(np.argmax(t_out[i] != ref[i]))
+        first = {"clip": i, "class": k, "torch": float(t_out[i, k]), "reference": int(ref[i, k])}
+    return {
+        "samples": int(len(labels)),
+        "reference_accuracy": float((reference.predict(ref) == labels).mean()),
+        "torch_accuracy": float((t_out.argmax(1) == labels).mean()),
+        "torch_reference_agreement": float(same.mean()),
+        "first_mismatch": first,
+        "firing_rates": [float(s.mean()) for s in tr.spk],
+    }
+
+
+def provenance(ck: Path, meta: dict[str, object], data_root: str | None) -> dict[str, object]:
+    st = meta.get("settings", {})
+    return {
+        "checkpoint": ck.name, "train_settings": st, "best_epoch": meta.get("best_epoch"),
+        "val_accuracy": meta.get("val_accuracy"), "data": str(data.resolve_root(data_root).name),
+        "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="qsnn-convert", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("checkpoint", type=Path, nargs="?", default=None,
+                   help="trained checkpoint (default: build/train/model.safetensors)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: build/model)")
+    p.add_argument("--data-root", default=None, help="dataset root (default: $QSNN_DATA_ROOT or ../shared/data)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all", "none"],
+                   help="split to evaluate the converted model on (none: skip)")
+    a = p.parse_args(argv)
+    ck = a.checkpoint or build_dir() / "train" / "model.safetensors"
+    out = a.out or build_dir() / "model"
+    try:
+        model, meta = checkpoint.load(ck)
+        prov = provenance(ck, meta, a.data_root)
+        cm = integerize(model, list(meta.get("classes", data.CLASSES)), provenance=prov)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"qsnn-convert: {e}", file=sys.stderr)
+        return 2
+    cm.save(out / "model.npz")
+    st = prov["train_settings"] if isinstance(prov["train_settings"], dict) else {}
+    line = (f"model {cm.short_hash} from {ck.name}; trained: qsnn-train --epochs {st.get('epochs')} "
+            f"--seed {st.get('seed')} --threads {st.get('threads')} --lambda-sr {st.get('lambda_sr')} on {prov['data']}; "
+            f"torch {prov['torch']}, numpy {prov['numpy']}, python {prov['python']} ({prov['machine']})")
+    codegen.emit(cm, out, line)
+    report: dict[str, object] = {"model_hash": cm.hash_hex, "bytes": codegen.weight_bytes(cm),
+                                 "state_bytes": codegen.arena_bytes(cm), "provenance": prov}
+    if a.split != "none":
+        sp = load_split(a.data_root, a.split)
+        report[a.split] = compare(model, cm, features(sp.pcm, desc=f"{a.split} features"), sp.labels)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps({k: v for k, v in report.items() if k != "provenance"}, indent=1))
+    print(f"wrote {out / 'model.npz'}, {out / 'qsnn_model.h'}, {out / 'qsnn_model.c'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

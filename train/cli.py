@@ -1,0 +1,64 @@
+"""qsnn-train: train a streaming Q-SNN keyword spotter on Speech Commands (12 classes)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from qsnnkit.paths import build_dir
+from qsnnkit.train.model import QSNNConfig
+from qsnnkit.train.trainer import TrainSettings, train
+
+
+def parser() -> argparse.ArgumentParser:
+    d, c = TrainSettings(), QSNNConfig()
+    p = argparse.ArgumentParser(prog="qsnn-train", description=__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data-root", default=None, help="dataset root (default: $QSNN_DATA_ROOT or ../shared/data)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: build/train)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW, one-cycle)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--lambda-sr", type=float, default=d.lambda_sr, help="WS-DR spike-rate loss weight (0: off)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=int, default=d.threads, help="torch threads (results depend on it)")
+    p.add_argument("--no-augment", action="store_true", help="no time-shift / background-noise augmentation")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split (quick runs)")
+    p.add_argument("--device", default=d.device, help="torch device (cpu, cuda)")
+    p.add_argument("--hidden", default=",".join(map(str, c.hidden)), help="hidden layer sizes")
+    p.add_argument("--recurrent", default=",".join("1" if r else "0" for r in c.recurrent),
+                   help="per hidden layer: 1 = binary recurrent weights on its own spikes")
+    p.add_argument("--mem-bits", type=int, default=c.mem_bits, help="membrane bits (2..8)")
+    p.add_argument("--leak-shift", type=int, default=c.leak_shift, help="leak u -= u >> k")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    try:
+        cfg = QSNNConfig(hidden=tuple(int(x) for x in a.hidden.split(",")),
+                         recurrent=tuple(x.strip() == "1" for x in a.recurrent.split(",")),
+                         mem_bits=a.mem_bits, leak_shift=a.leak_shift)
+    except ValueError as e:
+        print(f"qsnn-train: {e}", file=sys.stderr)
+        return 2
+    st = TrainSettings(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
+                       lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=not a.no_augment,
+                       limit=a.limit, device=a.device)
+    out = a.out or build_dir() / "train"
+    try:
+        res = train(cfg, st, a.data_root, out)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"qsnn-train: {e}", file=sys.stderr)
+        return 2
+    summary = {"checkpoint": str(res.checkpoint), "best_epoch": res.best_epoch,
+               "val_accuracy": res.val_accuracy, "seconds": round(res.seconds, 1)}
+    (Path(out) / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
