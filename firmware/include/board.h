@@ -1,0 +1,56 @@
+/*
+ * board.h - the few hooks a board provides; everything else in the firmware is portable.
+ *
+ * One C file per board implements these (firmware/src/boards/<board>.c, selected by
+ * build_src_filter in platformio.ini). Cortex-M boards share the startup code, the
+ * vector table and the memory report (firmware/src/cortex_m/).
+ *
+ * Serial: board_uart_read() never blocks; it takes a byte from the RX ring buffer
+ * that the UART's receive interrupt fills (firmware/include/uart_ring.h).
+ */
+#ifndef BOARD_H
+#define BOARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What board_counter() counts. */
+#define BOARD_COUNTER_INSTRUCTIONS 0u /* QEMU -icount shift=0: one tick per guest instruction */
+#define BOARD_COUNTER_CYCLES 1u       /* a real core's cycle counter (DWT->CYCCNT, CCOUNT) */
+
+typedef struct {
+    const char *name;       /* board name reported in IDENT */
+    uint8_t counter_unit;   /* BOARD_COUNTER_* */
+    uint32_t counter_hz;    /* core clock for cycles; 0 for instructions */
+} board_info_t;
+
+extern const board_info_t board_info;
+
+/* Clocks, UART (with its RX interrupt), counter. Called once, first thing in main(). */
+void board_init(void);
+
+/* Send n bytes; returns when they are handed to the UART (blocking, polled TX). */
+void board_uart_write(const uint8_t *buf, size_t n);
+
+/* Take one received byte from the RX ring: 1 if *byte was written, 0 if the ring is empty. */
+int board_uart_read(uint8_t *byte);
+
+/* Bytes dropped since boot because the RX ring was full (0 when the host obeys the window). */
+uint32_t board_uart_rx_dropped(void);
+
+/* Sleep until an interrupt if the RX ring is empty (no lost wake-up). */
+void board_uart_wait(void);
+
+/* Free-running 32-bit counter (wraps; differences of uint32_t are exact). */
+uint32_t board_counter(void);
+
+/* End the program: QEMU exits with `code` (semihosting); a real chip resets. */
+void board_exit(int code) __attribute__((noreturn));
+
+/* Memory report, from linker symbols and stack painting (see docs/firmware.md). */
+uint32_t board_static_ram_bytes(void); /* .data + .bss */
+uint32_t board_flash_bytes(void);      /* vectors + code + constants + .data image */
+uint32_t board_stack_peak_bytes(void); /* deepest stack use since reset (painted stack) */
+uint32_t board_stack_size_bytes(void); /* stack reserved by the linker script */
+
+#endif /* BOARD_H */

@@ -1,0 +1,34 @@
+"""PlatformIO pre-script: compile the converted model into the firmware.
+
+The model folder holds `qsnn_model.h` / `qsnn_model.c` written by the converter
+(`qsnn-convert`). It is $QSNN_MODEL_DIR when set, else firmware/models/default (the
+committed model). The folder goes on the include path and its C file is built with the
+firmware. Also resolves board_build.ldscript relative to the project and puts
+firmware/ld on the linker search path (for INCLUDE in the linker scripts).
+"""
+import os
+import sys
+
+Import("env")  # noqa: F821  (SCons/PlatformIO injects Import)
+
+project_dir = env.subst("$PROJECT_DIR")  # noqa: F821
+model_dir = os.environ.get("QSNN_MODEL_DIR") or os.path.join(project_dir, "firmware", "models", "default")
+model_dir = os.path.abspath(model_dir)
+missing = [f for f in ("qsnn_model.h", "qsnn_model.c") if not os.path.isfile(os.path.join(model_dir, f))]
+if missing:
+    sys.stderr.write(
+        f"Error: model folder {model_dir} lacks {', '.join(missing)}.\n"
+        "Point QSNN_MODEL_DIR at a folder written by `qsnn-convert` (it holds qsnn_model.h and "
+        "qsnn_model.c), or restore firmware/models/default.\n"
+    )
+    env.Exit(1)  # noqa: F821
+
+print(f"qsnnkit model: {model_dir}")
+# The model includes qsnn_core.h: give it the core library's headers too.
+env.Append(CPPPATH=[model_dir, os.path.join(project_dir, "firmware", "lib", "qsnn", "include")])  # noqa: F821
+env.BuildSources(os.path.join("$BUILD_DIR", "qsnn_model"), model_dir, "+<qsnn_model.c>")  # noqa: F821
+
+env.Append(LIBPATH=[os.path.join(project_dir, "firmware", "ld")])  # noqa: F821
+ldscript = env.BoardConfig().get("build.ldscript", "")  # noqa: F821
+if ldscript and not os.path.isabs(ldscript) and os.path.isfile(os.path.join(project_dir, ldscript)):
+    env.Replace(LDSCRIPT_PATH=os.path.join(project_dir, ldscript))  # noqa: F821

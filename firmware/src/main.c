@@ -1,0 +1,295 @@
+/*
+ * main.c - the qsnnkit firmware: keyword spotting on audio streamed over the serial
+ * protocol (docs/protocol.md), exactly like on a live microphone: the front end runs on
+ * every hop of 320 samples as it arrives and the network on every frame it produces.
+ *
+ * Portable: everything board-specific is behind board.h. The model is compiled in
+ * (qsnn_model.h / qsnn_model.c from the converter; QSNN_MODEL_DIR picks the folder).
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "board.h"
+#include "proto.h"
+#include "qsnn_core.h"
+#include "qsnn_frontend.h"
+#include "qsnn_model.h"
+
+#define FIRMWARE_NAME "qsnnkit"
+#define FIRMWARE_VERSION "0.1.0"
+/* Requests the host may have outstanding. With 1, nothing arrives while the device
+ * computes (each ACK is sent after the work is done), so no receive interrupt runs
+ * inside a measured section and the counts are exact. */
+#define RX_WINDOW 1u
+#define MAX_AUDIO_SAMPLES (PROTO_MAX_PAYLOAD / 2u)
+
+static uint32_t arena[(QSNN_MODEL_ARENA_BYTES + 3u) / 4u];
+static qsnn_state_t net;
+static qsnn_fe_state_t fe;
+static int model_status;
+static uint32_t counter_overhead;
+
+static struct {
+    uint8_t active;
+    uint32_t expected;   /* samples announced by CLIP_BEGIN */
+    uint32_t received;
+    uint32_t hop_fill;
+    int16_t hop[QSNN_HOP_LEN];
+    uint32_t frames;
+    uint64_t fe_ticks;
+    uint64_t net_ticks;
+} clip;
+
+static proto_rx_t rx;
+static uint8_t tx_buf[PROTO_MAX_ENCODED + 1u];
+static uint8_t out_payload[PROTO_MAX_PAYLOAD];
+
+static void send(uint8_t type, uint8_t seq, const uint8_t *payload, uint16_t len)
+{
+    const size_t n = proto_encode(type, seq, payload, len, tx_buf);
+    board_uart_write(tx_buf, n);
+}
+
+static void send_error(uint8_t seq, uint8_t code, uint8_t about, uint32_t detail)
+{
+    uint8_t p[8];
+    p[0] = code;
+    p[1] = about;
+    put_u16(p + 2, 0u);
+    put_u32(p + 4, detail);
+    send(MSG_ERROR, seq, p, 8u);
+}
+
+static void send_ack(uint8_t seq, uint8_t about)
+{
+    uint8_t p[2];
+    p[0] = about;
+    p[1] = 1u; /* one credit back */
+    send(MSG_ACK, seq, p, 2u);
+}
+
+static size_t put_str(uint8_t *p, const char *s)
+{
+    size_t n = 0u;
+    while (s[n] != '\0' && n < 255u) {
+        p[1u + n] = (uint8_t)s[n];
+        ++n;
+    }
+    p[0] = (uint8_t)n;
+    return 1u + n;
+}
+
+static void send_ident(uint8_t seq)
+{
+    uint8_t *p = out_payload;
+    size_t n;
+    uint32_t i;
+    p[0] = (uint8_t)PROTO_VERSION;
+    p[1] = board_info.counter_unit;
+    p[2] = (uint8_t)RX_WINDOW;
+    p[3] = (uint8_t)model_status;
+    put_u32(p + 4, board_info.counter_hz);
+    put_u32(p + 8, qsnn_model.format_version);
+    for (i = 0; i < 8u; ++i) {
+        p[12u + i] = qsnn_model.hash[i];
+    }
+    put_u16(p + 20, qsnn_model.n_classes);
+    put_u16(p + 22, qsnn_model.n_bands);
+    put_u16(p + 24, QSNN_HOP_LEN);
+    put_u16(p + 26, PROTO_MAX_PAYLOAD);
+    put_u32(p + 28, (uint32_t)sizeof(arena));
+    put_u32(p + 32, board_static_ram_bytes());
+    put_u32(p + 36, board_flash_bytes());
+    put_u32(p + 40, board_stack_size_bytes());
+    n = 44u;
+    n += put_str(p + n, FIRMWARE_NAME);
+    n += put_str(p + n, FIRMWARE_VERSION);
+    n += put_str(p + n, board_info.name);
+    send(MSG_IDENT, seq, p, (uint16_t)n);
+}
+
+static void send_result(uint8_t seq)
+{
+    uint8_t *p = out_payload;
+    const uint32_t nc = qsnn_model.n_classes;
+    uint32_t k;
+    put_u16(p + 0, (uint32_t)qsnn_argmax(net.out, (int)nc));
+    put_u16(p + 2, nc);
+    put_u32(p + 4, clip.frames);
+    put_u32(p + 8, clip.received);
+    put_u32(p + 12, (uint32_t)clip.fe_ticks);
+    put_u32(p + 16, (uint32_t)(clip.fe_ticks >> 32));
+    put_u32(p + 20, (uint32_t)clip.net_ticks);
+    put_u32(p + 24, (uint32_t)(clip.net_ticks >> 32));
+    put_u32(p + 28, board_static_ram_bytes());
+    put_u32(p + 32, board_stack_peak_bytes());
+    put_u32(p + 36, board_flash_bytes());
+    for (k = 0; k < nc; ++k) {
+        put_u32(p + 40u + 4u * k, (uint32_t)net.out[k]);
+    }
+    send(MSG_RESULT, seq, p, (uint16_t)(40u + 4u * nc));
+}
+
+/* Ticks of an empty measured section: subtracted from every measurement. */
+static uint32_t measure_overhead(void)
+{
+    uint32_t best = 0xFFFFFFFFu;
+    int i;
+    for (i = 0; i < 4; ++i) {
+        const uint32_t t0 = board_counter();
+        const uint32_t t1 = board_counter();
+        if (t1 - t0 < best) {
+            best = t1 - t0;
+        }
+    }
+    return best;
+}
+
+/* One hop of audio: front end, then the network on the frame it produced (if any). */
+static void run_hop(void)
+{
+    uint8_t feat[QSNN_N_BANDS];
+    uint32_t t0 = board_counter();
+    const int produced = qsnn_fe_push(&fe, clip.hop, feat);
+    uint32_t t1 = board_counter();
+    clip.fe_ticks += (uint32_t)(t1 - t0 - counter_overhead);
+    if (produced) {
+        t0 = board_counter();
+        qsnn_step(&net, feat);
+        t1 = board_counter();
+        clip.net_ticks += (uint32_t)(t1 - t0 - counter_overhead);
+        ++clip.frames;
+    }
+}
+
+static void clip_begin(uint32_t n_samples)
+{
+    qsnn_reset(&net);
+    qsnn_fe_reset(&fe);
+    clip.active = 1u;
+    clip.expected = n_samples;
+    clip.received = 0u;
+    clip.hop_fill = 0u;
+    clip.frames = 0u;
+    clip.fe_ticks = 0u;
+    clip.net_ticks = 0u;
+}
+
+static void handle(const proto_frame_t *f)
+{
+    const uint8_t *p = f->payload;
+    switch (f->type) {
+    case MSG_HELLO:
+        clip.active = 0u;
+        if (f->len != 1u) {
+            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else if (p[0] != PROTO_VERSION) {
+            send_error(f->seq, ERR_VERSION, f->type, PROTO_VERSION);
+        } else {
+            send_ident(f->seq);
+        }
+        break;
+    case MSG_CLIP_BEGIN:
+        if (f->len != 4u) {
+            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else if (model_status != QSNN_OK) {
+            send_error(f->seq, ERR_MODEL, f->type, (uint32_t)model_status);
+        } else if (clip.active) {
+            clip.active = 0u;
+            send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
+        } else {
+            clip_begin(get_u32(p));
+            send_ack(f->seq, f->type);
+        }
+        break;
+    case MSG_AUDIO: {
+        const uint32_t n = f->len / 2u;
+        uint32_t i;
+        if (!clip.active) {
+            send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
+        } else if (f->len == 0u || (f->len & 1u) != 0u || n > MAX_AUDIO_SAMPLES) {
+            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else if (clip.received + n > clip.expected) {
+            clip.active = 0u;
+            send_error(f->seq, ERR_SAMPLE_COUNT, f->type, clip.received + n);
+        } else {
+            for (i = 0; i < n; ++i) {
+                clip.hop[clip.hop_fill++] = (int16_t)(uint16_t)get_u16(p + 2u * i);
+                if (clip.hop_fill == QSNN_HOP_LEN) {
+                    run_hop();
+                    clip.hop_fill = 0u;
+                }
+            }
+            clip.received += n;
+            send_ack(f->seq, f->type);
+        }
+        break;
+    }
+    case MSG_CLIP_END:
+        if (!clip.active) {
+            send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
+        } else if (f->len != 0u) {
+            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else if (clip.received != clip.expected) {
+            clip.active = 0u;
+            send_error(f->seq, ERR_SAMPLE_COUNT, f->type, clip.received);
+        } else {
+            clip.active = 0u;
+            send_result(f->seq);
+        }
+        break;
+    case MSG_BYE:
+        if (f->len != 1u) {
+            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else {
+            send_ack(f->seq, f->type);
+            board_exit((int)p[0]);
+        }
+        break;
+    default:
+        send_error(f->seq, ERR_UNKNOWN_TYPE, f->type, 0u);
+        break;
+    }
+}
+
+int main(void)
+{
+    uint32_t dropped_seen = 0u;
+    board_init();
+    model_status = qsnn_model_check(&qsnn_model);
+    if (model_status == QSNN_OK && (qsnn_model.n_bands != QSNN_N_BANDS ||
+                                    qsnn_model.n_classes > (PROTO_MAX_PAYLOAD - 40u) / 4u)) {
+        model_status = QSNN_ERR_MODEL;
+    }
+    if (model_status == QSNN_OK && qsnn_state_bytes(&qsnn_model) > sizeof(arena)) {
+        model_status = QSNN_ERR_ARENA;
+    }
+    if (model_status == QSNN_OK) {
+        model_status = qsnn_state_init(&net, &qsnn_model, arena, sizeof(arena));
+    }
+    counter_overhead = measure_overhead();
+    proto_rx_init(&rx);
+    for (;;) {
+        uint8_t b;
+        proto_frame_t f;
+        const uint32_t dropped = board_uart_rx_dropped();
+        if (dropped != dropped_seen) {
+            dropped_seen = dropped;
+            proto_rx_resync(&rx);
+            clip.active = 0u;
+            send_error(0u, ERR_RX_OVERFLOW, 0u, dropped);
+        }
+        if (!board_uart_read(&b)) {
+            board_uart_wait();
+            continue;
+        }
+        {
+            const int r = proto_rx_byte(&rx, b, &f);
+            if (r == PROTO_RX_FRAME) {
+                handle(&f);
+            } else if (r > 0) {
+                send_error(f.seq, (uint8_t)r, f.type, 0u);
+            }
+        }
+    }
+}
