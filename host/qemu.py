@@ -1,0 +1,123 @@
+"""Boot the firmware on an emulated board (qemu-system-arm) and talk to it over TCP.
+
+The QEMU machine and its arguments come from the board file of the in-repo PlatformIO
+platform (firmware/platforms/qemu-cortex-m/boards/<board>.json, "qemu" section), the same
+place `pio run -e qemu_m4 -t upload` reads them from. The host listens on a free local
+port and QEMU connects its first serial port to it (`server=off,nodelay=on`), so there is
+no port race between parallel instances.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+from qsnnkit.host.transport import SocketTransport
+from qsnnkit.paths import FIRMWARE_DIR, REPO_ROOT
+
+BOARDS_DIR = FIRMWARE_DIR / "platforms" / "qemu-cortex-m" / "boards"
+DEFAULT_BOARD = "netduinoplus2"
+DEFAULT_ENV = "qemu_m4"
+
+_live: set["QemuBoard"] = set()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """No QEMU outlives the Python process that started it (Ctrl-C, uncaught errors)."""
+    for qb in list(_live):
+        qb.stop()
+
+
+def default_elf(env: str = DEFAULT_ENV) -> Path:
+    return REPO_ROOT / ".pio" / "build" / env / "firmware.elf"
+
+
+def qemu_config(board: str = DEFAULT_BOARD) -> dict:
+    path = BOARDS_DIR / f"{board}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no emulated board {board!r} ({path} missing)")
+    cfg = json.loads(path.read_text())
+    if "qemu" not in cfg:
+        raise ValueError(f"{path} has no 'qemu' section")
+    return cfg["qemu"]
+
+
+def qemu_command(elf: Path, serial: str, board: str = DEFAULT_BOARD) -> list[str]:
+    cfg = qemu_config(board)
+    exe = shutil.which("qemu-system-arm")
+    if exe is None:
+        raise FileNotFoundError("qemu-system-arm not found: apt-get install --no-install-recommends qemu-system-arm")
+    return [exe, "-M", cfg["machine"], *cfg.get("args", []), "-serial", serial, "-kernel", str(elf)]
+
+
+class QemuBoard:
+    """One emulated board: ``with QemuBoard(elf) as qb: Device(qb.transport)...``."""
+
+    def __init__(self, elf: str | Path | None = None, board: str = DEFAULT_BOARD, boot_timeout: float = 15.0):
+        self.elf = Path(elf) if elf else default_elf()
+        if not self.elf.is_file():
+            raise FileNotFoundError(
+                f"firmware {self.elf} not found: build it first with `pio run -e {DEFAULT_ENV}` "
+                "(in the repository root)"
+            )
+        self.board = board
+        self.boot_timeout = boot_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.transport: SocketTransport | None = None
+        self._log = tempfile.TemporaryFile()
+
+    def start(self) -> SocketTransport:
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        srv.settimeout(self.boot_timeout)
+        port = srv.getsockname()[1]
+        cmd = qemu_command(self.elf, f"tcp:127.0.0.1:{port},server=off,nodelay=on", self.board)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        _live.add(self)
+        try:
+            conn, _ = srv.accept()
+        except socket.timeout as e:
+            self.stop()
+            raise RuntimeError(f"QEMU did not connect its serial port within {self.boot_timeout} s: {self.output()}") from e
+        finally:
+            srv.close()
+        self.transport = SocketTransport(conn, f"qemu:{self.elf.name}")
+        return self.transport
+
+    def output(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace").strip()
+
+    def wait(self, timeout: float) -> int:
+        """Exit status once the firmware ended (board_exit); TimeoutExpired otherwise."""
+        assert self.proc is not None
+        status = self.proc.wait(timeout)
+        _live.discard(self)
+        return status
+
+    def stop(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        _live.discard(self)
+
+    def __enter__(self) -> "QemuBoard":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._log.close()

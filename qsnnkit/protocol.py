@@ -1,0 +1,364 @@
+"""The qsnnkit serial protocol, version 1: the host-side definition (docs/protocol.md).
+
+The device side is firmware/src/proto.c; tests check both against the same test vectors.
+
+A frame on the wire is ``COBS(body) + b"\\x00"`` with
+
+    body = type u8 | seq u8 | len u16 LE | payload[len] | crc u16 LE
+
+and ``crc`` the CRC-16/CCITT-FALSE of type..payload (``crc16(b"123456789") == 0x29B1``).
+COBS removes every 0x00 from the body, so a 0x00 always ends a frame: after a lost or
+corrupted byte the receiver drops one frame and is back in step at the next 0x00.
+
+Every host request gets exactly one response frame with the same ``seq``: IDENT, ACK,
+RESULT, or ERROR (errors are never silent). The device's IDENT says how many requests
+may be outstanding (its receive window); the host never exceeds it, so the device's
+receive ring buffer cannot overflow.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+PROTOCOL_VERSION = 1
+MAX_PAYLOAD = 1024
+HEADER_BYTES = 4
+CRC_BYTES = 2
+MAX_BODY = HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES
+#: Longest encoded frame without its 0x00 delimiter (COBS: one code byte per 254 bytes, plus one).
+MAX_ENCODED = MAX_BODY + MAX_BODY // 254 + 1
+#: Samples per AUDIO message the device accepts (payload bytes / 2).
+MAX_AUDIO_SAMPLES = MAX_PAYLOAD // 2
+
+
+class Msg(IntEnum):
+    # host -> device
+    HELLO = 0x01  # u8 protocol version -> IDENT
+    CLIP_BEGIN = 0x02  # u32 n_samples -> ACK
+    AUDIO = 0x03  # int16 LE samples (1..512) -> ACK (sent after the samples were processed)
+    CLIP_END = 0x04  # empty -> RESULT
+    BYE = 0x05  # u8 exit code -> ACK, then the device exits (QEMU: with that status)
+    # device -> host
+    IDENT = 0x81
+    ACK = 0x82
+    RESULT = 0x84
+    ERROR = 0xEE
+
+
+class Err(IntEnum):
+    BAD_CRC = 1
+    BAD_LENGTH = 2  # length field disagrees with the frame, or the body is too short
+    UNKNOWN_TYPE = 3
+    BAD_STATE = 4  # message not valid now (AUDIO outside a clip, ...)
+    BAD_PAYLOAD = 5  # payload size or contents invalid for the type
+    FRAMING = 6  # COBS decoding failed
+    TOO_LONG = 7  # no delimiter within MAX_ENCODED bytes
+    RX_OVERFLOW = 8  # the device's receive ring dropped bytes
+    SAMPLE_COUNT = 9  # more or fewer samples than CLIP_BEGIN announced
+    MODEL = 10  # the compiled-in model failed qsnn_model_check; detail = its code
+    VERSION = 11  # HELLO asked for another protocol version; detail = the device's
+
+
+COUNTER_UNITS = {0: "instructions", 1: "cycles"}
+
+
+class ProtocolError(RuntimeError):
+    """A malformed frame, or a response that breaks the protocol."""
+
+
+# -- CRC and COBS ---------------------------------------------------------------------------
+
+def _crc_table() -> list[int]:
+    table = []
+    for i in range(256):
+        c = i << 8
+        for _ in range(8):
+            c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
+        table.append(c & 0xFFFF)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final xor."""
+    crc = 0xFFFF
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
+    return crc
+
+
+def cobs_encode(data: bytes) -> bytes:
+    """Consistent Overhead Byte Stuffing: the result has no 0x00 byte."""
+    out = bytearray([0])
+    code_at, code = 0, 1
+    for b in data:
+        if b == 0:
+            out[code_at] = code
+            code_at, code = len(out), 1
+            out.append(0)
+        else:
+            out.append(b)
+            code += 1
+            if code == 0xFF:
+                out[code_at] = code
+                code_at, code = len(out), 1
+                out.append(0)
+    out[code_at] = code
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes:
+    out = bytearray()
+    i, n = 0, len(data)
+    while i < n:
+        code = data[i]
+        i += 1
+        if code == 0 or i + code - 1 > n:
+            raise ProtocolError(f"COBS: bad code byte {code} at offset {i - 1} of {n}")
+        out += data[i:i + code - 1]
+        i += code - 1
+        if code != 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+# -- frames -----------------------------------------------------------------------------------
+
+class FrameError(ProtocolError):
+    """A received frame that had to be dropped; ``code`` is the error the device would report."""
+
+    def __init__(self, code: Err, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Frame:
+    type: int
+    seq: int
+    payload: bytes
+
+
+def encode_frame(type_: int, seq: int, payload: bytes = b"") -> bytes:
+    """One frame as sent on the wire, delimiter included."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    head = struct.pack("<BBH", type_ & 0xFF, seq & 0xFF, len(payload)) + payload
+    return cobs_encode(head + struct.pack("<H", crc16(head))) + b"\x00"
+
+
+def decode_body(encoded: bytes) -> Frame:
+    """Decode one frame given without its delimiter; FrameError (with its Err code) when it is bad."""
+    try:
+        body = cobs_decode(encoded)
+    except ProtocolError as e:
+        raise FrameError(Err.FRAMING, str(e)) from e
+    if len(body) < HEADER_BYTES + CRC_BYTES:
+        raise FrameError(Err.BAD_LENGTH, f"frame body of {len(body)} bytes is shorter than a header and CRC")
+    (crc,) = struct.unpack_from("<H", body, len(body) - 2)
+    if crc16(body[:-2]) != crc:
+        raise FrameError(Err.BAD_CRC, f"CRC {crc:#06x} does not match {crc16(body[:-2]):#06x}")
+    type_, seq, length = struct.unpack_from("<BBH", body, 0)
+    if length != len(body) - HEADER_BYTES - CRC_BYTES:
+        raise FrameError(Err.BAD_LENGTH, f"length field {length}, frame carries {len(body) - 6} payload bytes")
+    return Frame(type_, seq, bytes(body[HEADER_BYTES:-CRC_BYTES]))
+
+
+class FrameReader:
+    """Incremental decoder: feed bytes, get frames (and FrameErrors for dropped frames)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._skipping = False
+
+    def feed(self, data: bytes) -> list[Frame | FrameError]:
+        out: list[Frame | FrameError] = []
+        for b in data:
+            if b == 0:
+                buf, skipping = bytes(self._buf), self._skipping
+                self._buf.clear()
+                self._skipping = False
+                if skipping or not buf:
+                    continue
+                try:
+                    out.append(decode_body(buf))
+                except FrameError as e:
+                    out.append(e)
+            elif not self._skipping:
+                if len(self._buf) >= MAX_ENCODED:
+                    self._skipping = True
+                    self._buf.clear()
+                    out.append(FrameError(Err.TOO_LONG, f"no frame delimiter within {MAX_ENCODED} bytes"))
+                else:
+                    self._buf.append(b)
+        return out
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+def hello(version: int = PROTOCOL_VERSION) -> bytes:
+    return struct.pack("<B", version)
+
+
+def clip_begin(n_samples: int) -> bytes:
+    return struct.pack("<I", n_samples)
+
+
+def audio(samples) -> bytes:  # noqa: ANN001 - any int16 sequence / array
+    import numpy as np
+
+    a = np.asarray(samples)
+    if a.dtype != np.int16:
+        raise ValueError(f"AUDIO carries int16 samples, got {a.dtype}")
+    if not 1 <= a.size <= MAX_AUDIO_SAMPLES:
+        raise ValueError(f"AUDIO carries 1..{MAX_AUDIO_SAMPLES} samples, got {a.size}")
+    return a.astype("<i2").tobytes()
+
+
+def bye(code: int = 0) -> bytes:
+    return struct.pack("<B", code)
+
+
+_IDENT_HEAD = struct.Struct("<BBBBII8sHHHHIIII")
+
+
+@dataclass(frozen=True)
+class Ident:
+    protocol_version: int
+    counter_unit: str  # "instructions" | "cycles"
+    rx_window: int  # requests the host may have outstanding
+    model_status: int  # qsnn_model_check() result, 0 = OK
+    counter_hz: int  # core clock for cycles, 0 for instructions
+    format_version: int
+    model_hash: str  # 16 hex digits
+    n_classes: int
+    n_bands: int
+    hop_len: int
+    max_payload: int
+    arena_bytes: int
+    static_ram_bytes: int
+    flash_bytes: int
+    stack_bytes: int
+    firmware: str
+    firmware_version: str
+    board: str
+
+    def pack(self) -> bytes:
+        unit = {v: k for k, v in COUNTER_UNITS.items()}[self.counter_unit]
+        out = _IDENT_HEAD.pack(
+            self.protocol_version, unit, self.rx_window, self.model_status, self.counter_hz,
+            self.format_version, bytes.fromhex(self.model_hash), self.n_classes, self.n_bands, self.hop_len,
+            self.max_payload, self.arena_bytes, self.static_ram_bytes, self.flash_bytes, self.stack_bytes,
+        )
+        for s in (self.firmware, self.firmware_version, self.board):
+            b = s.encode()
+            out += bytes([len(b)]) + b
+        return out
+
+    @staticmethod
+    def unpack(p: bytes) -> "Ident":
+        if len(p) < _IDENT_HEAD.size:
+            raise ProtocolError(f"IDENT of {len(p)} bytes, expected at least {_IDENT_HEAD.size}")
+        f = _IDENT_HEAD.unpack_from(p, 0)
+        strs: list[str] = []
+        i = _IDENT_HEAD.size
+        for _ in range(3):
+            if i >= len(p) or i + 1 + p[i] > len(p):
+                raise ProtocolError("IDENT: truncated string field")
+            strs.append(p[i + 1:i + 1 + p[i]].decode("ascii", "replace"))
+            i += 1 + p[i]
+        if f[1] not in COUNTER_UNITS:
+            raise ProtocolError(f"IDENT: unknown counter unit {f[1]}")
+        return Ident(f[0], COUNTER_UNITS[f[1]], f[2], f[3], f[4], f[5], f[6].hex(), *f[7:], *strs)
+
+
+_RESULT_HEAD = struct.Struct("<HHIIQQIII")
+
+
+@dataclass(frozen=True)
+class Result:
+    label: int  # argmax of the outputs, ties to the lowest index
+    frames: int
+    samples: int
+    frontend_ticks: int
+    network_ticks: int
+    static_ram_bytes: int
+    stack_peak_bytes: int
+    flash_bytes: int
+    outputs: list[int] = field(default_factory=list)  # int32 per class
+
+    def pack(self) -> bytes:
+        return _RESULT_HEAD.pack(
+            self.label, len(self.outputs), self.frames, self.samples, self.frontend_ticks, self.network_ticks,
+            self.static_ram_bytes, self.stack_peak_bytes, self.flash_bytes,
+        ) + struct.pack(f"<{len(self.outputs)}i", *self.outputs)
+
+    @staticmethod
+    def unpack(p: bytes) -> "Result":
+        if len(p) < _RESULT_HEAD.size:
+            raise ProtocolError(f"RESULT of {len(p)} bytes, expected at least {_RESULT_HEAD.size}")
+        label, nc, frames, samples, fe, net, ram, stack, flash = _RESULT_HEAD.unpack_from(p, 0)
+        if len(p) != _RESULT_HEAD.size + 4 * nc:
+            raise ProtocolError(f"RESULT of {len(p)} bytes for {nc} classes")
+        outs = list(struct.unpack_from(f"<{nc}i", p, _RESULT_HEAD.size))
+        return Result(label, frames, samples, fe, net, ram, stack, flash, outs)
+
+
+_ACK = struct.Struct("<BB")
+
+
+@dataclass(frozen=True)
+class Ack:
+    about: int  # type of the acknowledged request
+    credits: int
+
+    def pack(self) -> bytes:
+        return _ACK.pack(self.about, self.credits)
+
+    @staticmethod
+    def unpack(p: bytes) -> "Ack":
+        if len(p) != _ACK.size:
+            raise ProtocolError(f"ACK of {len(p)} bytes, expected {_ACK.size}")
+        return Ack(*_ACK.unpack(p))
+
+
+_ERROR = struct.Struct("<BBHI")
+
+
+@dataclass(frozen=True)
+class ErrorMsg:
+    code: int
+    about: int  # type of the offending frame (0 when it could not be read)
+    detail: int
+
+    def pack(self) -> bytes:
+        return _ERROR.pack(self.code, self.about, 0, self.detail)
+
+    @staticmethod
+    def unpack(p: bytes) -> "ErrorMsg":
+        if len(p) != _ERROR.size:
+            raise ProtocolError(f"ERROR of {len(p)} bytes, expected {_ERROR.size}")
+        code, about, _, detail = _ERROR.unpack(p)
+        return ErrorMsg(code, about, detail)
+
+    def describe(self) -> str:
+        try:
+            name = Err(self.code).name
+        except ValueError:
+            name = f"code {self.code}"
+        try:
+            about = Msg(self.about).name
+        except ValueError:
+            about = f"type {self.about:#04x}"
+        return f"{name} (about {about}, detail {self.detail})"
+
+
+class DeviceError(RuntimeError):
+    """The device answered with an ERROR frame."""
+
+    def __init__(self, err: ErrorMsg):
+        super().__init__(f"device reported {err.describe()}")
+        self.err = err
