@@ -122,16 +122,28 @@ void qsnn_fe_frame(const int16_t head[QSNN_FE_HISTORY_LEN], const int16_t tail[Q
     uint32_t n, i, len, kstep, q;
     int sh, off;
 
-    /* 1. window, packed into complex pairs at bit-reversed positions */
-    for (n = 0u; n < QSNN_FRAME_LEN; n++) {
-        const int32_t x = n < QSNN_FE_HISTORY_LEN ? head[n] : tail[n - QSNN_FE_HISTORY_LEN];
-        const uint32_t wi = n <= QSNN_FRAME_LEN / 2u ? n : QSNN_FRAME_LEN - n;
-        const int32_t y = x * (int32_t)QSNN_FE_WIN[wi];
-        buf[2u * QSNN_FE_BITREV[n >> 1] + (n & 1u)] = y;
-        peak |= (uint32_t)(y < 0 ? -y : y); /* same msb as the maximum */
+    /* 1. window, packed into complex pairs (samples 2m, 2m + 1) at bit-reversed positions */
+    for (n = 0u; n < QSNN_FRAME_LEN; n += 2u) {
+        const int16_t *x = n < QSNN_FE_HISTORY_LEN ? &head[n] : &tail[n - QSNN_FE_HISTORY_LEN];
+        int32_t w0, w1, y0, y1;
+        int32_t *dst = &buf[2u * QSNN_FE_BITREV[n >> 1]];
+        if (n < QSNN_FRAME_LEN / 2u) {
+            w0 = (int32_t)QSNN_FE_WIN[n];
+            w1 = (int32_t)QSNN_FE_WIN[n + 1u];
+        } else {
+            w0 = (int32_t)QSNN_FE_WIN[QSNN_FRAME_LEN - n];
+            w1 = (int32_t)QSNN_FE_WIN[QSNN_FRAME_LEN - n - 1u];
+        }
+        y0 = (int32_t)x[0] * w0;
+        y1 = (int32_t)x[1] * w1;
+        dst[0] = y0;
+        dst[1] = y1;
+        peak |= (uint32_t)(y0 < 0 ? -y0 : y0) | (uint32_t)(y1 < 0 ? -y1 : y1); /* msb of the maximum */
     }
-    for (n = QSNN_FRAME_LEN; n < QSNN_FFT_LEN; n++) {
-        buf[2u * QSNN_FE_BITREV[n >> 1] + (n & 1u)] = 0;
+    for (n = QSNN_FRAME_LEN; n < QSNN_FFT_LEN; n += 2u) {
+        int32_t *dst = &buf[2u * QSNN_FE_BITREV[n >> 1]];
+        dst[0] = 0;
+        dst[1] = 0;
     }
     if (peak == 0u) {
         for (i = 0u; i < QSNN_N_BANDS; i++) {
@@ -169,14 +181,15 @@ void qsnn_fe_frame(const int16_t head[QSNN_FE_HISTORY_LEN], const int16_t tail[Q
             b[1] = ai - bi;
         }
         for (j = 1u, k = kstep; j < half; j++, k += kstep) {
-            int32_t c, s;
+            int32_t c, s, ns;
             fe_twiddle(k, &c, &s);
+            ns = -s; /* b * W as two multiply-accumulates per component */
             for (i = j; i < FE_NFFT_C; i += len) {
                 int32_t *a = &buf[2u * i];
                 int32_t *b = &buf[2u * (i + half)];
                 const int32_t br = b[0], bi = b[1], ar = a[0], ai = a[1];
                 const int32_t tr = (int32_t)(((int64_t)br * c + (int64_t)bi * s + FE_RND) >> 15);
-                const int32_t ti = (int32_t)(((int64_t)bi * c - (int64_t)br * s + FE_RND) >> 15);
+                const int32_t ti = (int32_t)(((int64_t)bi * c + (int64_t)br * ns + FE_RND) >> 15);
                 a[0] = ar + tr;
                 a[1] = ai + ti;
                 b[0] = ar - tr;
