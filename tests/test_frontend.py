@@ -2,6 +2,7 @@
 generated tables, edge cases, and strict cross-compilation for the three MCU targets."""
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import shutil
@@ -281,8 +282,6 @@ def test_wrong_inputs_are_rejected() -> None:
 def test_clip_api_counts_whole_hops_only() -> None:
     """qsnn_fe_clip never pads: 1 s gives 49 frames, a trailing partial hop is ignored,
     and max_frames is respected."""
-    import ctypes
-
     lib = frontend._lib()
     x = np.ones(16000 + 319, dtype=np.int16)
     out = np.full((60, 40), 7, dtype=np.uint8)
@@ -296,13 +295,12 @@ def test_clip_api_counts_whole_hops_only() -> None:
 
 
 def test_state_struct_layout() -> None:
-    assert ctypes_sizeof_state() == 322
-
-
-def ctypes_sizeof_state() -> int:
-    import ctypes
-
-    return ctypes.sizeof(frontend.FeState)
+    """The binding's FeState must match qsnn_fe_state_t: int16 hist[160] + uint8 primed."""
+    assert ctypes.sizeof(frontend.FeState) == 322
+    st = frontend.StreamingFrontEnd()
+    hop = np.arange(320, dtype=np.int16)
+    st.push(hop)
+    assert st.primed and np.array_equal(st.history, hop[160:])
 
 
 # --- (e) strict cross-compilation --------------------------------------------------------------
@@ -333,3 +331,54 @@ def test_cross_compiles_with_werror(target: str, tmp_path: Path) -> None:
     undef.discard("U")
     assert undef <= ALLOWED_HELPERS[target], f"{target}: unexpected external symbols {undef - ALLOWED_HELPERS[target]}"
     assert not any("div" in s or "mod" in s for s in undef), f"{target}: division helper used: {undef}"
+
+
+# --- cached features of WAV files ----------------------------------------------------------------
+
+def _write_wav(path: Path, pcm: np.ndarray, rate: int = 16000, width: int = 2, channels: int = 1) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def test_wav_features_are_cached_and_keyed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qsnnkit import features
+
+    monkeypatch.setenv("QSNN_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(3)
+    clips = [rng.integers(-2000, 2000, n).astype(np.int16) for n in (16000, 12000, 17000)]
+    paths = [_write_wav(tmp_path / f"c{i}.wav", c) for i, c in enumerate(clips)]
+    f = features.wav_features(paths, progress=False)
+    assert f.shape == (3, 49, 40) and f.dtype == np.uint8
+    for i, c in enumerate(clips):
+        assert np.array_equal(f[i], frontend.clip_features(c))
+    cache = features.cache_path(paths)
+    assert cache.exists()
+    with np.load(cache, allow_pickle=False) as z:
+        assert str(z["source_hash"]) == features.source_hash()
+        z_feats = z["features"]
+    # a valid cache is what is returned: poison it and see the poisoned values come back
+    poisoned = z_feats.copy()
+    poisoned[0, 0, 0] ^= 1
+    np.savez(cache, features=poisoned, paths=np.array([str(p.resolve()) for p in paths]),
+             source_hash=np.array(features.source_hash()))
+    assert features.wav_features(paths, progress=False)[0, 0, 0] == poisoned[0, 0, 0]
+    # a changed file changes the key, so the features are recomputed
+    _write_wav(paths[0], clips[0][::-1].copy())
+    os.utime(paths[0], ns=(1, 1))
+    assert features.cache_path(paths) != cache
+    assert np.array_equal(features.wav_features(paths, progress=False)[0], frontend.clip_features(clips[0][::-1]))
+
+
+@pytest.mark.parametrize("rate,width,channels,msg", [(8000, 2, 1, "Hz"), (16000, 1, 1, "16-bit"),
+                                                       (16000, 2, 2, "mono")])
+def test_wav_reader_rejects_other_formats(tmp_path: Path, rate: int, width: int, channels: int, msg: str) -> None:
+    from qsnnkit import features
+
+    pcm = np.zeros(1600 * channels, dtype=np.int16 if width == 2 else np.uint8)
+    p = _write_wav(tmp_path / "bad.wav", pcm, rate=rate, width=width, channels=channels)
+    with pytest.raises(ValueError, match=msg):
+        features.wav_features([p], use_cache=False, progress=False)
