@@ -1,10 +1,12 @@
-"""PlatformIO pre-script: compile the converted model into the firmware.
+"""PlatformIO pre-script of every qsnnkit env: the model, the linker script, link flags.
 
 The model folder holds `qsnn_model.h` / `qsnn_model.c` written by the converter
 (`qsnn-convert`). It is $QSNN_MODEL_DIR when set, else firmware/models/default (the
 committed model). The folder goes on the include path and its C file is built with the
 firmware. Also resolves board_build.ldscript relative to the project and puts
-firmware/ld on the linker search path (for INCLUDE in the linker scripts).
+firmware/ld on the linker search path (for INCLUDE in the linker scripts), and appends
+the env's `custom_linkflags` to the link (build_flags only reach the compiler for flags
+such as -nostartfiles or --specs, when a registry platform builds the program).
 """
 import os
 import sys
@@ -32,3 +34,7 @@ env.Append(LIBPATH=[os.path.join(project_dir, "firmware", "ld")])  # noqa: F821
 ldscript = env.BoardConfig().get("build.ldscript", "")  # noqa: F821
 if ldscript and not os.path.isabs(ldscript) and os.path.isfile(os.path.join(project_dir, ldscript)):
     env.Replace(LDSCRIPT_PATH=os.path.join(project_dir, ldscript))  # noqa: F821
+
+extra_link = env.GetProjectOption("custom_linkflags", "")  # noqa: F821
+if extra_link:
+    env.Append(LINKFLAGS=extra_link.split())  # noqa: F821

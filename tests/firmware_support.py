@@ -1,0 +1,87 @@
+"""Shared by the firmware tests: the offline PlatformIO environment, a model to build with,
+and a firmware build (incremental, in the project's ignored cache)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from qsnnkit.paths import FIRMWARE_DIR, REPO_ROOT, cache_dir
+
+DEFAULT_MODEL_DIR = FIRMWARE_DIR / "models" / "default"
+MODEL_FILES = ("model.npz", "qsnn_model.h", "qsnn_model.c")
+
+
+def pio_exe() -> str:
+    exe = shutil.which("pio") or shutil.which("platformio")
+    if exe is None:
+        raise RuntimeError("PlatformIO (pio) is not installed: pip install platformio==6.2.0")
+    return exe
+
+
+def pio_env(core_dir: Path | None = None, build_dir: Path | None = None, model_dir: Path | None = None) -> dict[str, str]:
+    """Environment for an offline `pio run`: no upgrade check, no telemetry, the repo's core dir."""
+    env = dict(os.environ)
+    env["PLATFORMIO_DISABLE_UPGRADE_CHECK"] = "true"
+    env["PLATFORMIO_SETTING_ENABLE_TELEMETRY"] = "No"
+    env["PLATFORMIO_CORE_DIR"] = str(core_dir or REPO_ROOT / ".cache" / "platformio")
+    if build_dir is not None:
+        env["PLATFORMIO_BUILD_DIR"] = str(build_dir)
+    if model_dir is not None:
+        env["QSNN_MODEL_DIR"] = str(model_dir)
+    return env
+
+
+def random_model(out_dir: Path, seed: int = 0) -> Path:
+    """A random but lively converted model (spikes in both layers), written with the converter's
+    own code generator: model.npz + qsnn_model.h/.c. Used when no trained default model exists."""
+    from qsnnkit.convert import codegen
+    from qsnnkit.convert.model import ConvertedModel, IntLayer
+
+    rng = np.random.default_rng(seed)
+    nb, h1, h2, nc = 40, 64, 48, 12
+    i32 = np.int32
+    l0 = IntLayer(w_bits=8, mem_bits=4, leak_shift=2, w=rng.integers(-127, 128, (h1, nb)).astype(i32),
+                  sh_ff=np.full(h1, 5, i32), bias=rng.integers(-50, 50, h1).astype(i32),
+                  w_rec=rng.choice([-1, 1], (h1, h1)).astype(i32), sh_rec=np.full(h1, -4, i32))
+    l1 = IntLayer(w_bits=1, mem_bits=4, leak_shift=2, w=rng.choice([-1, 1], (h2, h1)).astype(i32),
+                  sh_ff=np.full(h2, -5, i32), bias=rng.integers(-50, 50, h2).astype(i32))
+    m = ConvertedModel(feat_mu=rng.integers(60, 120, nb).astype(i32), layers=[l0, l1],
+                       w_out=rng.integers(-127, 128, (nc, h2)).astype(i32),
+                       b_out=rng.integers(-100, 100, nc).astype(i32), classes=[f"c{i}" for i in range(nc)])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    m.save(out_dir / "model.npz")
+    codegen.emit(m, out_dir, f"random test model, seed {seed}")
+    return out_dir
+
+
+def model_dir_for_tests() -> Path:
+    """The committed default model when it is there, else a random model in the cache."""
+    if all((DEFAULT_MODEL_DIR / f).is_file() for f in MODEL_FILES):
+        return DEFAULT_MODEL_DIR
+    d = cache_dir() / "test-models" / "random-0"
+    if not all((d / f).is_file() for f in MODEL_FILES):
+        random_model(d, 0)
+    return d
+
+
+def build_firmware(model_dir: Path, env_name: str = "qemu_m4", build_dir: Path | None = None,
+                   core_dir: Path | None = None) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`pio run -e <env>` with this model; returns (firmware.elf, the completed process)."""
+    key = model_dir.resolve().as_posix().replace("/", "_").strip("_")[-80:]
+    build_dir = build_dir or cache_dir() / "test-firmware" / key
+    res = subprocess.run(
+        [pio_exe(), "run", "-e", env_name], cwd=REPO_ROOT, capture_output=True, text=True,
+        env=pio_env(core_dir=core_dir, build_dir=build_dir, model_dir=model_dir), timeout=300,
+    )
+    return build_dir / env_name / "firmware.elf", res
+
+
+def built_firmware(model_dir: Path) -> Path:
+    elf, res = build_firmware(model_dir)
+    if res.returncode != 0:
+        raise AssertionError(f"pio run -e qemu_m4 failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return elf

@@ -1,0 +1,51 @@
+"""End to end: build the firmware, boot it in QEMU, and run the real CLI (host/eval.py as a
+subprocess) on 50 test clips through the emulated serial port. The device's per-class
+outputs must equal the integer reference's exactly on every clip."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from qsnnkit.convert.model import load_converted
+from qsnnkit.paths import REPO_ROOT
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import firmware_support as fw  # noqa: E402
+
+N_CLIPS = 50
+KEYS = {"samples", "accuracy", "reference_accuracy", "agreement", "latency", "ram_bytes", "flash_bytes",
+        "model_hash", "target", "wall_s_per_clip"}
+
+
+def test_eval_on_qemu_is_bit_exact(tmp_path: Path) -> None:
+    model_dir = fw.model_dir_for_tests()
+    elf = fw.built_firmware(model_dir)
+    model = load_converted(model_dir / "model.npz")
+    out = tmp_path / "eval.json"
+    cmd = [sys.executable, str(REPO_ROOT / "host" / "eval.py"), "--port", "qemu", "--elf", str(elf),
+           "--model", str(model_dir / "model.npz"), "--split", "test", "--limit", str(N_CLIPS),
+           "--jobs", "2", "--json", str(out), "--quiet"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    print(res.stdout)
+    assert res.returncode == 0, f"eval failed ({res.returncode}):\n{res.stdout}\n{res.stderr[-4000:]}"
+    s = json.loads(out.read_text())
+    assert KEYS <= set(s), KEYS - set(s)
+    assert s["samples"] == N_CLIPS
+    if s["agreement"] != 1.0:
+        m = s["mismatches"][0]
+        raise AssertionError(f"first mismatch {m['path']}: device {m['device_outputs']} != "
+                             f"reference {m['reference_outputs']}")
+    assert s["label_agreement"] == 1.0 and s["accuracy"] == s["reference_accuracy"]
+    assert s["model_hash"] == model.short_hash
+    lat = s["latency"]
+    assert lat["unit"] == "instructions"
+    for part in ("frontend", "network", "total"):
+        assert set(lat[part]) >= {"median", "p95"} and lat[part]["median"] > 0
+    assert abs(lat["total"]["mean"] - lat["frontend"]["mean"] - lat["network"]["mean"]) < 1e-6 * lat["total"]["mean"]
+    ram = s["ram_bytes"]
+    assert 0 < ram["static"] < 128 * 1024 and 0 < ram["stack_peak"] <= ram["stack_reserved"]
+    assert 0 < s["flash_bytes"] < 1024 * 1024
+    assert s["target"].startswith("qemu:")
