@@ -94,6 +94,11 @@ class Device:
                 last = e
                 continue
             except P.DeviceError as e:
+                if e.err.code == P.Err.VERSION:
+                    raise P.ProtocolError(
+                        f"the device speaks protocol version {e.err.detail}, this host speaks "
+                        f"{P.PROTOCOL_VERSION}: update the firmware or qsnnkit so that they match"
+                    ) from e
                 # bytes of an earlier HELLO that arrived half-way through the device's boot
                 if e.err.code not in _RESEND_ON:
                     raise

@@ -176,7 +176,14 @@ class Evaluator:
             with QemuBoard(self.args.elf) as qb:
                 assert qb.transport is not None
                 dev = Device(qb.transport, timeout=self.args.timeout)
-                self._serve(dev, jobs, out, bar)
+                try:
+                    self._serve(dev, jobs, out, bar)
+                except (ConnectionError, TimeoutError) as e:
+                    status = qb.proc.poll() if qb.proc is not None else None
+                    if status is None:
+                        raise
+                    why = {3: " (a fault handler ran)", 2: " (main returned)"}.get(status, "")
+                    raise RuntimeError(f"QEMU exited with status {status}{why}: {e}; {qb.output()}") from e
                 if self.error is None:
                     dev.bye(0)
                     status = qb.wait(10)
