@@ -49,3 +49,20 @@ def test_eval_on_qemu_is_bit_exact(tmp_path: Path) -> None:
     assert 0 < ram["static"] < 128 * 1024 and 0 < ram["stack_peak"] <= ram["stack_reserved"]
     assert 0 < s["flash_bytes"] < 1024 * 1024
     assert s["target"].startswith("qemu:")
+
+
+def test_eval_refuses_a_device_built_with_another_model(tmp_path: Path) -> None:
+    elf = fw.built_firmware(fw.model_dir_for_tests())
+    other = fw.random_model(tmp_path / "other", seed=12345)
+    cmd = [sys.executable, str(REPO_ROOT / "host" / "eval.py"), "--elf", str(elf), "--model",
+           str(other / "model.npz"), "--limit", "2", "--jobs", "1", "--quiet"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "device runs model" in res.stderr and load_converted(other / "model.npz").short_hash in res.stderr
+
+
+def test_eval_says_how_to_build_a_missing_firmware(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(REPO_ROOT / "host" / "eval.py"), "--elf", str(tmp_path / "none.elf"),
+           "--model", str(fw.model_dir_for_tests() / "model.npz"), "--limit", "1", "--quiet"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1 and "pio run -e qemu_m4" in res.stderr, res.stderr
