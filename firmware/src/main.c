@@ -214,7 +214,8 @@ static void handle(const proto_frame_t *f)
             send_error(f->seq, ERR_SAMPLE_COUNT, f->type, clip.received + n);
         } else {
             for (i = 0; i < n; ++i) {
-                clip.hop[clip.hop_fill++] = (int16_t)(uint16_t)get_u16(p + 2u * i);
+                const int32_t v = (int32_t)get_u16(p + 2u * i);
+                clip.hop[clip.hop_fill++] = (int16_t)(v >= 32768 ? v - 65536 : v); /* two's complement, portably */
                 if (clip.hop_fill == QSNN_HOP_LEN) {
                     run_hop();
                     clip.hop_fill = 0u;
