@@ -27,7 +27,8 @@ FRONTEND_SETTINGS: dict[str, object] = {
     "n_bands": 40,
     "fmin_hz": 20,
     "fmax_hz": 4000,
-    "feature": "min(255, floor(4*log2(E)))",
+    "feature": "clamp(floor(4*log2(E)), 0, 255), E in 2^-16 LSB^2",
+    "gain_log2": 16,
     "frames_per_clip": 49,
 }
 
