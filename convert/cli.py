@@ -77,11 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qsnn-convert: {e}", file=sys.stderr)
         return 2
     cm.save(out / "model.npz")
-    st = prov["train_settings"] if isinstance(prov["train_settings"], dict) else {}
-    line = (f"model {cm.short_hash} from {ck.name}; trained: qsnn-train --epochs {st.get('epochs')} "
-            f"--seed {st.get('seed')} --threads {st.get('threads')} --lambda-sr {st.get('lambda_sr')} on {prov['data']}; "
-            f"torch {prov['torch']}, numpy {prov['numpy']}, python {prov['python']} ({prov['machine']})")
-    codegen.emit(cm, out, line)
+    codegen.emit(cm, out)
     report: dict[str, object] = {"model_hash": cm.hash_hex, "bytes": codegen.weight_bytes(cm),
                                  "state_bytes": codegen.arena_bytes(cm), "provenance": prov}
     if a.split != "none":

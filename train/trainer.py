@@ -32,6 +32,7 @@ class TrainSettings:
     augment: bool = True
     limit: int | None = None  # clips per split, for quick runs and tests
     device: str = "cpu"
+    gain_lr_scale: float = 1.0  # learning-rate factor of the power-of-two gains (0: frozen)
 
 
 @dataclass
@@ -64,7 +65,38 @@ def feature_mean(feats: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(feats.reshape(-1, feats.shape[-1]).mean(0) + 0.5), 0, 255)
 
 
-def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_dir: str | Path) -> TrainResult:
+@dataclass
+class FeatureBank:
+    """Precomputed front-end features (for machines without the dataset or a C compiler):
+    `train_aug[k]` is the k-th augmented copy of the train split, used at epochs k, k+K, ..."""
+
+    train: np.ndarray
+    train_labels: np.ndarray
+    train_aug: np.ndarray
+    val: np.ndarray
+    val_labels: np.ndarray
+    test: np.ndarray
+    test_labels: np.ndarray
+
+    def save(self, path: str | Path) -> None:
+        np.savez_compressed(path, **{k: getattr(self, k) for k in self.__dataclass_fields__})
+
+    @staticmethod
+    def load(path: str | Path) -> "FeatureBank":
+        with np.load(path, allow_pickle=False) as z:
+            return FeatureBank(**{k: z[k] for k in FeatureBank.__dataclass_fields__})
+
+
+def make_bank(data_root: str | Path | None, copies: int, seed: int = 0) -> FeatureBank:
+    rng = np.random.default_rng(seed)
+    tr, va, te = (load_split(data_root, s) for s in ("train", "val", "test"))
+    noise = tr.pcm[tr.labels == SILENCE]
+    aug = np.stack([features(augment(tr.pcm, noise, rng)) for _ in tqdm(range(copies), desc="augmented copies")])
+    return FeatureBank(features(tr.pcm), tr.labels, aug, features(va.pcm), va.labels, features(te.pcm), te.labels)
+
+
+def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_dir: str | Path,
+          bank: FeatureBank | None = None) -> TrainResult:
     t0 = time.time()
     torch.manual_seed(st.seed)
     torch.set_num_threads(st.threads)
@@ -72,31 +104,48 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
     torch.backends.cuda.matmul.allow_tf32 = False
     rng = np.random.default_rng(st.seed)
     out_dir = Path(out_dir)
-    tr: Split = load_split(data_root, "train", st.limit)
-    va: Split = load_split(data_root, "val", st.limit)
-    tr_feats = features(tr.pcm, desc="train features")
-    va_feats = features(va.pcm, desc="val features")
-    noise = tr.pcm[tr.labels == SILENCE]
+    if bank is None:
+        tr: Split = load_split(data_root, "train", st.limit)
+        va: Split = load_split(data_root, "val", st.limit)
+        tr_feats, tr_labels = features(tr.pcm, desc="train features"), tr.labels
+        va_feats, va_labels = features(va.pcm, desc="val features"), va.labels
+        noise = tr.pcm[tr.labels == SILENCE]
+    else:
+        tr_feats, tr_labels, va_feats, va_labels = bank.train, bank.train_labels, bank.val, bank.val_labels
 
     model = QSNN(cfg).to(st.device)
     model.feat_mu.copy_(torch.from_numpy(feature_mean(tr_feats)).float())
-    opt = torch.optim.AdamW(model.parameters(), lr=st.lr, weight_decay=st.weight_decay)
-    steps_per_epoch = math.ceil(len(tr.labels) / st.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=st.lr, total_steps=st.epochs * steps_per_epoch)
+    gains = [p for n, p in model.named_parameters() if n.startswith("gain")]
+    others = [p for n, p in model.named_parameters() if not n.startswith("gain")]
+    groups = [{"params": others}]
+    if st.gain_lr_scale > 0:
+        groups.append({"params": gains, "lr": st.lr * st.gain_lr_scale, "weight_decay": 0.0})
+    else:
+        for p_ in gains:
+            p_.requires_grad_(False)
+    opt = torch.optim.AdamW(groups, lr=st.lr, weight_decay=st.weight_decay)
+    max_lrs = [st.lr] + ([st.lr * st.gain_lr_scale] if st.gain_lr_scale > 0 else [])
+    steps_per_epoch = math.ceil(len(tr_labels) / st.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lrs, total_steps=st.epochs * steps_per_epoch)
     best: tuple[float, int, dict] = (-1.0, -1, {})
     history: list[dict[str, float]] = []
     bar = tqdm(range(st.epochs), desc="training", unit="epoch")
     for ep in bar:
         # Backward sharpness of the binary sign, log-uniform 0.1 -> 10 (Q-SNN schedule).
         model.tanh_t = float(10 ** (-1 + 2 * ep / max(1, st.epochs - 1)))
-        feats = features(augment(tr.pcm, noise, rng)) if st.augment else tr_feats
-        perm = rng.permutation(len(tr.labels))
+        if not st.augment:
+            feats = tr_feats
+        elif bank is not None:
+            feats = bank.train_aug[ep % len(bank.train_aug)]
+        else:
+            feats = features(augment(tr.pcm, noise, rng))
+        perm = rng.permutation(len(tr_labels))
         model.train()
         tot_loss, correct, rate_sum = 0.0, 0, np.zeros(len(cfg.hidden))
         for b in range(steps_per_epoch):
             idx = perm[b * st.batch_size:(b + 1) * st.batch_size]
             fb = torch.from_numpy(feats[idx]).to(st.device)
-            yb = torch.from_numpy(tr.labels[idx]).to(st.device)
+            yb = torch.from_numpy(tr_labels[idx]).to(st.device)
             o = model(fb)
             logits = o.logits_sum / fb.shape[1]
             loss = F.cross_entropy(logits, yb)
@@ -109,9 +158,10 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
             tot_loss += loss.item() * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
             rate_sum += np.array([r.item() for r in o.rates]) * len(idx)
-        va_acc, va_rates, _ = evaluate(model, va_feats, va.labels, device=st.device)
-        rec = {"epoch": ep, "loss": tot_loss / len(tr.labels), "train_acc": correct / len(tr.labels),
-               "val_acc": va_acc, **{f"rate{i}": r for i, r in enumerate(rate_sum / len(tr.labels))}}
+        va_acc, va_rates, _ = evaluate(model, va_feats, va_labels, device=st.device)
+        n = len(tr_labels)
+        rec = {"epoch": ep, "loss": tot_loss / n, "train_acc": correct / n,
+               "val_acc": va_acc, **{f"rate{i}": r for i, r in enumerate(rate_sum / n)}}
         history.append(rec)
         bar.set_postfix(loss=f"{rec['loss']:.3f}", train=f"{rec['train_acc']:.3f}", val=f"{va_acc:.3f}")
         if va_acc > best[0]:
@@ -120,6 +170,7 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
     model.tanh_t = 10.0
     meta = {"settings": asdict(st), "best_epoch": best[1], "val_accuracy": best[0],
             "classes": list(data.CLASSES), "torch": torch.__version__, "history": history}
-    ck = checkpoint.save(model.cpu(), out_dir / "model.safetensors", meta)
+    model.to("cpu")
+    ck = checkpoint.save(model, out_dir / "model.safetensors", meta)
     return TrainResult(checkpoint=ck, best_epoch=best[1], val_accuracy=best[0], history=history,
                        seconds=time.time() - t0)
