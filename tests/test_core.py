@@ -1,0 +1,192 @@
+"""The numeric contract, and exact three-way agreement of the default model:
+PyTorch evaluation forward == Python integer reference == C core (both kernels),
+on every clip of the test split, per time step for membranes and spikes."""
+from __future__ import annotations
+
+import subprocess
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qsnnkit import clib
+from qsnnkit.ccore import CCore
+from qsnnkit.convert import codegen, reference
+from qsnnkit.convert.model import FRAC_BITS, load_converted
+from qsnnkit.paths import QSNN_INCLUDE_DIR, REPO_ROOT
+from qsnnkit.train import quant
+
+from conftest import DEFAULT_MODEL
+
+HERE = Path(__file__).parent
+
+
+def first_mismatch(a: np.ndarray, b: np.ndarray) -> str:
+    idx = tuple(int(i) for i in np.argwhere(a != b)[0])
+    return f"first mismatch at {idx}: {a[idx]} vs {b[idx]}"
+
+
+@pytest.fixture(scope="module")
+def contract_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    exe = tmp_path_factory.mktemp("contract") / "contract_main"
+    subprocess.run(["cc", *clib.STRICT_CFLAGS, "-I", str(QSNN_INCLUDE_DIR), str(HERE / "c" / "contract_main.c"),
+                    "-o", str(exe)], check=True)
+    return exe
+
+
+def run_c(exe: Path, lines: list[str]) -> list[str]:
+    res = subprocess.run([str(exe)], input="\n".join(lines) + "\n", capture_output=True, text=True, check=True)
+    return res.stdout.split("\n")[: len(lines)]
+
+
+def test_scale_rounds_half_up_in_c_python_and_torch(contract_exe: Path) -> None:
+    accs = list(range(-300, 301)) + [2**22 - 1, -(2**22), 123456, -123457]
+    shifts = list(range(-6, 24))
+    cases = list(product(accs, shifts))
+    c_out = np.array([int(x) for x in run_c(contract_exe, [f"S {a} {s}" for a, s in cases])])
+    acc = np.array([a for a, _ in cases])
+    sh = np.array([s for _, s in cases])
+    py = reference.scale(acc, sh)
+    assert np.array_equal(c_out, py), first_mismatch(c_out, py)
+    # the definition itself: floor(acc / 2^sh + 1/2), exact in float64 here
+    want = np.floor(acc / 2.0**sh + 0.5).astype(np.int64)
+    assert np.array_equal(py, want), first_mismatch(py, want)
+    # PyTorch: the quantizer puts acc * 2^-sh on the fine grid with the same rounding
+    x = torch.tensor(acc * 2.0 ** (-sh - FRAC_BITS), dtype=torch.float32)
+    t = (quant.to_fine_grid(x) * 2**FRAC_BITS).to(torch.int64).numpy()
+    ok = np.abs(acc) < 2**23  # the float32-exact domain the converter enforces
+    assert np.array_equal(t[ok], want[ok]), first_mismatch(t[ok], want[ok])
+    # -2.5 -> -2, 2.5 -> 3: half goes up, not to even and not away from zero
+    assert reference.scale(np.array([-5, 5, -3, 3]), np.array([1, 1, 1, 1])).tolist() == [-2, 3, -1, 2]
+
+
+@pytest.mark.parametrize("mem_bits", [2, 4, 8])
+def test_lif_step_c_python_torch_exhaustive(contract_exe: Path, mem_bits: int) -> None:
+    ms = FRAC_BITS - mem_bits + 1
+    vs = range(-(1 << (mem_bits - 1)), 1 << (mem_bits - 1))
+    currents = list(range(-700, 701, 3)) + [255, 256, 257, 32767, -32768, 128, 127]
+    leaks = range(1, ms + 1)
+    cases = list(product(vs, currents, leaks))
+    out = run_c(contract_exe, [f"L {v} {c} {k} {mem_bits}" for v, c, k in cases])
+    c_spk = np.array([int(o.split()[0]) for o in out])
+    c_v = np.array([int(o.split()[1]) for o in out])
+    v = np.array([x[0] for x in cases])
+    c = np.array([x[1] for x in cases])
+    for k in leaks:
+        sel = np.array([x[2] == k for x in cases])
+        pv, ps = reference.lif_step(v[sel], c[sel], k, mem_bits)
+        assert np.array_equal(c_v[sel], pv), first_mismatch(c_v[sel], pv)
+        assert np.array_equal(c_spk[sel], ps.astype(int)), first_mismatch(c_spk[sel], ps.astype(int))
+        # PyTorch's step, as train/model.py does it (charge, fire, reset, store)
+        u = torch.tensor(v[sel] / 2.0 ** (mem_bits - 1), dtype=torch.float32)
+        cur = torch.tensor(c[sel] / 2.0**FRAC_BITS, dtype=torch.float32)
+        m = u - u * 2.0**-k + cur
+        s = quant.spike_fn(m)
+        m = m * (1 - s)
+        tv = (quant.quantize_membrane(m, mem_bits) * 2 ** (mem_bits - 1)).to(torch.int64).numpy()
+        assert np.array_equal(tv, pv), first_mismatch(tv, pv)
+        assert np.array_equal(s.numpy().astype(int), ps.astype(int))
+    # threshold equality: exactly THETA does not fire, THETA + 1 does
+    v0 = np.zeros(2, np.int64)
+    _, s = reference.lif_step(v0, np.array([256, 257]), 1, mem_bits)
+    assert s.tolist() == [False, True]
+
+
+@pytest.fixture(scope="module")
+def default_model():
+    return load_converted(DEFAULT_MODEL)
+
+
+def test_default_model_three_way_exact_on_whole_test_split(default_model, test_split) -> None:
+    _, feats, labels = test_split
+    ref, tr = reference.run_batch(default_model, feats, trace=True)
+    assert tr is not None
+    # PyTorch evaluation forward of the committed checkpoint the model was converted from
+    tmodel = default_checkpoint()
+    with torch.no_grad():
+        o = tmodel(torch.from_numpy(feats), trace=True)
+    t_out = o.logits_sum.numpy() / 2.0**default_model.readout_exp
+    assert np.array_equal(t_out, ref), first_mismatch(t_out, ref)
+    for li in range(len(default_model.layers)):
+        tm = o.trace_mem[li].numpy().astype(np.int64)
+        assert np.array_equal(tm, tr.mem[li].astype(np.int64)), f"layer {li} membranes: " + first_mismatch(tm, tr.mem[li])
+        ts = o.trace_spk[li].numpy().astype(np.uint8)
+        assert np.array_equal(ts, tr.spk[li]), f"layer {li} spikes: " + first_mismatch(ts, tr.spk[li])
+    # C core, both kernels, per step
+    for kernel in ("ref", "fast"):
+        core = CCore(default_model, kernel)  # type: ignore[arg-type]
+        for i in range(len(feats)):
+            out, mems, spks = core.run_clip(feats[i], trace=True)
+            assert np.array_equal(out, ref[i]), f"{kernel} kernel, clip {i}: " + first_mismatch(out, ref[i])
+            for li in range(len(default_model.layers)):
+                if not np.array_equal(mems[li], tr.mem[li][i]):
+                    pytest.fail(f"{kernel} kernel, clip {i}, layer {li} membranes: " + first_mismatch(mems[li], tr.mem[li][i]))
+                if not np.array_equal(spks[li], tr.spk[li][i]):
+                    pytest.fail(f"{kernel} kernel, clip {i}, layer {li} spikes: " + first_mismatch(spks[li], tr.spk[li][i]))
+    acc = float((reference.predict(ref) == labels).mean())
+    print(f"default model: test accuracy {acc:.4f} on {len(labels)} clips")
+
+
+def default_checkpoint():
+    from qsnnkit.train.checkpoint import load
+
+    model, _ = load(DEFAULT_MODEL.parent / "model.safetensors")
+    return model
+
+
+def test_default_checkpoint_converts_to_committed_model(default_model) -> None:
+    from qsnnkit.convert.integerize import integerize
+    from qsnnkit.train.checkpoint import load
+
+    model, meta = load(DEFAULT_MODEL.parent / "model.safetensors")
+    cm = integerize(model, list(meta["classes"]))
+    assert cm.hash_hex == default_model.hash_hex
+
+
+def test_generated_sources_match_committed_model(default_model, tmp_path: Path) -> None:
+    codegen.emit(default_model, tmp_path)
+    for name in ("qsnn_model.h", "qsnn_model.c"):
+        committed = (DEFAULT_MODEL.parent / name).read_text()
+        assert (tmp_path / name).read_text() == committed, f"{name} is stale: regenerate with qsnn-convert"
+
+
+def test_generated_model_compiles_strict_and_arena_matches_c(default_model, tmp_path: Path) -> None:
+    codegen.emit(default_model, tmp_path)
+    src = tmp_path / "qsnn_model.c"
+    for cc, extra in (("cc", []), ("arm-none-eabi-gcc", ["-mcpu=cortex-m4", "-mthumb", "-ffreestanding"])):
+        subprocess.run([cc, *clib.STRICT_CFLAGS, *extra, "-I", str(QSNN_INCLUDE_DIR), "-I", str(tmp_path), "-c",
+                        str(src), "-o", str(tmp_path / f"m-{cc}.o")], check=True)
+    core = CCore(default_model)
+    assert core.state_bytes == codegen.arena_bytes(default_model)
+
+
+def test_model_file_integrity(default_model, tmp_path: Path) -> None:
+    p = default_model.save(tmp_path / "m.npz")
+    assert load_converted(p).hash_hex == default_model.hash_hex
+    # an edited weight no longer matches the stored hash
+    with np.load(p, allow_pickle=False) as z:
+        d = {k: z[k].copy() for k in z.files}
+    d["w_out"][0, 0] = -d["w_out"][0, 0] if d["w_out"][0, 0] != 0 else 1
+    np.savez(tmp_path / "bad.npz", **d)
+    with pytest.raises(ValueError, match="does not match"):
+        load_converted(tmp_path / "bad.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a converted"):
+        load_converted(tmp_path / "junk.npz")
+    with pytest.raises(FileNotFoundError):
+        load_converted(tmp_path / "missing.npz")
+
+
+def test_c_core_rejects_bad_models(default_model) -> None:
+    import copy
+
+    bad = copy.deepcopy(default_model)
+    bad.layers[1].leak_shift = 9  # breaks 1 <= k <= F - b + 1
+    with pytest.raises(ValueError):
+        bad.validate()
+    bad2 = copy.deepcopy(default_model)
+    bad2.format_version = 2
+    with pytest.raises(ValueError, match="format version"):
+        bad2.validate()
