@@ -29,6 +29,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "mem2": {"mem_bits": 2},
     "noaug_gain0.1": {"augment": False, "gain_lr_scale": 0.1},
     "noaug_gainfixed": {"augment": False, "gain_lr_scale": 0.0},
+    "noaug_init1": {"augment": False, "binary_init_std": 1.0},
+    "noaug_init1_gain0.1": {"augment": False, "binary_init_std": 1.0, "gain_lr_scale": 0.1},
 }
 CFG_KEYS = ("hidden", "recurrent", "mem_bits", "leak_shift")
 

@@ -33,6 +33,7 @@ class TrainSettings:
     limit: int | None = None  # clips per split, for quick runs and tests
     device: str = "cpu"
     gain_lr_scale: float = 1.0  # learning-rate factor of the power-of-two gains (0: frozen)
+    binary_init_std: float = 0.0  # std of the latent binary weights at init (0: 1/sqrt(fan_in))
 
 
 @dataclass
@@ -115,6 +116,15 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
 
     model = QSNN(cfg).to(st.device)
     model.feat_mu.copy_(torch.from_numpy(feature_mean(tr_feats)).float())
+    if st.binary_init_std > 0:
+        # Binary layers see only sign(standardised w): the latent scale sets how far one
+        # optimizer step moves a weight relative to its spread, i.e. how often signs flip.
+        with torch.no_grad():
+            for li, p_ in enumerate(model.w):
+                if li > 0:
+                    p_.normal_(0.0, st.binary_init_std)
+            for p_ in model.w_rec:
+                p_.normal_(0.0, st.binary_init_std)
     gains = [p for n, p in model.named_parameters() if n.startswith("gain")]
     others = [p for n, p in model.named_parameters() if not n.startswith("gain")]
     groups = [{"params": others}]

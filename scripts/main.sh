@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The main job: train -> convert -> build the firmware -> evaluate the test split on the
+# emulated board (QEMU netduinoplus2, Cortex-M4), or on a real board with --port PORT.
+# Everything it makes goes to build/ (ignored); the committed default model is untouched.
+#   scripts/main.sh [--epochs N] [--port PORT] [--limit N]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+EPOCHS=60; PORT=qemu; LIMIT=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --epochs) EPOCHS="$2"; shift 2 ;;
+    --port) PORT="$2"; shift 2 ;;
+    --limit) LIMIT=(--limit "$2"); shift 2 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "main.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+. scripts/setup.sh
+export QSNN_DATA_ROOT="${QSNN_DATA_ROOT:-$(cd .. && pwd)/shared/data}"
+start=$(date +%s)
+echo "== 1/4 train ($EPOCHS epochs, CPU) =="
+python -m qsnnkit.train.cli --epochs "$EPOCHS" --out build/train
+echo "== 2/4 convert =="
+python -m qsnnkit.convert.cli build/train/model.safetensors --out build/model
+echo "== 3/4 build firmware (pio run -e qemu_m4, model build/model) =="
+QSNN_MODEL_DIR="$PWD/build/model" pio run -e qemu_m4 -d . -s
+echo "== 4/4 evaluate on the device ($PORT) =="
+python host/eval.py --port "$PORT" --model build/model/model.npz --split test "${LIMIT[@]}" --json build/eval.json
+echo "main job: done in $(( $(date +%s) - start )) s; results in build/eval.json"
