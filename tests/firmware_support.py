@@ -54,7 +54,8 @@ def random_model(out_dir: Path, seed: int = 0) -> Path:
                        b_out=rng.integers(-100, 100, nc).astype(i32), classes=[f"c{i}" for i in range(nc)])
     out_dir.mkdir(parents=True, exist_ok=True)
     m.save(out_dir / "model.npz")
-    codegen.emit(m, out_dir, f"random test model, seed {seed}")
+    m.provenance = {"note": f"random test model, seed {seed}"}
+    codegen.emit(m, out_dir)
     return out_dir
 
 
