@@ -34,4 +34,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 export PLATFORMIO_DISABLE_UPGRADE_CHECK=true
+# PlatformIO records symlinked packages by path: keep its core folder per checkout.
+export PLATFORMIO_CORE_DIR="${PLATFORMIO_CORE_DIR:-$PWD/.cache/platformio}"
 echo "setup: ready ($(.venv/bin/python -c 'import torch, platformio; print("torch", torch.__version__, "/ platformio", platformio.__version__)'))"

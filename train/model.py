@@ -125,7 +125,6 @@ class QSNN(nn.Module):
         spike_sum = [torch.zeros((), device=dev) for _ in cfg.hidden]
         tm: list[list[Tensor]] = [[] for _ in cfg.hidden]
         ts: list[list[Tensor]] = [[] for _ in cfg.hidden]
-        leak = 2.0 ** -cfg.leak_shift
         for t in range(T):
             below = x_all[:, t]
             for li in range(len(cfg.hidden)):
@@ -133,10 +132,7 @@ class QSNN(nn.Module):
                 if q["rec"][li] is not None:
                     c = c + quant.to_fine_grid(s[li] @ q["rec"][li].t())
                 c = quant.sat16_fine(c + q["bias"][li])
-                m = u[li] - u[li] * leak + c  # charge
-                spk = quant.spike_fn(m)  # fire: m > 1
-                m = m * (1.0 - spk.detach())  # hard reset
-                u[li] = quant.quantize_membrane(m, cfg.mem_bits)  # store
+                u[li], spk = quant.lif_step(u[li], c, cfg.leak_shift, cfg.mem_bits)  # charge, fire, reset, store
                 s[li] = spk
                 spike_sum[li] = spike_sum[li] + spk.mean()
                 if trace:

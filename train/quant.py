@@ -83,25 +83,35 @@ def int8_pow2_weight(w: Tensor, per_channel: bool) -> tuple[Tensor, Tensor, Tens
     return q * scale, q.detach(), e.detach().view(-1)
 
 
-class _SpikeFn(torch.autograd.Function):
-    """Heaviside m > 1 (strictly greater, as the contract) with a triangular surrogate of width 1."""
+class _LIFStep(torch.autograd.Function):
+    """One LIF step fused (charge, fire, reset, store) to cut per-step autograd overhead.
+
+    Forward values are exactly those of the unfused ops in docs/contract.md section 5:
+    m = u - u*2^-k + c; s = m > 1; m = 0 where s; u' = clamp(floor(m*2^(b-1) + 1/2)) / 2^(b-1).
+    Backward: triangular surrogate for s, straight-through for the store (zero where it
+    saturates), reset treated as a constant (detached), as in the unfused version.
+    """
 
     @staticmethod
-    def forward(ctx, m: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(m)
-        return (m > 1.0).to(m.dtype)
+    def forward(ctx, u: Tensor, c: Tensor, leak: float, mem_bits: int):  # type: ignore[override]
+        m = u - u * leak + c
+        s = (m > 1.0).to(m.dtype)
+        mr = m * (1.0 - s)
+        q = float(2 ** (mem_bits - 1))
+        code = torch.floor(mr * q + 0.5)
+        inside = (code >= -q) & (code <= q - 1)
+        u_new = torch.clamp(code, -q, q - 1) / q
+        ctx.save_for_backward(m, s, inside)
+        ctx.leak = leak
+        return u_new, s
 
     @staticmethod
-    def backward(ctx, g: Tensor):  # type: ignore[override]
-        (m,) = ctx.saved_tensors
-        return g * torch.clamp(1.0 - (m - 1.0).abs(), min=0.0)
+    def backward(ctx, g_u: Tensor, g_s: Tensor):  # type: ignore[override]
+        m, s, inside = ctx.saved_tensors
+        g_m = g_s * torch.clamp(1.0 - (m - 1.0).abs(), min=0.0) + g_u * inside.to(g_u.dtype) * (1.0 - s)
+        return g_m * (1.0 - ctx.leak), g_m, None, None
 
 
-spike_fn = _SpikeFn.apply
-
-
-def quantize_membrane(m: Tensor, mem_bits: int) -> Tensor:
-    """Store: round half up to the b-bit grid of [-1, 1) and saturate (straight-through)."""
-    s = float(2 ** (mem_bits - 1))
-    v = torch.clamp(round_half_up(m * s), -s, s - 1)
-    return v / s
+def lif_step(u: Tensor, c: Tensor, leak_shift: int, mem_bits: int) -> tuple[Tensor, Tensor]:
+    """(stored membrane u', spikes s) of one contract LIF step, in threshold units."""
+    return _LIFStep.apply(u, c, 2.0**-leak_shift, mem_bits)
