@@ -31,6 +31,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "noaug_gainfixed": {"augment": False, "gain_lr_scale": 0.0},
     "noaug_init1": {"augment": False, "binary_init_std": 1.0},
     "noaug_init1_gain0.1": {"augment": False, "binary_init_std": 1.0, "gain_lr_scale": 0.1},
+    "init1": {"binary_init_std": 1.0},
 }
 CFG_KEYS = ("hidden", "recurrent", "mem_bits", "leak_shift")
 
