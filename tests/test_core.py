@@ -188,3 +188,46 @@ def test_c_core_rejects_bad_models(default_model) -> None:
     bad2.format_version = 2
     with pytest.raises(ValueError, match="format version"):
         bad2.validate()
+
+
+@pytest.mark.parametrize("widths,mem_bits,recurrent", [
+    ((8, 1, 1), (4, 4, 4), (True, False, True)),
+    ((4, 2, 4), (2, 8, 3), (False, True, False)),
+    ((2, 8, 1), (8, 2, 5), (True, True, True)),
+])
+def test_c_kernels_equal_reference_for_every_width(widths, mem_bits, recurrent) -> None:
+    """Random integer models at 1/2/4/8-bit weights, 2..8-bit membranes, odd sizes."""
+    from qsnnkit.convert.model import ConvertedModel, IntLayer
+
+    rng = np.random.default_rng(sum(widths))
+    sizes = [40, 33, 65, 31]
+    layers = []
+    for li, (wb, mb, rec) in enumerate(zip(widths, mem_bits, recurrent)):
+        n_in, n_out = sizes[li], sizes[li + 1]
+        if wb == 1:
+            w = rng.choice([-1, 1], size=(n_out, n_in))
+        else:
+            lo = -127 if wb == 8 else -(1 << (wb - 1))
+            w = rng.integers(lo, (1 << (wb - 1)) - 1, size=(n_out, n_in), endpoint=True)
+        layers.append(IntLayer(
+            w_bits=wb, mem_bits=mb, leak_shift=int(rng.integers(1, FRAC_BITS - mb + 2)), w=w,
+            sh_ff=rng.integers(-2, 9, size=n_out) if li else rng.integers(3, 12, size=n_out),
+            bias=rng.integers(-300, 300, size=n_out),
+            w_rec=rng.choice([-1, 1], size=(n_out, n_out)) if rec else None,
+            sh_rec=rng.integers(-3, 6, size=n_out) if rec else None))
+    cm = ConvertedModel(feat_mu=rng.integers(60, 200, size=40), layers=layers,
+                        w_out=rng.integers(-127, 128, size=(5, sizes[-1])), b_out=rng.integers(-999, 999, size=5),
+                        classes=[f"c{i}" for i in range(5)])
+    cm.validate()
+    feats = rng.integers(0, 256, size=(6, 30, 40)).astype(np.uint8)
+    ref, tr = reference.run_batch(cm, feats, trace=True)
+    assert tr is not None
+    assert 0.02 < np.mean([s.mean() for s in tr.spk]) < 0.98, "test model should spike, but not always"
+    for kernel in ("ref", "fast"):
+        core = CCore(cm, kernel)  # type: ignore[arg-type]
+        for i in range(len(feats)):
+            out, mems, spks = core.run_clip(feats[i], trace=True)
+            assert np.array_equal(out, ref[i]), f"{kernel}, clip {i}: " + first_mismatch(out, ref[i])
+            for li in range(len(layers)):
+                assert np.array_equal(mems[li], tr.mem[li][i]), f"{kernel} clip {i} layer {li}: " + first_mismatch(mems[li], tr.mem[li][i])
+                assert np.array_equal(spks[li], tr.spk[li][i]), f"{kernel} clip {i} layer {li}: " + first_mismatch(spks[li], tr.spk[li][i])

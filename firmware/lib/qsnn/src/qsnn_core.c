@@ -236,15 +236,24 @@ void qsnn_step_ref(qsnn_state_t *st, const uint8_t *feat)
 
 /* ---- fast kernel: word-parallel ----------------------------------------------------- */
 
+/* Active inputs of a packed spike vector (computed once per layer, not per row). */
+static int32_t count_spikes(const uint32_t *spk, uint32_t words)
+{
+    uint32_t k;
+    int32_t act = 0;
+    for (k = 0; k < words; ++k) {
+        act += (int32_t)popcount32(spk[k]);
+    }
+    return act;
+}
+
 /* sum_j w_j * s_j for a 1-bit row and packed spikes: 2 * popcount(W & S) - popcount(S). */
-static int32_t dot_bin_spikes(const uint32_t *row, const uint32_t *spk, uint32_t words)
+static int32_t dot_bin_spikes(const uint32_t *row, const uint32_t *spk, uint32_t words, int32_t act)
 {
     uint32_t k;
     int32_t both = 0;
-    int32_t act = 0;
     for (k = 0; k < words; ++k) {
         both += (int32_t)popcount32(row[k] & spk[k]);
-        act += (int32_t)popcount32(spk[k]);
     }
     return 2 * both - act;
 }
@@ -300,6 +309,8 @@ void qsnn_step_fast(qsnn_state_t *st, const uint8_t *feat)
         const qsnn_layer_t *L = &m->layers[l];
         const uint32_t rw = QSNN_ROW_WORDS(L->n_in, L->w_bits);
         const uint32_t rrw = QSNN_ROW_WORDS(L->n_out, 1u);
+        const int32_t act_ff = (l == 0u || L->w_bits != 1u) ? 0 : count_spikes(below, rw);
+        const int32_t act_rec = L->recurrent ? count_spikes(st->prev[l], rrw) : 0;
         for (i = 0; i < L->n_out; ++i) {
             const uint32_t *row = L->w + (size_t)i * rw;
             int32_t acc_ff;
@@ -315,12 +326,12 @@ void qsnn_step_fast(qsnn_state_t *st, const uint8_t *feat)
                     }
                 }
             } else if (L->w_bits == 1u) {
-                acc_ff = dot_bin_spikes(row, below, rw);
+                acc_ff = dot_bin_spikes(row, below, rw, act_ff);
             } else {
                 acc_ff = dot_any_spikes(row, below, L->n_in, L->w_bits);
             }
             if (L->recurrent) {
-                acc_rec = dot_bin_spikes(L->w_rec + (size_t)i * rrw, st->prev[l], rrw);
+                acc_rec = dot_bin_spikes(L->w_rec + (size_t)i * rrw, st->prev[l], rrw, act_rec);
             }
             if (qsnn_lif_step(&st->mem[off + i], neuron_current(L, i, acc_ff, acc_rec), L->leak_shift,
                               L->mem_bits)) {
