@@ -32,6 +32,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "noaug_init1": {"augment": False, "binary_init_std": 1.0},
     "noaug_init1_gain0.1": {"augment": False, "binary_init_std": 1.0, "gain_lr_scale": 0.1},
     "init1": {"binary_init_std": 1.0},
+    "init3": {"binary_init_std": 3.0},
+    "init1_lr5e-3": {"binary_init_std": 1.0, "lr": 5e-3},
 }
 CFG_KEYS = ("hidden", "recurrent", "mem_bits", "leak_shift")
 

@@ -52,6 +52,8 @@ def provenance_line(model: ConvertedModel) -> str:
            f"--lambda-sr {st.get('lambda_sr')}")
     if st.get("augment") is False:
         cmd += " --no-augment"
+    if st.get("binary_init_std", 1.0) != 1.0:
+        cmd += f" --binary-init-std {st.get('binary_init_std')}"
     if st.get("gain_lr_scale", 1.0) != 1.0:
         cmd += f" --gain-lr-scale {st.get('gain_lr_scale')}"
     return (f"model {model.short_hash} from {p.get('checkpoint', '?')}; trained: {cmd} on {p.get('data', '?')}; "

@@ -5,10 +5,10 @@
 #   scripts/main.sh [--epochs N] [--port PORT] [--limit N]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-EPOCHS=60; PORT=qemu; LIMIT=()
+EPOCHS=(); PORT=qemu; LIMIT=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --epochs) EPOCHS="$2"; shift 2 ;;
+    --epochs) EPOCHS=(--epochs "$2"); shift 2 ;;
     --port) PORT="$2"; shift 2 ;;
     --limit) LIMIT=(--limit "$2"); shift 2 ;;
     -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
@@ -18,8 +18,8 @@ done
 . scripts/setup.sh
 export QSNN_DATA_ROOT="${QSNN_DATA_ROOT:-$(cd .. && pwd)/shared/data}"
 start=$(date +%s)
-echo "== 1/4 train ($EPOCHS epochs, CPU) =="
-python -m qsnnkit.train.cli --epochs "$EPOCHS" --out build/train
+echo "== 1/4 train (CPU; defaults of qsnn-train unless --epochs) =="
+python -m qsnnkit.train.cli "${EPOCHS[@]}" --out build/train
 echo "== 2/4 convert =="
 python -m qsnnkit.convert.cli build/train/model.safetensors --out build/model
 echo "== 3/4 build firmware (pio run -e qemu_m4, model build/model) =="

@@ -28,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split (quick runs)")
     p.add_argument("--gain-lr-scale", type=float, default=d.gain_lr_scale,
                    help="learning-rate factor of the binary layers' power-of-two gains (0: frozen)")
+    p.add_argument("--binary-init-std", type=float, default=d.binary_init_std,
+                   help="std of the latent binary weights at init (0: 1/sqrt(fan_in)); sets how often signs flip")
     p.add_argument("--device", default=d.device, help="torch device (cpu, cuda)")
     p.add_argument("--hidden", default=",".join(map(str, c.hidden)), help="hidden layer sizes")
     p.add_argument("--recurrent", default=",".join("1" if r else "0" for r in c.recurrent),
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     st = TrainSettings(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                        lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=not a.no_augment,
-                       limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale)
+                       limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std)
     out = a.out or build_dir() / "train"
     try:
         res = train(cfg, st, a.data_root, out)

@@ -22,7 +22,7 @@ SILENCE = data.CLASSES.index("_silence_")
 
 @dataclass
 class TrainSettings:
-    epochs: int = 60
+    epochs: int = 100
     batch_size: int = 64
     lr: float = 1e-2
     weight_decay: float = 1e-4
@@ -33,7 +33,7 @@ class TrainSettings:
     limit: int | None = None  # clips per split, for quick runs and tests
     device: str = "cpu"
     gain_lr_scale: float = 1.0  # learning-rate factor of the power-of-two gains (0: frozen)
-    binary_init_std: float = 0.0  # std of the latent binary weights at init (0: 1/sqrt(fan_in))
+    binary_init_std: float = 1.0  # std of the latent binary weights at init (0: 1/sqrt(fan_in))
 
 
 @dataclass
