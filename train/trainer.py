@@ -28,7 +28,7 @@ class TrainSettings:
     weight_decay: float = 1e-4
     lambda_sr: float = 5e-3  # WS-DR spike-rate regulation weight; 0 disables it
     seed: int = 0
-    threads: int = 2
+    threads: int = 1
     augment: bool = True
     limit: int | None = None  # clips per split, for quick runs and tests
     device: str = "cpu"
