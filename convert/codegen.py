@@ -50,8 +50,8 @@ def provenance_line(model: ConvertedModel) -> str:
     st = st if isinstance(st, dict) else {}
     cmd = (f"qsnn-train --epochs {st.get('epochs')} --seed {st.get('seed')} --threads {st.get('threads')} "
            f"--lambda-sr {st.get('lambda_sr')}")
-    if st.get("augment") is False:
-        cmd += " --no-augment"
+    if st.get("augment"):
+        cmd += " --augment"
     if st.get("binary_init_std", 1.0) != 1.0:
         cmd += f" --binary-init-std {st.get('binary_init_std')}"
     if st.get("gain_lr_scale", 1.0) != 1.0:

@@ -24,7 +24,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda-sr", type=float, default=d.lambda_sr, help="WS-DR spike-rate loss weight (0: off)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads (results depend on it)")
-    p.add_argument("--no-augment", action="store_true", help="no time-shift / background-noise augmentation")
+    p.add_argument("--augment", action="store_true",
+                   help="time-shift and background-noise augmentation through the C front end each epoch")
     p.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split (quick runs)")
     p.add_argument("--gain-lr-scale", type=float, default=d.gain_lr_scale,
                    help="learning-rate factor of the binary layers' power-of-two gains (0: frozen)")
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qsnn-train: {e}", file=sys.stderr)
         return 2
     st = TrainSettings(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
-                       lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=not a.no_augment,
+                       lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=a.augment,
                        limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std)
     out = a.out or build_dir() / "train"
     try:
