@@ -11,7 +11,7 @@ while [ $# -gt 0 ]; do
     --epochs) EPOCHS=(--epochs "$2"); shift 2 ;;
     --port) PORT="$2"; shift 2 ;;
     --limit) LIMIT=(--limit "$2"); shift 2 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
     *) echo "main.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
