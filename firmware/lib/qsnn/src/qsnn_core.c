@@ -85,7 +85,6 @@ size_t qsnn_state_bytes(const qsnn_model_t *m)
 int qsnn_state_init(qsnn_state_t *st, const qsnn_model_t *m, void *arena, size_t arena_bytes)
 {
     uint8_t *p = (uint8_t *)arena;
-    uint32_t mem_total = 0;
     uint32_t l;
     int rc = qsnn_model_check(m);
     if (rc != QSNN_OK) {
@@ -111,12 +110,10 @@ int qsnn_state_init(qsnn_state_t *st, const qsnn_model_t *m, void *arena, size_t
             st->prev[l] = (uint32_t *)(void *)p;
             p += 4u * w;
         }
-        mem_total += round4(L->n_out);
     }
     st->x = (int16_t *)(void *)p;
     p += round4(2u * m->n_bands);
     st->mem = (int8_t *)(void *)p;
-    (void)mem_total;
     qsnn_reset(st);
     return QSNN_OK;
 }
