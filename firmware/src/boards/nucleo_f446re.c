@@ -25,8 +25,6 @@
 
 const board_info_t board_info = {"nucleo-f446re", BOARD_COUNTER_CYCLES, BOARD_HCLK_HZ};
 
-static uart_ring_t rx_ring;
-
 void board_init(void)
 {
     uint32_t v;
@@ -41,42 +39,10 @@ void board_init(void)
     v &= ~((0xFu << 8) | (0xFu << 12));
     v |= (7u << 8) | (7u << 12); /* AF7 = USART2 */
     GPIOA_AFRL = v;
-    stm32f4_usart_init(USART2_BASE, (BOARD_HCLK_HZ + BOARD_BAUD / 2u) / BOARD_BAUD);
+    stm32f4_serial_start(USART2_BASE, USART2_IRQN, (BOARD_HCLK_HZ + BOARD_BAUD / 2u) / BOARD_BAUD);
     CORE_DEMCR |= CORE_DEMCR_TRCENA;
     DWT_CYCCNT = 0u;
     DWT_CTRL |= 1u;           /* CYCCNTENA */
-    nvic_enable_irq(USART2_IRQN);
-    irq_enable();
-}
-
-void cortex_m_irq(uint32_t irqn)
-{
-    if (irqn == USART2_IRQN) {
-        stm32f4_usart_isr(USART2_BASE, &rx_ring);
-    }
-}
-
-void board_uart_write(const uint8_t *buf, size_t n)
-{
-    stm32f4_usart_write(USART2_BASE, buf, n);
-}
-
-int board_uart_read(uint8_t *byte)
-{
-    return uart_ring_get(&rx_ring, byte);
-}
-
-uint32_t board_uart_rx_dropped(void)
-{
-    return rx_ring.dropped;
-}
-
-void board_uart_wait(void)
-{
-    irq_disable();
-    if (uart_ring_empty(&rx_ring)) {
-        wait_for_interrupt();
-    }
     irq_enable();
 }
 

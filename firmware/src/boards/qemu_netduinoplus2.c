@@ -28,8 +28,6 @@
 
 const board_info_t board_info = {"qemu-netduinoplus2-stm32f405", BOARD_COUNTER_INSTRUCTIONS, 0u};
 
-static uart_ring_t rx_ring;
-
 void board_init(void)
 {
     RCC_APB1ENR |= 1u;        /* TIM2EN */
@@ -38,39 +36,7 @@ void board_init(void)
     TIM2_ARR = 0xFFFFFFFFu;
     TIM2_EGR = 1u;            /* UG: load the prescaler */
     TIM2_CR1 = 1u;            /* CEN */
-    stm32f4_usart_init(USART1_BASE, 168000000u / 4u / 115200u); /* baud is not modelled by QEMU */
-    nvic_enable_irq(USART1_IRQN);
-    irq_enable();
-}
-
-void cortex_m_irq(uint32_t irqn)
-{
-    if (irqn == USART1_IRQN) {
-        stm32f4_usart_isr(USART1_BASE, &rx_ring);
-    }
-}
-
-void board_uart_write(const uint8_t *buf, size_t n)
-{
-    stm32f4_usart_write(USART1_BASE, buf, n);
-}
-
-int board_uart_read(uint8_t *byte)
-{
-    return uart_ring_get(&rx_ring, byte);
-}
-
-uint32_t board_uart_rx_dropped(void)
-{
-    return rx_ring.dropped;
-}
-
-void board_uart_wait(void)
-{
-    irq_disable();
-    if (uart_ring_empty(&rx_ring)) {
-        wait_for_interrupt();
-    }
+    stm32f4_serial_start(USART1_BASE, USART1_IRQN, 168000000u / 4u / 115200u); /* baud is not modelled by QEMU */
     irq_enable();
 }
 

@@ -57,4 +57,7 @@ static inline void stm32f4_usart_isr(uint32_t base, uart_ring_t *ring)
     }
 }
 
+/* stm32f4_serial.c: take over the board.h serial hooks with this USART and its RX IRQ. */
+void stm32f4_serial_start(uint32_t base, uint32_t irqn, uint32_t brr);
+
 #endif /* STM32F4_USART_H */
