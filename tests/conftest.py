@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,17 @@ import pytest
 from qsnnkit.paths import REPO_ROOT
 
 DEFAULT_MODEL = REPO_ROOT / "firmware" / "models" / "default" / "model.npz"
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = 16000, channels: int = 1, width: int = 2) -> Path:
+    """Write raw samples as a WAV file (any format, so tests can make bad ones too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return path
 
 
 @pytest.fixture(scope="session")

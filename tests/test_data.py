@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_wav
 
 from qsnnkit import data
 
@@ -18,16 +19,6 @@ def root() -> Path:
     if r is None or not r.is_dir():
         pytest.skip(f"no dataset root (set ${data.ENV_ROOT})")
     return r
-
-
-def _write_wav(path: Path, samples: np.ndarray, rate: int = 16000, channels: int = 1, width: int = 2) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(width)
-        w.setframerate(rate)
-        w.writeframes(samples.tobytes())
-    return path
 
 
 # --- Speech Commands on the shared copy ---------------------------------------------------
@@ -102,15 +93,15 @@ def test_env_var_root(root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 
 
 def test_read_wav_rejects(tmp_path: Path) -> None:
-    ok = _write_wav(tmp_path / "ok.wav", np.array([1, -2, 32767, -32768], np.int16))
+    ok = write_wav(tmp_path / "ok.wav", np.array([1, -2, 32767, -32768], np.int16))
     assert data.read_wav(ok).tolist() == [1, -2, 32767, -32768]
-    stereo = _write_wav(tmp_path / "stereo.wav", np.zeros(8, np.int16), channels=2)
+    stereo = write_wav(tmp_path / "stereo.wav", np.zeros(8, np.int16), channels=2)
     with pytest.raises(ValueError, match=r"stereo\.wav: 2 channels, expected mono"):
         data.read_wav(stereo)
-    eight = _write_wav(tmp_path / "eight.wav", np.zeros(8, np.uint8), width=1)
+    eight = write_wav(tmp_path / "eight.wav", np.zeros(8, np.uint8), width=1)
     with pytest.raises(ValueError, match=r"eight\.wav: 8-bit samples, expected 16-bit"):
         data.read_wav(eight)
-    slow = _write_wav(tmp_path / "slow.wav", np.zeros(8, np.int16), rate=8000)
+    slow = write_wav(tmp_path / "slow.wav", np.zeros(8, np.int16), rate=8000)
     with pytest.raises(ValueError, match=r"slow\.wav: 8000 Hz, expected 16000 Hz"):
         data.read_wav(slow)
     assert data.read_wav(slow, rate=8000).shape == (8,)
@@ -141,11 +132,11 @@ def test_root_without_layout(tmp_path: Path) -> None:
 def _make_full_archive(base: Path, words: tuple[str, ...] = data.WORDS) -> None:
     z = np.zeros(16000, np.int16)
     for w in words:
-        _write_wav(base / w / "aaaa0001_nohash_0.wav", z)
-        _write_wav(base / w / "bbbb0002_nohash_1.wav", z)
-    _write_wav(base / "bed" / "cccc0003_nohash_0.wav", z)
-    _write_wav(base / "marvin" / "aaaa0001_nohash_0.wav", z)
-    _write_wav(base / data.BACKGROUND / "white_noise.wav", z)
+        write_wav(base / w / "aaaa0001_nohash_0.wav", z)
+        write_wav(base / w / "bbbb0002_nohash_1.wav", z)
+    write_wav(base / "bed" / "cccc0003_nohash_0.wav", z)
+    write_wav(base / "marvin" / "aaaa0001_nohash_0.wav", z)
+    write_wav(base / data.BACKGROUND / "white_noise.wav", z)
 
 
 def test_partial_or_empty_class_folders(tmp_path: Path) -> None:
@@ -170,7 +161,7 @@ def test_full_archive_layout(tmp_path: Path) -> None:
         spk = f.name.split("_nohash_")[0]
         assert data.speaker_id(f, lab) == spk
     # a _silence_ folder of cuts is used when present
-    _write_wav(tmp_path / "_silence_" / "0.wav", np.zeros(16000, np.int16))
+    write_wav(tmp_path / "_silence_" / "0.wav", np.zeros(16000, np.int16))
     items = data.list_split(tmp_path, "all")
     assert [lab for _, lab in items].count(data.SILENCE) == 1
     # splits still partition it

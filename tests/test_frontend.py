@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_wav
 
 from qsnnkit import frontend, frontend_tables
 from qsnnkit.paths import QSNN_INCLUDE_DIR, QSNN_SRC_DIR, REPO_ROOT
@@ -335,22 +336,13 @@ def test_cross_compiles_with_werror(target: str, tmp_path: Path) -> None:
 
 # --- cached features of WAV files ----------------------------------------------------------------
 
-def _write_wav(path: Path, pcm: np.ndarray, rate: int = 16000, width: int = 2, channels: int = 1) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(width)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-    return path
-
-
 def test_wav_features_are_cached_and_keyed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from qsnnkit import features
 
     monkeypatch.setenv("QSNN_CACHE_DIR", str(tmp_path / "cache"))
     rng = np.random.default_rng(3)
     clips = [rng.integers(-2000, 2000, n).astype(np.int16) for n in (16000, 12000, 17000)]
-    paths = [_write_wav(tmp_path / f"c{i}.wav", c) for i, c in enumerate(clips)]
+    paths = [write_wav(tmp_path / f"c{i}.wav", c) for i, c in enumerate(clips)]
     f = features.wav_features(paths, progress=False)
     assert f.shape == (3, 49, 40) and f.dtype == np.uint8
     for i, c in enumerate(clips):
@@ -367,7 +359,7 @@ def test_wav_features_are_cached_and_keyed(tmp_path: Path, monkeypatch: pytest.M
              source_hash=np.array(features.source_hash()))
     assert features.wav_features(paths, progress=False)[0, 0, 0] == poisoned[0, 0, 0]
     # a changed file changes the key, so the features are recomputed
-    _write_wav(paths[0], clips[0][::-1].copy())
+    write_wav(paths[0], clips[0][::-1].copy())
     os.utime(paths[0], ns=(1, 1))
     assert features.cache_path(paths) != cache
     assert np.array_equal(features.wav_features(paths, progress=False)[0], frontend.clip_features(clips[0][::-1]))
@@ -379,6 +371,6 @@ def test_wav_reader_rejects_other_formats(tmp_path: Path, rate: int, width: int,
     from qsnnkit import features
 
     pcm = np.zeros(1600 * channels, dtype=np.int16 if width == 2 else np.uint8)
-    p = _write_wav(tmp_path / "bad.wav", pcm, rate=rate, width=width, channels=channels)
+    p = write_wav(tmp_path / "bad.wav", pcm, rate=rate, width=width, channels=channels)
     with pytest.raises(ValueError, match=msg):
         features.wav_features([p], use_cache=False, progress=False)
