@@ -42,7 +42,7 @@ CFG_KEYS = ("hidden", "recurrent", "mem_bits", "leak_shift")
 def _job(args: tuple[str, int, float, int, int, str, str, str]) -> dict[str, object]:
     bank_path, seed, lam, epochs, threads, out_dir, device, variant = args
     from qsnnkit import data
-    from qsnnkit.convert import reference
+    from qsnnkit import reference
     from qsnnkit.convert.integerize import integerize
     from qsnnkit.train.model import QSNNConfig
     from qsnnkit.train.trainer import FeatureBank, TrainSettings, train

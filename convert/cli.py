@@ -15,12 +15,15 @@ import numpy as np
 import torch
 
 from qsnnkit import data
-from qsnnkit.convert import codegen, reference
+from qsnnkit import reference
+from qsnnkit.convert import codegen
 from qsnnkit.convert.integerize import integerize
-from qsnnkit.convert.model import ConvertedModel
+from qsnnkit.model import ConvertedModel
 from qsnnkit.paths import build_dir
 from qsnnkit.train import checkpoint
-from qsnnkit.train.dataset import features, load_split
+from qsnnkit.train import cli as train_cli
+from qsnnkit.train.trainer import TrainSettings
+from qsnnkit.dataset import features, load_split
 from qsnnkit.train.model import QSNN
 
 
@@ -47,10 +50,14 @@ def compare(model: QSNN, cm: ConvertedModel, feats: np.ndarray, labels: np.ndarr
     }
 
 
-def provenance(ck: Path, meta: dict[str, object], data_root: str | None) -> dict[str, object]:
+def provenance(ck: Path, model: QSNN, meta: dict[str, object], data_root: str | None) -> dict[str, object]:
     st = meta.get("settings", {})
+    try:
+        command = train_cli.command_for(model.cfg, TrainSettings(**st))  # type: ignore[arg-type]
+    except (TypeError, ValueError) as e:
+        command = f"(not reproducible from the command line: {e})"
     return {
-        "checkpoint": ck.name, "train_settings": st, "best_epoch": meta.get("best_epoch"),
+        "checkpoint": ck.name, "train_command": command, "train_settings": st, "best_epoch": meta.get("best_epoch"),
         "val_accuracy": meta.get("val_accuracy"), "data": str(data.resolve_root(data_root).name),
         "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
         "machine": platform.machine(),
@@ -71,15 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     out = a.out or build_dir() / "model"
     try:
         model, meta = checkpoint.load(ck)
-        prov = provenance(ck, meta, a.data_root)
+        prov = provenance(ck, model, meta, a.data_root)
         cm = integerize(model, list(meta.get("classes", data.CLASSES)), provenance=prov)
     except (FileNotFoundError, ValueError) as e:
         print(f"qsnn-convert: {e}", file=sys.stderr)
         return 2
     cm.save(out / "model.npz")
     codegen.emit(cm, out)
-    report: dict[str, object] = {"model_hash": cm.hash_hex, "bytes": codegen.weight_bytes(cm),
-                                 "state_bytes": codegen.arena_bytes(cm), "provenance": prov}
+    report: dict[str, object] = {"model_hash": cm.hash_hex, "format_version": cm.format_version,
+                                 "bytes": codegen.weight_bytes(cm), "state_bytes": codegen.arena_bytes(cm),
+                                 "kernels": codegen.layer_kernels(cm), "provenance": prov}
     if a.split != "none":
         sp = load_split(a.data_root, a.split)
         report[a.split] = compare(model, cm, features(sp.pcm, desc=f"{a.split} features"), sp.labels)

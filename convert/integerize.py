@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from qsnnkit.convert.model import FRAC_BITS, ConvertedModel, IntLayer
+from qsnnkit.model import ConvertedModel, IntLayer
+from qsnnkit.spec import CLIP_FRAMES, FRAC_BITS, SHIFT_MIN
 from qsnnkit.train.model import QSNN
 
 #: Largest rounding shift for which floor(acc * 2^-sh + 0.5) is exact in float32 (|acc| < 2^23).
@@ -26,7 +27,7 @@ def _ints(t: torch.Tensor) -> np.ndarray:
 
 
 def integerize(model: QSNN, classes: list[str], provenance: dict[str, object] | None = None,
-               frames: int = 49) -> ConvertedModel:
+               frames: int = CLIP_FRAMES) -> ConvertedModel:
     cfg = model.cfg
     with torch.no_grad():
         q = model.quantized()
@@ -46,8 +47,9 @@ def integerize(model: QSNN, classes: list[str], provenance: dict[str, object] | 
                 w_rec = _ints(q["rec_int"][li])
                 sh_rec = -(_ints(q["rec_exp"][li]) + FRAC_BITS)
             for name, s in (("sh_ff", sh), ("sh_rec", sh_rec)):
-                if s is not None and (s.max() > MAX_EXACT_SHIFT or s.min() < -15):
-                    raise ValueError(f"layer {li} {name} range {s.min()}..{s.max()} is outside -15..{MAX_EXACT_SHIFT}")
+                if s is not None and (s.max() > MAX_EXACT_SHIFT or s.min() < SHIFT_MIN):
+                    raise ValueError(f"layer {li} {name} range {s.min()}..{s.max()} is outside "
+                                     f"{SHIFT_MIN}..{MAX_EXACT_SHIFT}")
             layers.append(IntLayer(w_bits=bits, mem_bits=cfg.mem_bits, leak_shift=cfg.leak_shift,
                                    w=w, sh_ff=sh, bias=bias, w_rec=w_rec, sh_rec=sh_rec))
         e_out = int(_ints(q["w_out_exp"][0]).item())

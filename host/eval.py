@@ -8,7 +8,7 @@ Each clip is read, padded/cut to 1 s (qsnnkit.frontend.fit_clip, the binding's o
 and streamed to the device hop by hop, like a live microphone; the device runs the C front
 end on every hop and the network on every frame, and returns its per-class outputs and the
 counter ticks it spent in each. The same clip goes through the integer reference
-(qsnnkit.frontend.clip_features + convert.reference.run_clip); ``agreement`` is the
+(qsnnkit.frontend.clip_features + qsnnkit.reference.run_clip); ``agreement`` is the
 fraction of clips whose device outputs equal the reference's exactly.
 
 Refuses a device whose protocol version or model hash differs from MODEL's. Exit status:
@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from qsnnkit import protocol as P
+from qsnnkit.spec import exit_meaning
 from qsnnkit.paths import FIRMWARE_DIR
 
 DEFAULT_MODEL = FIRMWARE_DIR / "models" / "default" / "model.npz"
@@ -135,7 +136,7 @@ class Evaluator:
         self.lock = threading.Lock()
 
     def _reference(self, pcm: np.ndarray) -> np.ndarray:
-        from qsnnkit.convert.reference import run_clip
+        from qsnnkit.reference import run_clip
         from qsnnkit.frontend import clip_features
 
         return np.asarray(run_clip(self.model, clip_features(pcm)), dtype=np.int64)
@@ -182,7 +183,8 @@ class Evaluator:
                     status = qb.proc.poll() if qb.proc is not None else None
                     if status is None:
                         raise
-                    why = {3: " (a fault handler ran)", 2: " (main returned)"}.get(status, "")
+                    meaning = exit_meaning(status)
+                    why = f" ({meaning})" if meaning else ""
                     raise RuntimeError(f"QEMU exited with status {status}{why}: {e}; {qb.output()}") from e
                 if self.error is None:
                     dev.bye(0)
@@ -263,7 +265,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        from qsnnkit.convert.model import load_converted
+        from qsnnkit.model import load_converted
         from qsnnkit.data import list_split
 
         if args.port == "qemu":

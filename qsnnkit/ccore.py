@@ -2,7 +2,10 @@
 
 Builds the same qsnn_model_t descriptor the generated firmware header holds, from a
 ConvertedModel, with weights packed by qsnnkit.packing (the one packing definition).
-Used by tests for the exact three-way agreement and per-step trace comparisons.
+Used by the converter (state bytes and the kernel of each layer, read from the C library)
+and by tests (three-way agreement, per-step traces of every kernel). The ctypes structs
+mirror qsnn_core.h; tests/test_spec.py checks their sizeof and every offsetof against the
+C compiler's.
 """
 from __future__ import annotations
 
@@ -12,15 +15,17 @@ from typing import Literal
 import numpy as np
 
 from qsnnkit import clib, packing
-from qsnnkit.convert.model import ConvertedModel
+from qsnnkit.model import ConvertedModel
+from qsnnkit.spec import KERNELS, MAX_LAYERS
 
-MAX_LAYERS = 8
+#: Kernel id -> name ("REF", "W8_DENSE", ...), from qsnnkit.spec.
+KERNEL_NAMES = {kid: name for name, (kid, _) in KERNELS.items()}
 
 
 class _Layer(ct.Structure):
     _fields_ = [
         ("n_in", ct.c_uint16), ("n_out", ct.c_uint16), ("w_bits", ct.c_uint8), ("recurrent", ct.c_uint8),
-        ("mem_bits", ct.c_uint8), ("leak_shift", ct.c_uint8),
+        ("mem_bits", ct.c_uint8), ("leak_shift", ct.c_uint8), ("kernel", ct.c_uint8),
         ("w", ct.POINTER(ct.c_uint32)), ("sh_ff", ct.POINTER(ct.c_int8)),
         ("w_rec", ct.POINTER(ct.c_uint32)), ("sh_rec", ct.POINTER(ct.c_int8)), ("bias", ct.POINTER(ct.c_int16)),
     ]
@@ -50,9 +55,11 @@ def _setup(lib: ct.CDLL) -> None:
     lib.qsnn_state_init.argtypes = [ct.POINTER(_State), ct.POINTER(_Model), ct.c_void_p, ct.c_size_t]
     lib.qsnn_state_init.restype = ct.c_int
     lib.qsnn_reset.argtypes = [ct.POINTER(_State)]
-    for f in (lib.qsnn_step_ref, lib.qsnn_step_fast):
+    for f in (lib.qsnn_step_ref, lib.qsnn_step):
         f.argtypes = [ct.POINTER(_State), ct.POINTER(ct.c_uint8)]
         f.restype = None
+    lib.qsnn_layer_kernel.argtypes = [ct.POINTER(_Model), ct.c_uint32]
+    lib.qsnn_layer_kernel.restype = ct.c_uint32
 
 
 def _ptr(a: np.ndarray, ctype: type) -> ct._Pointer:  # type: ignore[name-defined]
@@ -64,9 +71,14 @@ def _round4(n: int) -> int:
 
 
 class CCore:
-    """The host-built C core running one converted model."""
+    """The host-built C core running one converted model.
 
-    def __init__(self, model: ConvertedModel, kernel: Literal["ref", "fast"] = "fast") -> None:
+    ``kernel="ref"`` steps with qsnn_step_ref (the reference kernel everywhere, the oracle);
+    ``"fast"`` with qsnn_step, each layer on its kernel: ``kernels`` names one per layer
+    (``"AUTO"``, ``"REF"``, ``"W8_DENSE"``, ``"B1_POPCOUNT"``, ``"EVENT"``), default AUTO."""
+
+    def __init__(self, model: ConvertedModel, kernel: Literal["ref", "fast"] = "fast",
+                 kernels: list[str] | None = None) -> None:
         self.lib = clib.load()
         _setup(self.lib)
         self.model = model
@@ -77,11 +89,16 @@ class CCore:
             keep.append(b)
             return b
 
+        if kernels is not None:
+            unknown = [k for k in kernels if k not in KERNELS]
+            if len(kernels) != len(model.layers) or unknown:
+                raise ValueError(f"kernels: one of {sorted(KERNELS)} per layer ({len(model.layers)}), got {kernels}")
         self._layers = (_Layer * len(model.layers))()
         for i, L in enumerate(model.layers):
             d = self._layers[i]
             d.n_in, d.n_out, d.w_bits, d.recurrent = L.n_in, L.n_out, L.w_bits, int(L.recurrent)
             d.mem_bits, d.leak_shift = L.mem_bits, L.leak_shift
+            d.kernel = KERNELS[kernels[i] if kernels else "AUTO"][0]
             d.w = _ptr(arr(packing.pack_rows(L.w, L.w_bits), np.uint32), ct.c_uint32)
             d.sh_ff = _ptr(arr(L.sh_ff, np.int8), ct.c_int8)
             d.bias = _ptr(arr(L.bias, np.int16), ct.c_int16)
@@ -109,8 +126,13 @@ class CCore:
         rc = self.lib.qsnn_state_init(ct.byref(self._st), ct.byref(m), self._arena.ctypes.data, self._arena.nbytes)
         if rc != 0:
             raise RuntimeError(f"qsnn_state_init returned {rc}")
-        self._step = self.lib.qsnn_step_ref if kernel == "ref" else self.lib.qsnn_step_fast
+        self._step = self.lib.qsnn_step_ref if kernel == "ref" else self.lib.qsnn_step
         self._offsets = np.cumsum([0] + [_round4(L.n_out) for L in model.layers])
+
+    def layer_kernels(self) -> list[str]:
+        """The kernel qsnn_step runs for each layer (qsnn_layer_kernel: AUTO resolved)."""
+        return [KERNEL_NAMES[int(self.lib.qsnn_layer_kernel(ct.byref(self._model), i))]
+                for i in range(len(self.model.layers))]
 
     def reset(self) -> None:
         self.lib.qsnn_reset(ct.byref(self._st))

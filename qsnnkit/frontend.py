@@ -13,21 +13,17 @@ import numpy as np
 import numpy.typing as npt
 
 from qsnnkit import clib
+from qsnnkit.spec import CLIP_FRAMES, CLIP_LEN, FRAME_LEN, HISTORY_LEN, HOP_LEN, N_BANDS, SAMPLE_RATE
 
-SAMPLE_RATE = 16000
-HOP_LEN = 320
-FRAME_LEN = 480
-HISTORY_LEN = FRAME_LEN - HOP_LEN
-N_BANDS = 40
-CLIP_LEN = SAMPLE_RATE                      # 1 s
-CLIP_FRAMES = CLIP_LEN // HOP_LEN - 1       # 49
+__all__ = ["CLIP_FRAMES", "CLIP_LEN", "FRAME_LEN", "HISTORY_LEN", "HOP_LEN", "N_BANDS", "SAMPLE_RATE",
+           "FeState", "StreamingFrontEnd", "batch_features", "clip_features", "fit_clip", "frame_features"]
 
 _I16P = ctypes.POINTER(ctypes.c_int16)
 _U8P = ctypes.POINTER(ctypes.c_uint8)
 
 
 class FeState(ctypes.Structure):
-    """Mirror of qsnn_fe_state_t (qsnn_frontend.h)."""
+    """Mirror of qsnn_fe_state_t (qsnn_frontend.h); tests/test_spec.py checks sizeof and offsetof."""
 
     _fields_ = [("hist", ctypes.c_int16 * HISTORY_LEN), ("primed", ctypes.c_uint8)]
 

@@ -8,7 +8,6 @@ for 1 bit: bit 1 = +1, bit 0 = -1 (0 is not representable).
 """
 from __future__ import annotations
 
-import re
 
 import numpy as np
 
@@ -107,24 +106,3 @@ def unpack_rows(words: np.ndarray, bits: int, rows: int, cols: int) -> np.ndarra
             r, c = (int(i) for i in np.argwhere(vals == -128)[0])
             raise ValueError(f"8-bit code 0x80 (-128) at [{r}, {c}]: not allowed by the contract")
     return vals.astype(np.int32)
-
-
-_C_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-def c_array(name: str, words: np.ndarray, per_line: int = 8) -> str:
-    """C source of ``const uint32_t name[N] = {...};``: hex words, ``per_line`` to a line, aligned."""
-    if not _C_IDENT.match(name):
-        raise ValueError(f"{name!r} is not a C identifier")
-    wv = np.asarray(words).reshape(-1)
-    if wv.size == 0:
-        raise ValueError(f"c_array {name}: C99 has no empty arrays")
-    if not np.issubdtype(wv.dtype, np.integer) or wv.dtype == np.bool_:
-        raise ValueError(f"c_array {name}: needs integer words, got dtype {wv.dtype}")
-    w64 = wv.astype(np.int64)
-    if w64.min() < 0 or w64.max() > 0xFFFFFFFF:
-        raise ValueError(f"c_array {name}: words must be in 0..0xFFFFFFFF")
-    lines = []
-    for i in range(0, wv.size, per_line):
-        lines.append("    " + " ".join(f"0x{int(v):08X}u," for v in w64[i : i + per_line]))
-    return f"const uint32_t {name}[{wv.size}] = {{\n" + "\n".join(lines) + "\n};\n"

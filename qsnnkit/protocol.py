@@ -1,6 +1,8 @@
-"""The qsnnkit serial protocol, version 1: the host-side definition (docs/protocol.md).
+"""The qsnnkit serial protocol: the host side (docs/protocol.md).
 
-The device side is firmware/src/proto.c; tests check both against the same test vectors.
+The device side is firmware/src/proto.c and main.c; tests check both against the same
+wire vectors. Version, message ids, error codes and every payload layout come from
+qsnnkit.spec, the one definition the device's proto_spec.h is generated from.
 
 A frame on the wire is ``COBS(body) + b"\\x00"`` with
 
@@ -18,49 +20,27 @@ receive ring buffer cannot overflow.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 
-PROTOCOL_VERSION = 1
-MAX_PAYLOAD = 1024
-HEADER_BYTES = 4
-CRC_BYTES = 2
+from qsnnkit import spec
+
+PROTOCOL_VERSION = spec.PROTOCOL_VERSION
+MAX_PAYLOAD = spec.MAX_PAYLOAD
+HEADER_BYTES = spec.HEADER_BYTES
+CRC_BYTES = spec.CRC_BYTES
 MAX_BODY = HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES
 #: Longest encoded frame without its 0x00 delimiter (COBS: one code byte per 254 bytes, plus one).
 MAX_ENCODED = MAX_BODY + MAX_BODY // 254 + 1
 #: Samples per AUDIO message the device accepts (payload bytes / 2).
 MAX_AUDIO_SAMPLES = MAX_PAYLOAD // 2
 
+#: Message ids and error codes, from qsnnkit.spec (their one definition; meanings there).
+Msg = IntEnum("Msg", {name: mid for name, (mid, _) in spec.MESSAGES.items()})  # type: ignore[misc]
+Err = IntEnum("Err", {name: code for name, (code, _) in spec.ERRORS.items()})  # type: ignore[misc]
 
-class Msg(IntEnum):
-    # host -> device
-    HELLO = 0x01  # u8 protocol version -> IDENT
-    CLIP_BEGIN = 0x02  # u32 n_samples -> ACK
-    AUDIO = 0x03  # int16 LE samples (1..512) -> ACK (sent after the samples were processed)
-    CLIP_END = 0x04  # empty -> RESULT
-    BYE = 0x05  # u8 exit code -> ACK, then the device exits (QEMU: with that status)
-    # device -> host
-    IDENT = 0x81
-    ACK = 0x82
-    RESULT = 0x84
-    ERROR = 0xEE
-
-
-class Err(IntEnum):
-    BAD_CRC = 1
-    BAD_LENGTH = 2  # length field disagrees with the frame, or the body is too short
-    UNKNOWN_TYPE = 3
-    BAD_STATE = 4  # message not valid now (AUDIO outside a clip, ...)
-    BAD_PAYLOAD = 5  # payload size or contents invalid for the type
-    FRAMING = 6  # COBS decoding failed
-    TOO_LONG = 7  # no delimiter within MAX_ENCODED bytes
-    RX_OVERFLOW = 8  # the device's receive ring dropped bytes
-    SAMPLE_COUNT = 9  # more or fewer samples than CLIP_BEGIN announced
-    MODEL = 10  # the compiled-in model failed qsnn_model_check; detail = its code
-    VERSION = 11  # HELLO asked for another protocol version; detail = the device's
-
-
-COUNTER_UNITS = {0: "instructions", 1: "cycles"}
+#: IDENT counter_unit code -> name ("instructions" | "cycles").
+COUNTER_UNITS = {code: name.lower() for name, (code, _) in spec.COUNTER_UNITS.items()}
 
 
 class ProtocolError(RuntimeError):
@@ -200,11 +180,11 @@ class FrameReader:
 # -- messages ---------------------------------------------------------------------------------
 
 def hello(version: int = PROTOCOL_VERSION) -> bytes:
-    return struct.pack("<B", version)
+    return struct.pack(spec.LAYOUTS["HELLO"].fmt, version)
 
 
 def clip_begin(n_samples: int) -> bytes:
-    return struct.pack("<I", n_samples)
+    return struct.pack(spec.LAYOUTS["CLIP_BEGIN"].fmt, n_samples)
 
 
 def audio(samples) -> bytes:  # noqa: ANN001 - any int16 sequence / array
@@ -219,10 +199,11 @@ def audio(samples) -> bytes:  # noqa: ANN001 - any int16 sequence / array
 
 
 def bye(code: int = 0) -> bytes:
-    return struct.pack("<B", code)
+    return struct.pack(spec.LAYOUTS["BYE"].fmt, code)
 
 
-_IDENT_HEAD = struct.Struct("<BBBBII8sHHHHIIII")
+_IDENT_HEAD = struct.Struct(spec.LAYOUTS["IDENT"].fmt)
+_IDENT_NAMES = spec.LAYOUTS["IDENT"].names
 
 
 @dataclass(frozen=True)
@@ -247,12 +228,10 @@ class Ident:
     board: str
 
     def pack(self) -> bytes:
-        unit = {v: k for k, v in COUNTER_UNITS.items()}[self.counter_unit]
-        out = _IDENT_HEAD.pack(
-            self.protocol_version, unit, self.rx_window, self.model_status, self.counter_hz,
-            self.format_version, bytes.fromhex(self.model_hash), self.n_classes, self.n_bands, self.hop_len,
-            self.max_payload, self.arena_bytes, self.static_ram_bytes, self.flash_bytes, self.stack_bytes,
-        )
+        v = asdict(self)
+        v["counter_unit"] = {name: code for code, name in COUNTER_UNITS.items()}[self.counter_unit]
+        v["model_hash"] = bytes.fromhex(self.model_hash)
+        out = _IDENT_HEAD.pack(*(v[name] for name in _IDENT_NAMES))
         for s in (self.firmware, self.firmware_version, self.board):
             b = s.encode()
             out += bytes([len(b)]) + b
@@ -270,12 +249,16 @@ class Ident:
                 raise ProtocolError("IDENT: truncated string field")
             strs.append(p[i + 1:i + 1 + p[i]].decode("ascii", "replace"))
             i += 1 + p[i]
-        if f[1] not in COUNTER_UNITS:
-            raise ProtocolError(f"IDENT: unknown counter unit {f[1]}")
-        return Ident(f[0], COUNTER_UNITS[f[1]], f[2], f[3], f[4], f[5], f[6].hex(), *f[7:], *strs)
+        v = dict(zip(_IDENT_NAMES, f))
+        if v["counter_unit"] not in COUNTER_UNITS:
+            raise ProtocolError(f"IDENT: unknown counter unit {v['counter_unit']}")
+        v["counter_unit"] = COUNTER_UNITS[v["counter_unit"]]
+        v["model_hash"] = v["model_hash"].hex()
+        return Ident(**v, firmware=strs[0], firmware_version=strs[1], board=strs[2])
 
 
-_RESULT_HEAD = struct.Struct("<HHIIQQIII")
+_RESULT_HEAD = struct.Struct(spec.LAYOUTS["RESULT"].fmt)
+_RESULT_NAMES = spec.LAYOUTS["RESULT"].names
 
 
 @dataclass(frozen=True)
@@ -291,23 +274,23 @@ class Result:
     outputs: list[int] = field(default_factory=list)  # int32 per class
 
     def pack(self) -> bytes:
-        return _RESULT_HEAD.pack(
-            self.label, len(self.outputs), self.frames, self.samples, self.frontend_ticks, self.network_ticks,
-            self.static_ram_bytes, self.stack_peak_bytes, self.flash_bytes,
-        ) + struct.pack(f"<{len(self.outputs)}i", *self.outputs)
+        v = asdict(self)
+        v["n_classes"] = len(self.outputs)
+        return _RESULT_HEAD.pack(*(v[name] for name in _RESULT_NAMES)) + struct.pack(
+            f"<{len(self.outputs)}i", *self.outputs)
 
     @staticmethod
     def unpack(p: bytes) -> "Result":
         if len(p) < _RESULT_HEAD.size:
             raise ProtocolError(f"RESULT of {len(p)} bytes, expected at least {_RESULT_HEAD.size}")
-        label, nc, frames, samples, fe, net, ram, stack, flash = _RESULT_HEAD.unpack_from(p, 0)
+        v = dict(zip(_RESULT_NAMES, _RESULT_HEAD.unpack_from(p, 0)))
+        nc = v.pop("n_classes")
         if len(p) != _RESULT_HEAD.size + 4 * nc:
             raise ProtocolError(f"RESULT of {len(p)} bytes for {nc} classes")
-        outs = list(struct.unpack_from(f"<{nc}i", p, _RESULT_HEAD.size))
-        return Result(label, frames, samples, fe, net, ram, stack, flash, outs)
+        return Result(**v, outputs=list(struct.unpack_from(f"<{nc}i", p, _RESULT_HEAD.size)))
 
 
-_ACK = struct.Struct("<BB")
+_ACK = struct.Struct(spec.LAYOUTS["ACK"].fmt)
 
 
 @dataclass(frozen=True)
@@ -325,7 +308,7 @@ class Ack:
         return Ack(*_ACK.unpack(p))
 
 
-_ERROR = struct.Struct("<BBHI")
+_ERROR = struct.Struct(spec.LAYOUTS["ERROR"].fmt)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def data_root() -> Path:
 @pytest.fixture(scope="session")
 def test_split(data_root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(pcm int16 [N,16000], features uint8 [N,49,40], labels) of the whole test split."""
-    from qsnnkit.train.dataset import features, load_split
+    from qsnnkit.dataset import features, load_split
 
     sp = load_split(data_root, "test")
     return sp.pcm, features(sp.pcm), sp.labels

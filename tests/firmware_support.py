@@ -39,7 +39,7 @@ def random_model(out_dir: Path, seed: int = 0) -> Path:
     """A random but lively converted model (spikes in both layers), written with the converter's
     own code generator: model.npz + qsnn_model.h/.c. Used when no trained default model exists."""
     from qsnnkit.convert import codegen
-    from qsnnkit.convert.model import ConvertedModel, IntLayer
+    from qsnnkit.model import ConvertedModel, IntLayer
 
     rng = np.random.default_rng(seed)
     nb, h1, h2, nc = 40, 64, 48, 12

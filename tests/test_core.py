@@ -13,8 +13,10 @@ import torch
 
 from qsnnkit import clib
 from qsnnkit.ccore import CCore
-from qsnnkit.convert import codegen, reference
-from qsnnkit.convert.model import FRAC_BITS, load_converted
+from qsnnkit import reference
+from qsnnkit.convert import codegen
+from qsnnkit.model import load_converted
+from qsnnkit.spec import FORMAT_VERSION, FRAC_BITS
 from qsnnkit.paths import QSNN_INCLUDE_DIR, REPO_ROOT
 from qsnnkit.train import quant
 
@@ -170,6 +172,35 @@ def test_model_file_integrity(default_model, tmp_path: Path) -> None:
     np.savez(tmp_path / "bad.npz", **d)
     with pytest.raises(ValueError, match="does not match"):
         load_converted(tmp_path / "bad.npz")
+    # weights that are no longer integers of the format's dtype are refused, whatever their values
+    d2 = {k: v.copy() for k, v in d.items()}
+    d2["w_out"] = default_model.w_out.astype(np.float64) + 0.25
+    np.savez(tmp_path / "float.npz", **d2)
+    with pytest.raises(ValueError, match="array w_out has dtype float64, format 2 stores int8"):
+        load_converted(tmp_path / "float.npz")
+    d3 = {k: v for k, v in d.items() if k != "l1.bias"}
+    np.savez(tmp_path / "missing_array.npz", **d3)
+    with pytest.raises(ValueError, match=r"arrays missing \['l1.bias'\]"):
+        load_converted(tmp_path / "missing_array.npz")
+    # another format version: the message says which version the tools read
+    import json
+
+    meta = json.loads(bytes(d["__meta__"]).decode())
+    meta["format_version"] = 1
+    d4 = dict(d, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    np.savez(tmp_path / "v1.npz", **d4)
+    with pytest.raises(ValueError, match=f"model format version 1; this tool reads format {FORMAT_VERSION}"):
+        load_converted(tmp_path / "v1.npz")
+    import copy
+
+    other = copy.deepcopy(default_model)
+    assert other.hash_hex == default_model.hash_hex
+    # the hash covers the front-end specification (its tables), not the front end's source text
+    other.frontend = dict(other.frontend, tables_sha256="0" * 64)
+    assert other.hash_hex != default_model.hash_hex
+    (tmp_path / "truncated.npz").write_bytes(p.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="not a converted"):
+        load_converted(tmp_path / "truncated.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a converted"):
         load_converted(tmp_path / "junk.npz")
@@ -185,9 +216,17 @@ def test_c_core_rejects_bad_models(default_model) -> None:
     with pytest.raises(ValueError):
         bad.validate()
     bad2 = copy.deepcopy(default_model)
-    bad2.format_version = 2
-    with pytest.raises(ValueError, match="format version"):
+    bad2.format_version = FORMAT_VERSION + 1
+    with pytest.raises(ValueError, match=f"this tool reads {FORMAT_VERSION}"):
         bad2.validate()
+    # a kernel that cannot run its layer is refused by qsnn_model_check (QSNN_ERR_MODEL)
+    for kernels in (["B1_POPCOUNT", "AUTO"], ["EVENT", "AUTO"], ["AUTO", "W8_DENSE"]):
+        with pytest.raises(ValueError, match="qsnn_model_check returned 2"):
+            CCore(default_model, kernels=kernels)
+    with pytest.raises(ValueError, match="one of"):
+        CCore(default_model, kernels=["FAST", "AUTO"])
+    assert CCore(default_model).layer_kernels() == ["W8_DENSE", "B1_POPCOUNT"]
+    assert CCore(default_model, kernels=["REF", "EVENT"]).layer_kernels() == ["REF", "EVENT"]
 
 
 @pytest.mark.parametrize("widths,mem_bits,recurrent", [
@@ -197,7 +236,7 @@ def test_c_core_rejects_bad_models(default_model) -> None:
 ])
 def test_c_kernels_equal_reference_for_every_width(widths, mem_bits, recurrent) -> None:
     """Random integer models at 1/2/4/8-bit weights, 2..8-bit membranes, odd sizes."""
-    from qsnnkit.convert.model import ConvertedModel, IntLayer
+    from qsnnkit.model import ConvertedModel, IntLayer
 
     rng = np.random.default_rng(sum(widths))
     sizes = [40, 33, 65, 31]
@@ -223,8 +262,15 @@ def test_c_kernels_equal_reference_for_every_width(widths, mem_bits, recurrent) 
     ref, tr = reference.run_batch(cm, feats, trace=True)
     assert tr is not None
     assert 0.02 < np.mean([s.mean() for s in tr.spk]) < 0.98, "test model should spike, but not always"
-    for kernel in ("ref", "fast"):
-        core = CCore(cm, kernel)  # type: ignore[arg-type]
+    # every kernel that can run a layer, against the reference per step
+    first = ["W8_DENSE" if widths[0] == 8 else "REF"]
+    configs: list[tuple[str, list[str] | None]] = [
+        ("ref", None), ("fast", None), ("fast", ["REF"] * len(layers)), ("fast", first + ["EVENT"] * (len(layers) - 1)),
+        ("fast", first + ["B1_POPCOUNT" if w == 1 else "EVENT" for w in widths[1:]]),
+    ]
+    for kernel, kernels in configs:
+        core = CCore(cm, kernel, kernels)  # type: ignore[arg-type]
+        kernel = f"{kernel} {core.layer_kernels()}"
         for i in range(len(feats)):
             out, mems, spks = core.run_clip(feats[i], trace=True)
             assert np.array_equal(out, ref[i]), f"{kernel}, clip {i}: " + first_mismatch(out, ref[i])

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from qsnnkit.convert.model import load_converted
+from qsnnkit.model import load_converted
 from qsnnkit.paths import REPO_ROOT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -155,7 +155,7 @@ def test_batch_helper(test_clips: list[tuple[str, np.ndarray]]) -> None:
 
 def test_committed_tables_header_is_current() -> None:
     assert frontend_tables.HEADER_PATH.read_text() == frontend_tables.render(), (
-        "qsnn_frontend_tables.h is stale: run python -m qsnnkit.frontend_tables --write")
+        "qsnn_frontend_tables.h is stale: run python -m qsnnkit.generated --write")
     assert frontend_tables.main(["--check"]) == 0
 
 
@@ -334,43 +334,46 @@ def test_cross_compiles_with_werror(target: str, tmp_path: Path) -> None:
     assert not any("div" in s or "mod" in s for s in undef), f"{target}: division helper used: {undef}"
 
 
-# --- cached features of WAV files ----------------------------------------------------------------
+# --- the feature cache (qsnnkit.dataset) --------------------------------------------------------
 
 def test_wav_features_are_cached_and_keyed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from qsnnkit import features
+    from qsnnkit import dataset
 
     monkeypatch.setenv("QSNN_CACHE_DIR", str(tmp_path / "cache"))
     rng = np.random.default_rng(3)
     clips = [rng.integers(-2000, 2000, n).astype(np.int16) for n in (16000, 12000, 17000)]
     paths = [write_wav(tmp_path / f"c{i}.wav", c) for i, c in enumerate(clips)]
-    f = features.wav_features(paths, progress=False)
+    f = dataset.wav_features(paths)
     assert f.shape == (3, 49, 40) and f.dtype == np.uint8
     for i, c in enumerate(clips):
         assert np.array_equal(f[i], frontend.clip_features(c))
-    cache = features.cache_path(paths)
+    pcm = np.stack([frontend.fit_clip(c) for c in clips])
+    cache = dataset.feature_cache_path(pcm)
     assert cache.exists()
     with np.load(cache, allow_pickle=False) as z:
-        assert str(z["source_hash"]) == features.source_hash()
+        assert str(z["source_hash"]) == dataset.source_hash()
         z_feats = z["features"]
     # a valid cache is what is returned: poison it and see the poisoned values come back
     poisoned = z_feats.copy()
     poisoned[0, 0, 0] ^= 1
-    np.savez(cache, features=poisoned, paths=np.array([str(p.resolve()) for p in paths]),
-             source_hash=np.array(features.source_hash()))
-    assert features.wav_features(paths, progress=False)[0, 0, 0] == poisoned[0, 0, 0]
-    # a changed file changes the key, so the features are recomputed
+    np.savez(cache, features=poisoned, source_hash=np.array(dataset.source_hash()))
+    assert dataset.wav_features(paths)[0, 0, 0] == poisoned[0, 0, 0]
+    assert dataset.features(pcm, cache=False)[0, 0, 0] == z_feats[0, 0, 0]
+    # a changed file changes the PCM, hence the key: the features are recomputed
     write_wav(paths[0], clips[0][::-1].copy())
     os.utime(paths[0], ns=(1, 1))
-    assert features.cache_path(paths) != cache
-    assert np.array_equal(features.wav_features(paths, progress=False)[0], frontend.clip_features(clips[0][::-1]))
+    assert np.array_equal(dataset.wav_features(paths)[0], frontend.clip_features(clips[0][::-1]))
+    # the key covers the front end: another source hash is another cache file
+    monkeypatch.setattr(dataset, "source_hash", lambda: "0" * 16)
+    assert dataset.feature_cache_path(pcm) != cache
 
 
 @pytest.mark.parametrize("rate,width,channels,msg", [(8000, 2, 1, "Hz"), (16000, 1, 1, "16-bit"),
                                                        (16000, 2, 2, "mono")])
 def test_wav_reader_rejects_other_formats(tmp_path: Path, rate: int, width: int, channels: int, msg: str) -> None:
-    from qsnnkit import features
+    from qsnnkit import dataset
 
     pcm = np.zeros(1600 * channels, dtype=np.int16 if width == 2 else np.uint8)
     p = write_wav(tmp_path / "bad.wav", pcm, rate=rate, width=width, channels=channels)
     with pytest.raises(ValueError, match=msg):
-        features.wav_features([p], use_cache=False, progress=False)
+        dataset.wav_features([p], cache=False)

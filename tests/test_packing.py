@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from qsnnkit.clib import STRICT_CFLAGS
-from qsnnkit.packing import BITS, c_array, pack_rows, row_words, unpack_rows, value_range
+from qsnnkit.packing import BITS, pack_rows, row_words, unpack_rows, value_range
 from qsnnkit.paths import QSNN_INCLUDE_DIR, REPO_ROOT
 
 COLS = (1, 3, 31, 32, 33, 63, 64, 65, 127, 128, 129)
@@ -135,27 +135,6 @@ def test_row_words() -> None:
     assert [row_words(n, 1) for n in (0, 1, 32, 33)] == [0, 1, 1, 2]
     assert [row_words(n, 8) for n in (1, 4, 5, 129)] == [1, 1, 2, 33]
     assert [row_words(n, 2) for n in (16, 17)] == [1, 2]
-
-
-def test_c_array() -> None:
-    words = pack_rows(np.arange(-8, 8).reshape(2, 8) % 8 - 4, 4)
-    words = np.concatenate([words, np.array([0xFFFFFFFF, 0, 1, 2, 3, 4, 5, 6, 7], np.uint32)])
-    text = c_array("w_l0", words)
-    lines = text.splitlines()
-    assert lines[0] == "const uint32_t w_l0[11] = {"
-    assert lines[-1] == "};"
-    body = lines[1:-1]
-    assert [len(re.findall(r"0x[0-9A-F]{8}u,", ln)) for ln in body] == [8, 3]
-    assert len({ln.index("0x") for ln in body}) == 1  # columns line up
-    parsed = [int(h, 16) for h in re.findall(r"0x([0-9A-F]{8})u", text)]
-    assert parsed == words.tolist()
-    for bad_name in ("1w", "w-0", "", "w 0"):
-        with pytest.raises(ValueError, match="not a C identifier"):
-            c_array(bad_name, words)
-    with pytest.raises(ValueError, match="empty"):
-        c_array("w", np.zeros(0, np.uint32))
-    with pytest.raises(ValueError, match="0..0xFFFFFFFF"):
-        c_array("w", np.array([-1]))
 
 
 # --- C side ---------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def cproto(tmp_path_factory: pytest.TempPathFactory) -> ct.CDLL:
     so = tmp_path_factory.mktemp("proto") / "libproto.so"
     src = FIRMWARE_DIR / "src" / "proto.c"
     cmd = ["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fPIC", "-shared",
-           str(src), "-o", str(so)]
+           "-I", str(FIRMWARE_DIR / "include"), str(src), "-o", str(so)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     lib = ct.CDLL(str(so))

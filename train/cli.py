@@ -40,6 +40,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
+    """The qsnn-train command that trains exactly this configuration: every setting that
+    changes the result is spelled out (defaults included, so a later change of a default
+    cannot change what the line means). The data root and output folder are left out."""
+    args = [
+        "qsnn-train", "--epochs", str(st.epochs), "--batch-size", str(st.batch_size), "--lr", repr(st.lr),
+        "--weight-decay", repr(st.weight_decay), "--lambda-sr", repr(st.lambda_sr), "--seed", str(st.seed),
+        "--threads", str(st.threads), "--gain-lr-scale", repr(st.gain_lr_scale),
+        "--binary-init-std", repr(st.binary_init_std), "--device", st.device,
+        "--hidden", ",".join(map(str, cfg.hidden)), "--recurrent", ",".join("1" if r else "0" for r in cfg.recurrent),
+        "--mem-bits", str(cfg.mem_bits), "--leak-shift", str(cfg.leak_shift),
+    ]
+    if st.augment:
+        args.append("--augment")
+    if st.limit is not None:
+        args += ["--limit", str(st.limit)]
+    fixed = QSNNConfig()
+    unset = [f"{k}={getattr(cfg, k)}" for k in ("n_bands", "n_classes", "in_shift")
+             if getattr(cfg, k) != getattr(fixed, k)]
+    if unset:
+        raise ValueError(f"no qsnn-train command reproduces {', '.join(unset)} (not command-line settings)")
+    return " ".join(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     try:
@@ -58,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"qsnn-train: {e}", file=sys.stderr)
         return 2
-    summary = {"checkpoint": str(res.checkpoint), "best_epoch": res.best_epoch,
+    summary = {"checkpoint": str(res.checkpoint), "command": command_for(cfg, st), "best_epoch": res.best_epoch,
                "val_accuracy": res.val_accuracy, "seconds": round(res.seconds, 1)}
     (Path(out) / "train_summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-FRAC_BITS = 8  # fine units: 2^-8 of the firing threshold (QSNN_FRAC_BITS)
+from qsnnkit.spec import FRAC_BITS  # fine units: 2^-FRAC_BITS of the firing threshold
 I16_MIN, I16_MAX = -32768, 32767
 
 

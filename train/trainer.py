@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from qsnnkit import data
 from qsnnkit.train import checkpoint
-from qsnnkit.train.dataset import Split, augment, features, load_split
+from qsnnkit.dataset import Split, features, load_split
+from qsnnkit.train.augment import augment
 from qsnnkit.train.model import QSNN, QSNNConfig
 
 SILENCE = data.CLASSES.index("_silence_")
@@ -92,7 +93,7 @@ def make_bank(data_root: str | Path | None, copies: int, seed: int = 0) -> Featu
     rng = np.random.default_rng(seed)
     tr, va, te = (load_split(data_root, s) for s in ("train", "val", "test"))
     noise = tr.pcm[tr.labels == SILENCE]
-    aug = np.stack([features(augment(tr.pcm, noise, rng)) for _ in tqdm(range(copies), desc="augmented copies")])
+    aug = np.stack([features(augment(tr.pcm, noise, rng), cache=False) for _ in tqdm(range(copies), desc="augmented copies")])
     return FeatureBank(features(tr.pcm), tr.labels, aug, features(va.pcm), va.labels, features(te.pcm), te.labels)
 
 
@@ -148,7 +149,7 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
         elif bank is not None:
             feats = bank.train_aug[ep % len(bank.train_aug)]
         else:
-            feats = features(augment(tr.pcm, noise, rng))
+            feats = features(augment(tr.pcm, noise, rng), cache=False)
         perm = rng.permutation(len(tr_labels))
         model.train()
         tot_loss, correct, rate_sum = 0.0, 0, np.zeros(len(cfg.hidden))

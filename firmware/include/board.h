@@ -14,9 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* What board_counter() counts. */
-#define BOARD_COUNTER_INSTRUCTIONS 0u /* QEMU -icount shift=0: one tick per guest instruction */
-#define BOARD_COUNTER_CYCLES 1u       /* a real core's cycle counter (DWT->CYCCNT, CCOUNT) */
+/* What board_counter() counts (BOARD_COUNTER_INSTRUCTIONS / _CYCLES) and the exit codes
+ * (EXIT_*): proto_spec.h, generated from qsnnkit/spec.py. */
+#include "proto_spec.h"
 
 typedef struct {
     const char *name;       /* board name reported in IDENT */

@@ -17,11 +17,12 @@
 
 #define FIRMWARE_NAME "qsnnkit"
 #define FIRMWARE_VERSION "0.1.0"
-/* Requests the host may have outstanding. With 1, nothing arrives while the device
- * computes (each ACK is sent after the work is done), so no receive interrupt runs
- * inside a measured section and the counts are exact. */
-#define RX_WINDOW 1u
+/* PROTO_RX_WINDOW (proto_spec.h) requests may be outstanding. With 1, nothing arrives
+ * while the device computes (each ACK is sent after the work is done), so no receive
+ * interrupt runs inside a measured section and the counts are exact. */
 #define MAX_AUDIO_SAMPLES (PROTO_MAX_PAYLOAD / 2u)
+
+/* Every payload layout (offsets, head sizes) comes from proto_spec.h. */
 
 static uint32_t arena[(QSNN_MODEL_ARENA_BYTES + 3u) / 4u];
 static qsnn_state_t net;
@@ -52,26 +53,26 @@ static void send(uint8_t type, uint8_t seq, const uint8_t *payload, uint16_t len
 
 static void send_error(uint8_t seq, uint8_t code, uint8_t about, uint32_t detail)
 {
-    uint8_t p[8];
-    p[0] = code;
-    p[1] = about;
-    put_u16(p + 2, 0u);
-    put_u32(p + 4, detail);
-    send(MSG_ERROR, seq, p, 8u);
+    uint8_t p[ERROR_HEAD_BYTES];
+    p[ERROR_OFF_CODE] = code;
+    p[ERROR_OFF_ABOUT] = about;
+    put_u16(p + ERROR_OFF_RESERVED, 0u);
+    put_u32(p + ERROR_OFF_DETAIL, detail);
+    send(MSG_ERROR, seq, p, (uint16_t)ERROR_HEAD_BYTES);
 }
 
 static void send_ack(uint8_t seq, uint8_t about)
 {
-    uint8_t p[2];
-    p[0] = about;
-    p[1] = 1u; /* one credit back */
-    send(MSG_ACK, seq, p, 2u);
+    uint8_t p[ACK_HEAD_BYTES];
+    p[ACK_OFF_ABOUT] = about;
+    p[ACK_OFF_CREDITS] = 1u; /* one credit back */
+    send(MSG_ACK, seq, p, (uint16_t)ACK_HEAD_BYTES);
 }
 
 static size_t put_str(uint8_t *p, const char *s)
 {
     size_t n = 0u;
-    while (s[n] != '\0' && n < 255u) {
+    while (s[n] != '\0' && n < IDENT_MAX_STRING) {
         p[1u + n] = (uint8_t)s[n];
         ++n;
     }
@@ -84,24 +85,24 @@ static void send_ident(uint8_t seq)
     uint8_t *p = out_payload;
     size_t n;
     uint32_t i;
-    p[0] = (uint8_t)PROTO_VERSION;
-    p[1] = board_info.counter_unit;
-    p[2] = (uint8_t)RX_WINDOW;
-    p[3] = (uint8_t)model_status;
-    put_u32(p + 4, board_info.counter_hz);
-    put_u32(p + 8, qsnn_model.format_version);
+    p[IDENT_OFF_PROTOCOL_VERSION] = (uint8_t)PROTO_VERSION;
+    p[IDENT_OFF_COUNTER_UNIT] = board_info.counter_unit;
+    p[IDENT_OFF_RX_WINDOW] = (uint8_t)PROTO_RX_WINDOW;
+    p[IDENT_OFF_MODEL_STATUS] = (uint8_t)model_status;
+    put_u32(p + IDENT_OFF_COUNTER_HZ, board_info.counter_hz);
+    put_u32(p + IDENT_OFF_FORMAT_VERSION, qsnn_model.format_version);
     for (i = 0; i < 8u; ++i) {
-        p[12u + i] = qsnn_model.hash[i];
+        p[IDENT_OFF_MODEL_HASH + i] = qsnn_model.hash[i];
     }
-    put_u16(p + 20, qsnn_model.n_classes);
-    put_u16(p + 22, qsnn_model.n_bands);
-    put_u16(p + 24, QSNN_HOP_LEN);
-    put_u16(p + 26, PROTO_MAX_PAYLOAD);
-    put_u32(p + 28, (uint32_t)sizeof(arena));
-    put_u32(p + 32, board_static_ram_bytes());
-    put_u32(p + 36, board_flash_bytes());
-    put_u32(p + 40, board_stack_size_bytes());
-    n = 44u;
+    put_u16(p + IDENT_OFF_N_CLASSES, qsnn_model.n_classes);
+    put_u16(p + IDENT_OFF_N_BANDS, qsnn_model.n_bands);
+    put_u16(p + IDENT_OFF_HOP_LEN, QSNN_HOP_LEN);
+    put_u16(p + IDENT_OFF_MAX_PAYLOAD, PROTO_MAX_PAYLOAD);
+    put_u32(p + IDENT_OFF_ARENA_BYTES, (uint32_t)sizeof(arena));
+    put_u32(p + IDENT_OFF_STATIC_RAM_BYTES, board_static_ram_bytes());
+    put_u32(p + IDENT_OFF_FLASH_BYTES, board_flash_bytes());
+    put_u32(p + IDENT_OFF_STACK_BYTES, board_stack_size_bytes());
+    n = IDENT_HEAD_BYTES;
     n += put_str(p + n, FIRMWARE_NAME);
     n += put_str(p + n, FIRMWARE_VERSION);
     n += put_str(p + n, board_info.name);
@@ -113,21 +114,19 @@ static void send_result(uint8_t seq)
     uint8_t *p = out_payload;
     const uint32_t nc = qsnn_model.n_classes;
     uint32_t k;
-    put_u16(p + 0, (uint32_t)qsnn_argmax(net.out, (int)nc));
-    put_u16(p + 2, nc);
-    put_u32(p + 4, clip.frames);
-    put_u32(p + 8, clip.received);
-    put_u32(p + 12, (uint32_t)clip.fe_ticks);
-    put_u32(p + 16, (uint32_t)(clip.fe_ticks >> 32));
-    put_u32(p + 20, (uint32_t)clip.net_ticks);
-    put_u32(p + 24, (uint32_t)(clip.net_ticks >> 32));
-    put_u32(p + 28, board_static_ram_bytes());
-    put_u32(p + 32, board_stack_peak_bytes());
-    put_u32(p + 36, board_flash_bytes());
+    put_u16(p + RESULT_OFF_LABEL, (uint32_t)qsnn_argmax(net.out, (int)nc));
+    put_u16(p + RESULT_OFF_N_CLASSES, nc);
+    put_u32(p + RESULT_OFF_FRAMES, clip.frames);
+    put_u32(p + RESULT_OFF_SAMPLES, clip.received);
+    put_u64(p + RESULT_OFF_FRONTEND_TICKS, clip.fe_ticks);
+    put_u64(p + RESULT_OFF_NETWORK_TICKS, clip.net_ticks);
+    put_u32(p + RESULT_OFF_STATIC_RAM_BYTES, board_static_ram_bytes());
+    put_u32(p + RESULT_OFF_STACK_PEAK_BYTES, board_stack_peak_bytes());
+    put_u32(p + RESULT_OFF_FLASH_BYTES, board_flash_bytes());
     for (k = 0; k < nc; ++k) {
-        put_u32(p + 40u + 4u * k, (uint32_t)net.out[k]);
+        put_u32(p + RESULT_HEAD_BYTES + 4u * k, (uint32_t)net.out[k]);
     }
-    send(MSG_RESULT, seq, p, (uint16_t)(40u + 4u * nc));
+    send(MSG_RESULT, seq, p, (uint16_t)(RESULT_HEAD_BYTES + 4u * nc));
 }
 
 /* Ticks of an empty measured section: subtracted from every measurement. */
@@ -181,16 +180,16 @@ static void handle(const proto_frame_t *f)
     switch (f->type) {
     case MSG_HELLO:
         clip.active = 0u;
-        if (f->len != 1u) {
+        if (f->len != HELLO_HEAD_BYTES) {
             send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
-        } else if (p[0] != PROTO_VERSION) {
+        } else if (p[HELLO_OFF_VERSION] != PROTO_VERSION) {
             send_error(f->seq, ERR_VERSION, f->type, PROTO_VERSION);
         } else {
             send_ident(f->seq);
         }
         break;
     case MSG_CLIP_BEGIN:
-        if (f->len != 4u) {
+        if (f->len != CLIP_BEGIN_HEAD_BYTES) {
             send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
         } else if (model_status != QSNN_OK) {
             send_error(f->seq, ERR_MODEL, f->type, (uint32_t)model_status);
@@ -198,7 +197,7 @@ static void handle(const proto_frame_t *f)
             clip.active = 0u;
             send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
         } else {
-            clip_begin(get_u32(p));
+            clip_begin(get_u32(p + CLIP_BEGIN_OFF_N_SAMPLES));
             send_ack(f->seq, f->type);
         }
         break;
@@ -240,11 +239,11 @@ static void handle(const proto_frame_t *f)
         }
         break;
     case MSG_BYE:
-        if (f->len != 1u) {
+        if (f->len != BYE_HEAD_BYTES) {
             send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
         } else {
             send_ack(f->seq, f->type);
-            board_exit((int)p[0]);
+            board_exit((int)p[BYE_OFF_CODE]);
         }
         break;
     default:
@@ -259,7 +258,7 @@ int main(void)
     board_init();
     model_status = qsnn_model_check(&qsnn_model);
     if (model_status == QSNN_OK && (qsnn_model.n_bands != QSNN_N_BANDS ||
-                                    qsnn_model.n_classes > (PROTO_MAX_PAYLOAD - 40u) / 4u)) {
+                                    qsnn_model.n_classes > RESULT_MAX_CLASSES)) {
         model_status = QSNN_ERR_MODEL;
     }
     if (model_status == QSNN_OK && qsnn_state_bytes(&qsnn_model) > sizeof(arena)) {

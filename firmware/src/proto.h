@@ -1,5 +1,5 @@
 /*
- * proto.h - device side of the qsnnkit serial protocol, version 1 (docs/protocol.md;
+ * proto.h - device side of the qsnnkit serial protocol (docs/protocol.md;
  * the host side is qsnnkit/protocol.py, and tests check both against the same vectors).
  *
  * A frame on the wire is COBS(body) followed by one 0x00 byte; body is
@@ -13,38 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION 1u
-#define PROTO_MAX_PAYLOAD 1024u
-#define PROTO_HEADER_BYTES 4u
-#define PROTO_CRC_BYTES 2u
+/* Version, payload limit, message ids, error codes and message layouts (offsets, sizes):
+ * proto_spec.h, generated from qsnnkit/spec.py (their one definition). */
+#include "proto_spec.h"
+
 #define PROTO_MAX_BODY (PROTO_HEADER_BYTES + PROTO_MAX_PAYLOAD + PROTO_CRC_BYTES)
 /* COBS adds one byte per started block of 254 (plus the leading code byte). */
 #define PROTO_MAX_ENCODED (PROTO_MAX_BODY + PROTO_MAX_BODY / 254u + 1u)
-
-/* Host -> device */
-#define MSG_HELLO 0x01u      /* u8 protocol version                      -> IDENT */
-#define MSG_CLIP_BEGIN 0x02u /* u32 n_samples                            -> ACK   */
-#define MSG_AUDIO 0x03u      /* int16 LE samples (1..512)                -> ACK   */
-#define MSG_CLIP_END 0x04u   /* (empty)                                  -> RESULT */
-#define MSG_BYE 0x05u        /* u8 exit code                             -> ACK, then the device exits */
-/* Device -> host */
-#define MSG_IDENT 0x81u
-#define MSG_ACK 0x82u        /* u8 acknowledged type, u8 credits returned */
-#define MSG_RESULT 0x84u
-#define MSG_ERROR 0xEEu      /* u8 code, u8 offending type, u16 0, u32 detail */
-
-/* Error codes (MSG_ERROR) */
-#define ERR_BAD_CRC 1u
-#define ERR_BAD_LENGTH 2u    /* length field disagrees with the frame, or body too short */
-#define ERR_UNKNOWN_TYPE 3u
-#define ERR_BAD_STATE 4u     /* message not valid now (e.g. AUDIO outside a clip) */
-#define ERR_BAD_PAYLOAD 5u   /* payload size or contents invalid for the type */
-#define ERR_FRAMING 6u       /* COBS decoding failed */
-#define ERR_TOO_LONG 7u      /* no delimiter within PROTO_MAX_ENCODED bytes */
-#define ERR_RX_OVERFLOW 8u   /* the RX ring dropped bytes (host ignored the window) */
-#define ERR_SAMPLE_COUNT 9u  /* more or fewer samples than CLIP_BEGIN announced */
-#define ERR_MODEL 10u        /* qsnn_model_check failed; detail = its code */
-#define ERR_VERSION 11u      /* HELLO asked for another protocol version; detail = ours */
 
 #define PROTO_RX_MORE 0       /* proto_rx_byte: need more bytes */
 #define PROTO_RX_FRAME (-1)   /* proto_rx_byte: a valid frame is in *out */
@@ -90,6 +65,12 @@ static inline void put_u32(uint8_t *p, uint32_t v)
 {
     put_u16(p, v);
     put_u16(p + 2, v >> 16);
+}
+
+static inline void put_u64(uint8_t *p, uint64_t v)
+{
+    put_u32(p, (uint32_t)v);
+    put_u32(p + 4, (uint32_t)(v >> 32));
 }
 
 static inline uint32_t get_u16(const uint8_t *p)

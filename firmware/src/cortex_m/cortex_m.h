@@ -18,10 +18,7 @@
 #define DWT_CTRL REG32(0xE0001000u)
 #define DWT_CYCCNT REG32(0xE0001004u)
 
-/* Exit codes of the firmware (QEMU's exit status, see docs/firmware.md). */
-#define EXIT_OK 0
-#define EXIT_MAIN_RETURNED 2
-#define EXIT_FAULT 3
+/* Exit codes of the firmware (EXIT_*, QEMU's exit status): proto_spec.h via board.h. */
 
 static inline void nvic_enable_irq(uint32_t irqn)
 {

@@ -1,9 +1,12 @@
 /*
- * qsnn_contract.h - the numeric contract of qsnnkit, format version 1.
+ * qsnn_contract.h - the numeric contract of qsnnkit (format version QSNN_FORMAT_VERSION).
  *
  * Written out in docs/contract.md; this header is its C implementation and the only
- * place the integer rules below are coded. The PyTorch model, the Python integer
- * reference (convert/reference.py) and the C core all follow these functions exactly.
+ * place the integer rules below are coded. The PyTorch model (train/quant.py), the Python
+ * integer reference (qsnnkit/reference.py) and the C core all follow these functions
+ * exactly; tests/test_core.py checks them against each other exhaustively.
+ * The constants (widths, ranges, geometry) come from qsnn_spec.h, generated from
+ * qsnnkit/spec.py, their one definition.
  *
  * C99, fixed-width integer types, no float, no allocation.
  */
@@ -12,18 +15,7 @@
 
 #include <stdint.h>
 
-#define QSNN_FORMAT_VERSION 1u
-
-/* Front end: 16 kHz int16 PCM, 30 ms frames every 20 ms, 40 uint8 log-mel features. */
-#define QSNN_SAMPLE_RATE_HZ 16000u
-#define QSNN_FRAME_LEN 480u
-#define QSNN_HOP_LEN 320u
-#define QSNN_FFT_LEN 512u
-#define QSNN_N_BANDS 40u
-
-/* Currents and membranes are in fine units of 2^-F of the threshold. */
-#define QSNN_FRAC_BITS 8
-#define QSNN_THETA ((int32_t)1 << QSNN_FRAC_BITS)
+#include "qsnn_spec.h"
 
 /* scale(acc, sh): sh > 0 rounds half up (towards +inf) with an arithmetic right shift;
  * sh <= 0 multiplies by 2^-sh exactly. The only rounding rule in the network. */
@@ -32,7 +24,7 @@ static inline int32_t qsnn_scale(int32_t acc, int sh)
     if (sh > 0) {
         /* Arithmetic shift of a negative int32: implementation-defined in C99; every
          * supported compiler (gcc/clang on Arm, RISC-V, Xtensa, x86) shifts in sign bits,
-         * and tests/test_contract checks it on the host. */
+         * and tests/test_core.py checks it on the host. */
         return (int32_t)((acc + ((int32_t)1 << (sh - 1))) >> sh);
     }
     return acc * ((int32_t)1 << (-sh));

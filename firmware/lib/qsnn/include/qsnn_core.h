@@ -16,12 +16,7 @@
 
 #include "qsnn_contract.h"
 
-#define QSNN_OK 0
-#define QSNN_ERR_VERSION 1   /* model built for another format version */
-#define QSNN_ERR_MODEL 2     /* descriptor violates the contract (sizes, widths, shifts) */
-#define QSNN_ERR_ARENA 3     /* state arena too small or misaligned */
-
-#define QSNN_MAX_LAYERS 8
+/* Status codes QSNN_OK, QSNN_ERR_* and QSNN_MAX_LAYERS: qsnn_spec.h. */
 
 /* Words of a packed row of n elements at `bits` bits (rows start on a fresh word). */
 #define QSNN_ROW_WORDS(n, bits) ((((uint32_t)(n) * (uint32_t)(bits)) + 31u) / 32u) /* = qsnn_pack_row_words() */
@@ -33,6 +28,7 @@ typedef struct {
     uint8_t recurrent;      /* 1: has 1-bit recurrent weights on its own spikes of t-1 */
     uint8_t mem_bits;       /* stored membrane width b, 2..8 */
     uint8_t leak_shift;     /* k: leak u - (u >> k), 1 <= k <= F - b + 1 */
+    uint8_t kernel;         /* QSNN_KERNEL_*: synaptic kernel of this layer (AUTO: the core picks) */
     const uint32_t *w;      /* packed [n_out][QSNN_ROW_WORDS(n_in, w_bits)] */
     const int8_t *sh_ff;    /* [n_out] scale shift of the feed-forward sum */
     const uint32_t *w_rec;  /* packed 1-bit [n_out][QSNN_ROW_WORDS(n_out, 1)], or NULL */
@@ -42,7 +38,7 @@ typedef struct {
 
 typedef struct {
     uint32_t format_version;     /* QSNN_FORMAT_VERSION */
-    uint8_t hash[8];             /* first 8 bytes of the model's SHA-256 (convert/model.py) */
+    uint8_t hash[8];             /* first 8 bytes of the model's SHA-256 (qsnnkit/model.py) */
     uint16_t n_bands;            /* features per frame (QSNN_N_BANDS) */
     const uint8_t *feat_mu;      /* [n_bands] input centring: x = feat - mu */
     uint8_t n_layers;            /* spiking layers, the first reads features */
@@ -74,11 +70,22 @@ int qsnn_state_init(qsnn_state_t *st, const qsnn_model_t *model, void *arena, si
 /* Start of a clip: membranes, spikes and outputs to zero. */
 void qsnn_reset(qsnn_state_t *st);
 
-/* One time step (one frame of n_bands features). Both kernels compute identical results;
- * qsnn_step() is the fast one unless built with -DQSNN_KERNEL_REF. */
+/*
+ * One time step (one frame of n_bands features).
+ * qsnn_step() runs every layer with its selected kernel (qsnn_layer_kernel()); the
+ * readout is event-driven. qsnn_step_ref() runs the plain reference kernel everywhere: the
+ * oracle every other kernel is checked against, per step (tests/test_core.py). Both give
+ * identical results.
+ */
 void qsnn_step(qsnn_state_t *st, const uint8_t *feat);
 void qsnn_step_ref(qsnn_state_t *st, const uint8_t *feat);
-void qsnn_step_fast(qsnn_state_t *st, const uint8_t *feat);
+
+/*
+ * The kernel qsnn_step() runs for layer l: the layer's own choice, or for
+ * QSNN_KERNEL_AUTO the fastest one that runs it (8-bit features: W8_DENSE; binary spikes:
+ * B1_POPCOUNT; other spike layers: EVENT). Built with -DQSNN_KERNELS_REF, always REF.
+ */
+uint32_t qsnn_layer_kernel(const qsnn_model_t *model, uint32_t l);
 
 /* Index of the largest output; ties go to the lowest index. */
 int qsnn_argmax(const int32_t *out, int n);

@@ -14,13 +14,10 @@
 
 #include "qsnn_contract.h"
 
-/* Samples of history kept between hops: QSNN_FRAME_LEN - QSNN_HOP_LEN. */
-#define QSNN_FE_HISTORY_LEN 160u
-
-/* Fixed absolute scale of the features: feat = floor(4 * log2(E)) with E the mel-band
- * energy of the Hann-windowed frame (window peak 1.0) in units of 2^-QSNN_FE_GAIN_LOG2
- * LSB^2, clamped to 0..255 (0 also when E == 0 or E < 1). */
-#define QSNN_FE_GAIN_LOG2 16
+/* Geometry (QSNN_FRAME_LEN, QSNN_HOP_LEN, QSNN_FE_HISTORY_LEN = FRAME - HOP, QSNN_N_BANDS)
+ * and the fixed absolute scale QSNN_FE_GAIN_LOG2 come from qsnn_spec.h: feat =
+ * floor(4 * log2(E)) with E the mel-band energy of the Hann-windowed frame (window peak
+ * 1.0) in units of 2^-QSNN_FE_GAIN_LOG2 LSB^2, clamped to 0..255 (0 also when E == 0 or E < 1). */
 
 typedef struct {
     int16_t hist[QSNN_FE_HISTORY_LEN];  /* last 160 samples of the previous hop */

@@ -1,9 +1,15 @@
 /*
- * qsnn_core.c - the portable integer Q-SNN core: one plain reference kernel and one fast
- * kernel that must match it bit for bit (tests/test_core.py checks every step of every
- * test clip). C99, no float, no malloc; the caller owns the state arena.
+ * qsnn_core.c - the portable integer Q-SNN core. C99, no float, no malloc; the caller owns
+ * the state arena. Numeric rules: docs/contract.md, implemented once in qsnn_contract.h.
  *
- * Numeric rules: docs/contract.md, implemented once in qsnn_contract.h.
+ * Structure (as TensorFlow Lite Micro's reference / optimized kernels): a layer step is
+ * the synaptic sums of each neuron, computed by the layer's kernel, followed by the
+ * per-neuron code (current, LIF, spike) that every kernel shares. Kernels are drop-in
+ * functions with one interface (dot_fn): the plain reference kernel is the oracle, the
+ * faster ones must match it bit for bit (tests/test_core.py: every kernel against the
+ * reference per step, random models at every width, and the default model on every
+ * test clip). A kernel is added with an id in qsnnkit/spec.py, a dot_fn here and a line in
+ * kernel_fits() / run_layer().
  */
 #include "qsnn_core.h"
 #include "qsnn_pack.h"
@@ -24,6 +30,44 @@ static uint32_t popcount32(uint32_t v)
     v = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
     v = (v + (v >> 4)) & 0x0F0F0F0Fu;
     return (v * 0x01010101u) >> 24;
+}
+
+/* ---- kernels: which one runs which layer -------------------------------------------- */
+
+/* Can `kernel` run a layer whose input is features (first) or spikes, at w_bits? */
+static int kernel_fits(uint32_t kernel, int first, uint32_t w_bits)
+{
+    switch (kernel) {
+    case QSNN_KERNEL_AUTO:
+    case QSNN_KERNEL_REF:
+        return 1;
+    case QSNN_KERNEL_W8_DENSE:
+        return first && w_bits == 8u;
+    case QSNN_KERNEL_B1_POPCOUNT:
+        return !first && w_bits == 1u;
+    case QSNN_KERNEL_EVENT:
+        return !first;
+    default:
+        return 0;
+    }
+}
+
+uint32_t qsnn_layer_kernel(const qsnn_model_t *m, uint32_t l)
+{
+#ifdef QSNN_KERNELS_REF
+    (void)m;
+    (void)l;
+    return QSNN_KERNEL_REF;
+#else
+    const qsnn_layer_t *L = &m->layers[l];
+    if (L->kernel != QSNN_KERNEL_AUTO) {
+        return L->kernel;
+    }
+    if (l == 0u) {
+        return L->w_bits == 8u ? QSNN_KERNEL_W8_DENSE : QSNN_KERNEL_REF;
+    }
+    return L->w_bits == 1u ? QSNN_KERNEL_B1_POPCOUNT : QSNN_KERNEL_EVENT;
+#endif
 }
 
 /* ---- model and state --------------------------------------------------------------- */
@@ -61,6 +105,9 @@ int qsnn_model_check(const qsnn_model_t *m)
             return QSNN_ERR_MODEL;
         }
         if (L->recurrent && (L->w_rec == NULL || L->sh_rec == NULL)) {
+            return QSNN_ERR_MODEL;
+        }
+        if (!kernel_fits(L->kernel, l == 0u, L->w_bits)) {
             return QSNN_ERR_MODEL;
         }
         n_prev = L->n_out;
@@ -144,7 +191,97 @@ void qsnn_reset(qsnn_state_t *st)
     st->steps = 0u;
 }
 
-/* Shared by both kernels: everything of a step except the synaptic sums. */
+/* ---- the input of a synaptic sum ---------------------------------------------------- */
+
+typedef struct {
+    const int16_t *x;     /* centred features (first layer), or NULL */
+    const uint32_t *spk;  /* packed spikes (other layers, recurrence), or NULL */
+    uint32_t n;           /* inputs */
+    int32_t active;       /* spikes set in spk (counted once per layer and step) */
+} qsnn_input_t;
+
+/* A kernel: sum_j w_j * in_j over one packed weight row of `bits`-bit weights. */
+typedef int32_t (*dot_fn)(const uint32_t *row, uint32_t bits, const qsnn_input_t *in);
+
+static int32_t count_spikes(const uint32_t *spk, uint32_t n)
+{
+    const uint32_t words = QSNN_ROW_WORDS(n, 1u);
+    uint32_t k;
+    int32_t act = 0;
+    for (k = 0; k < words; ++k) {
+        act += (int32_t)popcount32(spk[k]);
+    }
+    return act;
+}
+
+/* Reference kernel: element by element, any input, any width. The oracle. */
+static int32_t dot_ref(const uint32_t *row, uint32_t bits, const qsnn_input_t *in)
+{
+    int32_t acc = 0;
+    uint32_t j;
+    for (j = 0; j < in->n; ++j) {
+        const int32_t v = in->x != NULL ? (int32_t)in->x[j] : (int32_t)spike_bit(in->spk, j);
+        acc += unpack_elem(row, j, bits) * v;
+    }
+    return acc;
+}
+
+/* 8-bit weights x int16 features, four weights per word. */
+static int32_t dot_w8_dense(const uint32_t *row, uint32_t bits, const qsnn_input_t *in)
+{
+    const int16_t *x = in->x;
+    const uint32_t n = in->n;
+    int32_t acc = 0;
+    uint32_t j = 0;
+    (void)bits;
+    for (; j + 4u <= n; j += 4u) {
+        const uint32_t w = row[j >> 2];
+        acc += (int32_t)(int8_t)(uint8_t)(w) * x[j];
+        acc += (int32_t)(int8_t)(uint8_t)(w >> 8) * x[j + 1u];
+        acc += (int32_t)(int8_t)(uint8_t)(w >> 16) * x[j + 2u];
+        acc += (int32_t)(int8_t)(uint8_t)(w >> 24) * x[j + 3u];
+    }
+    for (; j < n; ++j) {
+        acc += unpack_elem(row, j, 8u) * x[j];
+    }
+    return acc;
+}
+
+/* 1-bit weights x packed spikes: sum_j w_j s_j = 2 * popcount(W & S) - popcount(S). */
+static int32_t dot_b1_popcount(const uint32_t *row, uint32_t bits, const qsnn_input_t *in)
+{
+    const uint32_t words = QSNN_ROW_WORDS(in->n, 1u);
+    uint32_t k;
+    int32_t both = 0;
+    (void)bits;
+    for (k = 0; k < words; ++k) {
+        both += (int32_t)popcount32(row[k] & in->spk[k]);
+    }
+    return 2 * both - in->active;
+}
+
+/* Any width x packed spikes: the weights of the active spikes only. */
+static int32_t dot_event(const uint32_t *row, uint32_t bits, const qsnn_input_t *in)
+{
+    const uint32_t words = QSNN_ROW_WORDS(in->n, 1u);
+    int32_t acc = 0;
+    uint32_t k;
+    for (k = 0; k < words; ++k) {
+        uint32_t s = in->spk[k];
+        uint32_t j = k * 32u;
+        while (s != 0u) {
+            if (s & 1u) {
+                acc += unpack_elem(row, j, bits);
+            }
+            s >>= 1;
+            ++j;
+        }
+    }
+    return acc;
+}
+
+/* ---- the per-neuron code every kernel shares ----------------------------------------- */
+
 static void centre_features(qsnn_state_t *st, const uint8_t *feat)
 {
     const qsnn_model_t *m = st->model;
@@ -170,192 +307,101 @@ static void begin_step(qsnn_state_t *st)
     }
 }
 
-static int32_t neuron_current(const qsnn_layer_t *L, uint32_t i, int32_t acc_ff, int32_t acc_rec)
+/* Current of neuron i from its sums (contract: scale, bias, saturate), then the LIF step. */
+static uint32_t neuron_fire(const qsnn_layer_t *L, uint32_t i, int32_t acc_ff, int32_t acc_rec, int8_t *mem)
 {
     int32_t c = qsnn_scale(acc_ff, L->sh_ff[i]) + (int32_t)L->bias[i];
     if (L->recurrent) {
         c += qsnn_scale(acc_rec, L->sh_rec[i]);
     }
-    return qsnn_sat16(c);
+    return qsnn_lif_step(mem, qsnn_sat16(c), L->leak_shift, L->mem_bits);
 }
 
-/* ---- reference kernel: plain, element by element ----------------------------------- */
+/* One layer: for each neuron the kernel's sums, then the shared per-neuron code. Inlined
+ * with a constant kernel at every call site, so no call is made through a pointer. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void run_layer(const qsnn_layer_t *L, const qsnn_input_t *in, const qsnn_input_t *rec,
+                             dot_fn ff, dot_fn rec_dot, int8_t *mem, uint32_t *spk_out)
+{
+    const uint32_t rw = QSNN_ROW_WORDS(L->n_in, L->w_bits);
+    const uint32_t rrw = QSNN_ROW_WORDS(L->n_out, 1u);
+    uint32_t i;
+    for (i = 0; i < L->n_out; ++i) {
+        const int32_t acc_ff = ff(L->w + (size_t)i * rw, L->w_bits, in);
+        const int32_t acc_rec = L->recurrent ? rec_dot(L->w_rec + (size_t)i * rrw, 1u, rec) : 0;
+        if (neuron_fire(L, i, acc_ff, acc_rec, &mem[i])) {
+            spk_out[i >> 5] |= 1u << (i & 31u);
+        }
+    }
+}
+
+/* Per-class outputs of this step added to the clip's sums (8-bit readout over spikes). */
+static void readout(qsnn_state_t *st, const qsnn_input_t *in, dot_fn dot)
+{
+    const qsnn_model_t *m = st->model;
+    const uint32_t rw = QSNN_ROW_WORDS(in->n, 8u);
+    uint32_t i;
+    for (i = 0; i < m->n_classes; ++i) {
+        const int32_t o = m->b_out[i] + dot(m->w_out + (size_t)i * rw, 8u, in);
+        st->out[i] = qsnn_sat32_add(st->out[i], o);
+    }
+}
+
+static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
+{
+    const qsnn_model_t *m = st->model;
+    uint32_t l;
+    uint32_t off = 0;
+    qsnn_input_t in;
+    centre_features(st, feat);
+    begin_step(st);
+    in.x = st->x;
+    in.spk = NULL;
+    in.n = m->n_bands;
+    in.active = 0;
+    for (l = 0; l < m->n_layers; ++l) {
+        const qsnn_layer_t *L = &m->layers[l];
+        const uint32_t kernel = reference ? QSNN_KERNEL_REF : qsnn_layer_kernel(m, l);
+        qsnn_input_t rec;
+        int8_t *mem = &st->mem[off];
+        rec.x = NULL;
+        rec.spk = st->prev[l];
+        rec.n = L->n_out;
+        rec.active = (L->recurrent && kernel != QSNN_KERNEL_REF) ? count_spikes(st->prev[l], L->n_out) : 0;
+        switch (kernel) {
+        case QSNN_KERNEL_W8_DENSE:
+            run_layer(L, &in, &rec, dot_w8_dense, dot_b1_popcount, mem, st->spk[l]);
+            break;
+        case QSNN_KERNEL_B1_POPCOUNT:
+            run_layer(L, &in, &rec, dot_b1_popcount, dot_b1_popcount, mem, st->spk[l]);
+            break;
+        case QSNN_KERNEL_EVENT:
+            run_layer(L, &in, &rec, dot_event, dot_b1_popcount, mem, st->spk[l]);
+            break;
+        default: /* QSNN_KERNEL_REF */
+            run_layer(L, &in, &rec, dot_ref, dot_ref, mem, st->spk[l]);
+            break;
+        }
+        in.x = NULL;
+        in.spk = st->spk[l];
+        in.n = L->n_out;
+        in.active = reference ? 0 : count_spikes(st->spk[l], L->n_out);
+        off += round4(L->n_out);
+    }
+    readout(st, &in, reference ? dot_ref : dot_event);
+    st->steps++;
+}
 
 void qsnn_step_ref(qsnn_state_t *st, const uint8_t *feat)
 {
-    const qsnn_model_t *m = st->model;
-    uint32_t l;
-    uint32_t i;
-    uint32_t j;
-    uint32_t off = 0;
-    const uint32_t *below = NULL;
-    centre_features(st, feat);
-    begin_step(st);
-    for (l = 0; l < m->n_layers; ++l) {
-        const qsnn_layer_t *L = &m->layers[l];
-        const uint32_t rw = QSNN_ROW_WORDS(L->n_in, L->w_bits);
-        const uint32_t rrw = QSNN_ROW_WORDS(L->n_out, 1u);
-        for (i = 0; i < L->n_out; ++i) {
-            const uint32_t *row = L->w + (size_t)i * rw;
-            int32_t acc_ff = 0;
-            int32_t acc_rec = 0;
-            for (j = 0; j < L->n_in; ++j) {
-                const int32_t in = (l == 0u) ? (int32_t)st->x[j] : (int32_t)spike_bit(below, j);
-                acc_ff += unpack_elem(row, j, L->w_bits) * in;
-            }
-            if (L->recurrent) {
-                const uint32_t *rrow = L->w_rec + (size_t)i * rrw;
-                for (j = 0; j < L->n_out; ++j) {
-                    acc_rec += unpack_elem(rrow, j, 1u) * (int32_t)spike_bit(st->prev[l], j);
-                }
-            }
-            if (qsnn_lif_step(&st->mem[off + i], neuron_current(L, i, acc_ff, acc_rec), L->leak_shift,
-                              L->mem_bits)) {
-                st->spk[l][i >> 5] |= 1u << (i & 31u);
-            }
-        }
-        below = st->spk[l];
-        off += round4(L->n_out);
-    }
-    {
-        const uint32_t n_last = m->layers[m->n_layers - 1u].n_out;
-        const uint32_t rw = QSNN_ROW_WORDS(n_last, 8u);
-        for (i = 0; i < m->n_classes; ++i) {
-            int32_t o = m->b_out[i];
-            for (j = 0; j < n_last; ++j) {
-                o += unpack_elem(m->w_out + (size_t)i * rw, j, 8u) * (int32_t)spike_bit(below, j);
-            }
-            st->out[i] = qsnn_sat32_add(st->out[i], o);
-        }
-    }
-    st->steps++;
-}
-
-/* ---- fast kernel: word-parallel ----------------------------------------------------- */
-
-/* Active inputs of a packed spike vector (computed once per layer, not per row). */
-static int32_t count_spikes(const uint32_t *spk, uint32_t words)
-{
-    uint32_t k;
-    int32_t act = 0;
-    for (k = 0; k < words; ++k) {
-        act += (int32_t)popcount32(spk[k]);
-    }
-    return act;
-}
-
-/* sum_j w_j * s_j for a 1-bit row and packed spikes: 2 * popcount(W & S) - popcount(S). */
-static int32_t dot_bin_spikes(const uint32_t *row, const uint32_t *spk, uint32_t words, int32_t act)
-{
-    uint32_t k;
-    int32_t both = 0;
-    for (k = 0; k < words; ++k) {
-        both += (int32_t)popcount32(row[k] & spk[k]);
-    }
-    return 2 * both - act;
-}
-
-/* sum_j w_j * x_j for an 8-bit row and int16 inputs, four weights per word. */
-static int32_t dot_int8_x(const uint32_t *row, const int16_t *x, uint32_t n)
-{
-    int32_t acc = 0;
-    uint32_t j = 0;
-    for (; j + 4u <= n; j += 4u) {
-        const uint32_t w = row[j >> 2];
-        acc += (int32_t)(int8_t)(uint8_t)(w) * x[j];
-        acc += (int32_t)(int8_t)(uint8_t)(w >> 8) * x[j + 1u];
-        acc += (int32_t)(int8_t)(uint8_t)(w >> 16) * x[j + 2u];
-        acc += (int32_t)(int8_t)(uint8_t)(w >> 24) * x[j + 3u];
-    }
-    for (; j < n; ++j) {
-        acc += unpack_elem(row, j, 8u) * x[j];
-    }
-    return acc;
-}
-
-/* sum over active spikes j of w_j, for a row at any width: event-driven over set bits. */
-static int32_t dot_any_spikes(const uint32_t *row, const uint32_t *spk, uint32_t n, uint32_t bits)
-{
-    int32_t acc = 0;
-    uint32_t k;
-    const uint32_t words = QSNN_ROW_WORDS(n, 1u);
-    for (k = 0; k < words; ++k) {
-        uint32_t s = spk[k];
-        uint32_t j = k * 32u;
-        while (s != 0u) {
-            if (s & 1u) {
-                acc += unpack_elem(row, j, bits);
-            }
-            s >>= 1;
-            ++j;
-        }
-    }
-    return acc;
-}
-
-void qsnn_step_fast(qsnn_state_t *st, const uint8_t *feat)
-{
-    const qsnn_model_t *m = st->model;
-    uint32_t l;
-    uint32_t i;
-    uint32_t off = 0;
-    const uint32_t *below = NULL;
-    centre_features(st, feat);
-    begin_step(st);
-    for (l = 0; l < m->n_layers; ++l) {
-        const qsnn_layer_t *L = &m->layers[l];
-        const uint32_t rw = QSNN_ROW_WORDS(L->n_in, L->w_bits);
-        const uint32_t rrw = QSNN_ROW_WORDS(L->n_out, 1u);
-        const int32_t act_ff = (l == 0u || L->w_bits != 1u) ? 0 : count_spikes(below, rw);
-        const int32_t act_rec = L->recurrent ? count_spikes(st->prev[l], rrw) : 0;
-        for (i = 0; i < L->n_out; ++i) {
-            const uint32_t *row = L->w + (size_t)i * rw;
-            int32_t acc_ff;
-            int32_t acc_rec = 0;
-            if (l == 0u) {
-                if (L->w_bits == 8u) {
-                    acc_ff = dot_int8_x(row, st->x, L->n_in);
-                } else {
-                    uint32_t j;
-                    acc_ff = 0;
-                    for (j = 0; j < L->n_in; ++j) {
-                        acc_ff += unpack_elem(row, j, L->w_bits) * st->x[j];
-                    }
-                }
-            } else if (L->w_bits == 1u) {
-                acc_ff = dot_bin_spikes(row, below, rw, act_ff);
-            } else {
-                acc_ff = dot_any_spikes(row, below, L->n_in, L->w_bits);
-            }
-            if (L->recurrent) {
-                acc_rec = dot_bin_spikes(L->w_rec + (size_t)i * rrw, st->prev[l], rrw, act_rec);
-            }
-            if (qsnn_lif_step(&st->mem[off + i], neuron_current(L, i, acc_ff, acc_rec), L->leak_shift,
-                              L->mem_bits)) {
-                st->spk[l][i >> 5] |= 1u << (i & 31u);
-            }
-        }
-        below = st->spk[l];
-        off += round4(L->n_out);
-    }
-    {
-        const uint32_t n_last = m->layers[m->n_layers - 1u].n_out;
-        const uint32_t rw = QSNN_ROW_WORDS(n_last, 8u);
-        for (i = 0; i < m->n_classes; ++i) {
-            const int32_t o = m->b_out[i] + dot_any_spikes(m->w_out + (size_t)i * rw, below, n_last, 8u);
-            st->out[i] = qsnn_sat32_add(st->out[i], o);
-        }
-    }
-    st->steps++;
+    step(st, feat, 1);
 }
 
 void qsnn_step(qsnn_state_t *st, const uint8_t *feat)
 {
-#ifdef QSNN_KERNEL_REF
-    qsnn_step_ref(st, feat);
-#else
-    qsnn_step_fast(st, feat);
-#endif
+    step(st, feat, 0);
 }
 
 int qsnn_argmax(const int32_t *out, int n)

@@ -113,16 +113,12 @@ static void fe_twiddle(uint32_t k, int32_t *c, int32_t *s)
     }
 }
 
-void qsnn_fe_frame(const int16_t head[QSNN_FE_HISTORY_LEN], const int16_t tail[QSNN_HOP_LEN],
-                   uint8_t feat[QSNN_N_BANDS])
+/* Step 1: window, packed into complex pairs (samples 2m, 2m + 1) at bit-reversed
+ * positions, zero padding to 512; returns the OR of every |y| (its msb is the peak's). */
+static uint32_t fe_window(const int16_t *head, const int16_t *tail, int32_t *buf)
 {
-    int32_t buf[2u * FE_NFFT_C]; /* 256 complex values: re, im */
-    uint64_t acc[QSNN_N_BANDS + 2u]; /* bands -1..40 */
     uint32_t peak = 0u;
-    uint32_t n, i, len, kstep, q;
-    int sh, off;
-
-    /* 1. window, packed into complex pairs (samples 2m, 2m + 1) at bit-reversed positions */
+    uint32_t n;
     for (n = 0u; n < QSNN_FRAME_LEN; n += 2u) {
         const int16_t *x = n < QSNN_FE_HISTORY_LEN ? &head[n] : &tail[n - QSNN_FE_HISTORY_LEN];
         int32_t w0, w1, y0, y1;
@@ -138,22 +134,21 @@ void qsnn_fe_frame(const int16_t head[QSNN_FE_HISTORY_LEN], const int16_t tail[Q
         y1 = (int32_t)x[1] * w1;
         dst[0] = y0;
         dst[1] = y1;
-        peak |= (uint32_t)(y0 < 0 ? -y0 : y0) | (uint32_t)(y1 < 0 ? -y1 : y1); /* msb of the maximum */
+        peak |= (uint32_t)(y0 < 0 ? -y0 : y0) | (uint32_t)(y1 < 0 ? -y1 : y1);
     }
     for (n = QSNN_FRAME_LEN; n < QSNN_FFT_LEN; n += 2u) {
         int32_t *dst = &buf[2u * QSNN_FE_BITREV[n >> 1]];
         dst[0] = 0;
         dst[1] = 0;
     }
-    if (peak == 0u) {
-        for (i = 0u; i < QSNN_N_BANDS; i++) {
-            feat[i] = 0u;
-        }
-        return;
-    }
+    return peak;
+}
 
-    /* 2. block floating point */
-    sh = FE_PEAK_MSB - fe_msb32(peak);
+/* Step 2: block floating point; returns the shift sh applied (undone in step 6). */
+static int fe_normalise(int32_t *buf, uint32_t peak)
+{
+    const int sh = FE_PEAK_MSB - fe_msb32(peak);
+    uint32_t i;
     if (sh > 0) {
         const int32_t mul = (int32_t)1 << sh;
         for (i = 0u; i < 2u * FE_NFFT_C; i++) {
@@ -166,8 +161,13 @@ void qsnn_fe_frame(const int16_t head[QSNN_FE_HISTORY_LEN], const int16_t tail[Q
             buf[i] = (buf[i] + half) >> r;
         }
     }
+    return sh;
+}
 
-    /* 3. radix-2 DIT FFT, 256 complex points */
+/* Step 3: radix-2 DIT FFT, 256 complex points, in place (input in bit-reversed order). */
+static void fe_fft256(int32_t *buf)
+{
+    uint32_t len, kstep, i;
     for (len = 2u, kstep = FE_NFFT_C; len <= FE_NFFT_C; len <<= 1, kstep >>= 1) {
         const uint32_t half = len >> 1;
         uint32_t j, k;
@@ -197,8 +197,13 @@ void qsnn_fe_frame(const int16_t head[QSNN_FE_HISTORY_LEN], const int16_t tail[Q
             }
         }
     }
+}
 
-    /* 4.-5. split to the real 512-point spectrum, power, mel weights */
+/* Steps 4-5: split to the real 512-point spectrum (only the bins that feed a band), power,
+ * mel weights; acc[j + 1] is the energy E' of band j (acc[0], acc[41]: dropped slopes). */
+static void fe_mel(const int32_t *buf, uint64_t acc[QSNN_N_BANDS + 2u])
+{
+    uint32_t i, q;
     for (i = 0u; i < QSNN_N_BANDS + 2u; i++) {
         acc[i] = 0u;
     }
@@ -220,9 +225,13 @@ void qsnn_fe_frame(const int16_t head[QSNN_FE_HISTORY_LEN], const int16_t tail[Q
         acc[jb] += (uint64_t)(32768u - w) * p;
         acc[jb + 1u] += (uint64_t)w * p;
     }
+}
 
-    /* 6. exact quarter-octave log on the fixed absolute scale */
-    off = 4 * (QSNN_FE_GAIN_LOG2 - 31 - 2 * sh);
+/* Step 6: exact quarter-octave log on the fixed absolute scale. */
+static void fe_log_features(const uint64_t acc[QSNN_N_BANDS + 2u], int sh, uint8_t feat[QSNN_N_BANDS])
+{
+    const int off = 4 * (QSNN_FE_GAIN_LOG2 - 31 - 2 * sh);
+    uint32_t i;
     for (i = 0u; i < QSNN_N_BANDS; i++) {
         const uint64_t e = acc[i + 1u];
         int v;
@@ -233,6 +242,26 @@ void qsnn_fe_frame(const int16_t head[QSNN_FE_HISTORY_LEN], const int16_t tail[Q
         v = fe_log4(e) + off;
         feat[i] = (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
     }
+}
+
+void qsnn_fe_frame(const int16_t head[QSNN_FE_HISTORY_LEN], const int16_t tail[QSNN_HOP_LEN],
+                   uint8_t feat[QSNN_N_BANDS])
+{
+    int32_t buf[2u * FE_NFFT_C];     /* 256 complex values: re, im */
+    uint64_t acc[QSNN_N_BANDS + 2u]; /* bands -1..40 */
+    const uint32_t peak = fe_window(head, tail, buf);
+    int sh;
+    if (peak == 0u) {
+        uint32_t i;
+        for (i = 0u; i < QSNN_N_BANDS; i++) {
+            feat[i] = 0u;
+        }
+        return;
+    }
+    sh = fe_normalise(buf, peak);
+    fe_fft256(buf);
+    fe_mel(buf, acc);
+    fe_log_features(acc, sh, feat);
 }
 
 void qsnn_fe_reset(qsnn_fe_state_t *st)

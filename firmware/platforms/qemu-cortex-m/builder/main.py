@@ -9,7 +9,7 @@ project), and adds two targets:
   pio run -e <env> -t size     section sizes
 
 The QEMU machine and its arguments come from the board JSON ("qemu" section), the one
-place host/qemu_runner.py also reads them from.
+place host/qemu.py also reads them from.
 """
 import os
 import shutil

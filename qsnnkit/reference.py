@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qsnnkit.convert.model import FRAC_BITS, ConvertedModel
+from qsnnkit.model import ConvertedModel
+from qsnnkit.spec import FRAC_BITS
 
 THETA = 1 << FRAC_BITS
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1

@@ -1,0 +1,220 @@
+"""The one definition of every fact Python and C share.
+
+Numeric contract constants, the front end's geometry, the converted-model format version,
+the C core's limits and status codes, the serial protocol (version, message ids, error
+codes, every message layout with its fields, types and offsets), the firmware's exit codes
+and counter units are written here and nowhere else. The C side reads them from headers
+generated from this module by :mod:`qsnnkit.generated` (``python -m qsnnkit.generated
+--write``; ``--check`` and ``tests/test_spec.py`` fail when a committed header is stale):
+
+- ``firmware/lib/qsnn/include/qsnn_spec.h``: contract, front end, model format, core codes;
+- ``firmware/include/proto_spec.h``: protocol, message layouts, exit codes, counter units.
+
+Adding a message, an error code or a field is a change to this file plus the code that
+handles it on each side; its ids, offsets and sizes then follow in both languages.
+Pure Python: no numpy, no torch, no imports from the rest of the package.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+# -- numeric contract (docs/contract.md) --------------------------------------------------------
+
+#: Version of the converted-model format: the .npz arrays, their dtypes, the hash and the C
+#: descriptor (qsnn_model_t). A model of another version is refused by the tools and the core.
+FORMAT_VERSION = 2
+#: Currents and membranes are in fine units of 2^-FRAC_BITS of the firing threshold.
+FRAC_BITS = 8
+THETA = 1 << FRAC_BITS
+#: Range of the per-neuron rounding shifts sh_ff / sh_rec (scale(): sh > 0 rounds, sh <= 0 multiplies).
+SHIFT_MIN = -15
+SHIFT_MAX = 30
+#: Stored membrane widths and feed-forward weight widths the core runs.
+MEM_BITS_MIN = 2
+MEM_BITS_MAX = 8
+WEIGHT_BITS = (1, 2, 4, 8)
+#: Spiking layers a model may have (the C state keeps per-layer pointers in fixed arrays).
+MAX_LAYERS = 8
+
+#: Synaptic kernels of the C core, selectable per layer (qsnn_layer_t.kernel): name -> (id, what
+#: it runs). REF is the plain oracle; the others are drop-in kernels that must give the same sums.
+KERNELS: dict[str, tuple[int, str]] = {
+    "AUTO": (0, "the core picks the fastest kernel that runs the layer (REF when built with QSNN_KERNELS_REF)"),
+    "REF": (1, "reference: element by element, any input, any width"),
+    "W8_DENSE": (2, "8-bit weights x int16 features, four weights per word (first layer)"),
+    "B1_POPCOUNT": (3, "1-bit weights x spikes: 2 popcount(W & S) - popcount(S)"),
+    "EVENT": (4, "any width x spikes: sums over the active spikes only"),
+}
+
+# -- the audio front end (docs/frontend.md) -------------------------------------------------------
+
+#: Version of the front end's algorithm; with its tables it is the front-end specification that
+#: the model hash covers (a faster implementation of the same features keeps both).
+FRONTEND_VERSION = 1
+SAMPLE_RATE = 16000
+FRAME_LEN = 480  # 30 ms analysis window
+HOP_LEN = 320  # 20 ms: one network time step per hop
+HISTORY_LEN = FRAME_LEN - HOP_LEN  # samples kept between hops
+FFT_LEN = 512
+N_BANDS = 40
+FMIN_HZ = 20
+FMAX_HZ = 4000
+#: feat = clamp(floor(4*log2(E)), 0, 255), E the mel energy in units of 2^-GAIN_LOG2 LSB^2.
+GAIN_LOG2 = 16
+CLIP_LEN = SAMPLE_RATE  # a keyword clip is 1 s
+CLIP_FRAMES = CLIP_LEN // HOP_LEN - 1  # 49: the first hop only primes the history
+
+# -- the C core's status codes (qsnn_model_check, qsnn_state_init) -------------------------------
+
+CORE_STATUS: dict[str, tuple[int, str]] = {
+    "OK": (0, "the model is valid / the state is ready"),
+    "ERR_VERSION": (1, "model built for another format version"),
+    "ERR_MODEL": (2, "descriptor violates the contract (sizes, widths, shifts)"),
+    "ERR_ARENA": (3, "state arena too small or misaligned"),
+}
+
+# -- the serial protocol (docs/protocol.md) ------------------------------------------------------
+
+PROTOCOL_VERSION = 1
+MAX_PAYLOAD = 1024
+HEADER_BYTES = 4  # type u8 | seq u8 | len u16
+CRC_BYTES = 2
+#: Requests the host may have outstanding (the device's receive window).
+RX_WINDOW = 1
+
+#: Message ids: name -> (id, direction, meaning). Host -> device below 0x80, device -> host above.
+MESSAGES: dict[str, tuple[int, str]] = {
+    "HELLO": (0x01, "u8 protocol version -> IDENT"),
+    "CLIP_BEGIN": (0x02, "u32 n_samples -> ACK"),
+    "AUDIO": (0x03, "int16 LE samples (1..MAX_PAYLOAD/2) -> ACK, sent after the samples were processed"),
+    "CLIP_END": (0x04, "empty -> RESULT"),
+    "BYE": (0x05, "u8 exit code -> ACK, then the device exits"),
+    "IDENT": (0x81, "who the device is: protocol, model, board, memory"),
+    "ACK": (0x82, "u8 acknowledged type, u8 credits returned"),
+    "RESULT": (0x84, "a clip's answer, outputs and counters"),
+    "ERROR": (0xEE, "u8 code, u8 offending type, u16 0, u32 detail"),
+}
+
+#: ERROR codes: name -> (code, meaning).
+ERRORS: dict[str, tuple[int, str]] = {
+    "BAD_CRC": (1, "CRC mismatch"),
+    "BAD_LENGTH": (2, "length field disagrees with the frame, or body too short"),
+    "UNKNOWN_TYPE": (3, "unknown message type"),
+    "BAD_STATE": (4, "message not valid now (e.g. AUDIO outside a clip)"),
+    "BAD_PAYLOAD": (5, "payload size or contents invalid for the type"),
+    "FRAMING": (6, "COBS decoding failed"),
+    "TOO_LONG": (7, "no delimiter within the longest encoded frame"),
+    "RX_OVERFLOW": (8, "the RX ring dropped bytes (host ignored the window)"),
+    "SAMPLE_COUNT": (9, "more or fewer samples than CLIP_BEGIN announced"),
+    "MODEL": (10, "the compiled-in model failed qsnn_model_check; detail = its code"),
+    "VERSION": (11, "HELLO asked for another protocol version; detail = the device's"),
+}
+
+#: What board_counter() counts: name -> (code, meaning).
+COUNTER_UNITS: dict[str, tuple[int, str]] = {
+    "INSTRUCTIONS": (0, "QEMU -icount shift=0: one tick per guest instruction"),
+    "CYCLES": (1, "a real core's cycle counter (DWT->CYCCNT, CCOUNT)"),
+}
+
+#: Exit codes of the firmware (QEMU's exit status through semihosting): name -> (code, meaning).
+EXIT_CODES: dict[str, tuple[int, str]] = {
+    "OK": (0, "BYE 0"),
+    "MAIN_RETURNED": (2, "main returned"),
+    "FAULT": (3, "a fault handler ran"),
+}
+
+#: Field types of message layouts: struct code and size (all little-endian).
+FIELD_TYPES: dict[str, str] = {"u8": "B", "u16": "H", "u32": "I", "u64": "Q", "i32": "i", "hash8": "8s"}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str  # a key of FIELD_TYPES
+    doc: str = ""
+
+    @property
+    def size(self) -> int:
+        return struct.calcsize("<" + FIELD_TYPES[self.type])
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The fixed head of a message payload; ``tail`` says what follows it (if anything)."""
+
+    message: str
+    fields: tuple[Field, ...]
+    tail: str = ""
+
+    @property
+    def fmt(self) -> str:
+        return "<" + "".join(FIELD_TYPES[f.type] for f in self.fields)
+
+    @property
+    def size(self) -> int:
+        return struct.calcsize(self.fmt)
+
+    def offset(self, name: str) -> int:
+        off = 0
+        for f in self.fields:
+            if f.name == name:
+                return off
+            off += f.size
+        raise KeyError(f"{self.message} has no field {name!r}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+
+F = Field
+LAYOUTS: dict[str, Layout] = {
+    "HELLO": Layout("HELLO", (F("version", "u8", "protocol version the host speaks"),)),
+    "CLIP_BEGIN": Layout("CLIP_BEGIN", (F("n_samples", "u32", "samples the clip will carry"),)),
+    "BYE": Layout("BYE", (F("code", "u8", "exit code of the device"),)),
+    "ACK": Layout("ACK", (F("about", "u8", "type of the acknowledged request"),
+                          F("credits", "u8", "requests the host may send again"))),
+    "ERROR": Layout("ERROR", (F("code", "u8", "ERR_* code"), F("about", "u8", "offending type, 0 if unreadable"),
+                              F("reserved", "u16", "0"), F("detail", "u32", "code-specific detail"))),
+    "IDENT": Layout("IDENT", (
+        F("protocol_version", "u8"), F("counter_unit", "u8", "COUNTER_*"),
+        F("rx_window", "u8", "requests the host may have outstanding"),
+        F("model_status", "u8", "qsnn_model_check() result, 0 = OK"),
+        F("counter_hz", "u32", "core clock for cycles, 0 for instructions"),
+        F("format_version", "u32", "model format version"), F("model_hash", "hash8", "first 8 bytes of the SHA-256"),
+        F("n_classes", "u16"), F("n_bands", "u16"), F("hop_len", "u16", "samples per hop"),
+        F("max_payload", "u16"), F("arena_bytes", "u32", "network state arena"),
+        F("static_ram_bytes", "u32", ".data + .bss"), F("flash_bytes", "u32"),
+        F("stack_bytes", "u32", "stack reserved by the linker script"),
+    ), tail="three strings, each u8 length + ASCII bytes: firmware name, firmware version, board"),
+    "RESULT": Layout("RESULT", (
+        F("label", "u16", "argmax of the outputs, ties to the lowest index"), F("n_classes", "u16"),
+        F("frames", "u32", "network steps run"), F("samples", "u32", "samples received"),
+        F("frontend_ticks", "u64", "counter ticks in the front end"),
+        F("network_ticks", "u64", "counter ticks in the network"),
+        F("static_ram_bytes", "u32"), F("stack_peak_bytes", "u32", "painted-stack peak"), F("flash_bytes", "u32"),
+    ), tail="n_classes int32 per-class outputs"),
+}
+del F
+
+#: Longest string field of IDENT (u8 length prefix).
+IDENT_MAX_STRING = 255
+#: Classes a RESULT can carry within one payload.
+RESULT_MAX_CLASSES = (MAX_PAYLOAD - LAYOUTS["RESULT"].size) // 4
+
+
+def message_id(name: str) -> int:
+    return MESSAGES[name][0]
+
+
+def error_code(name: str) -> int:
+    return ERRORS[name][0]
+
+
+def exit_meaning(status: int) -> str:
+    """What a firmware exit status means ('' for an unknown one)."""
+    for _, (code, meaning) in EXIT_CODES.items():
+        if code == status:
+            return meaning
+    return ""
