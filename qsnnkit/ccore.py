@@ -60,14 +60,12 @@ def _setup(lib: ct.CDLL) -> None:
         f.restype = None
     lib.qsnn_layer_kernel.argtypes = [ct.POINTER(_Model), ct.c_uint32]
     lib.qsnn_layer_kernel.restype = ct.c_uint32
+    lib.qsnn_layer_membranes.argtypes = [ct.POINTER(_State), ct.c_uint32]
+    lib.qsnn_layer_membranes.restype = ct.POINTER(ct.c_int8)
 
 
 def _ptr(a: np.ndarray, ctype: type) -> ct._Pointer:  # type: ignore[name-defined]
     return a.ctypes.data_as(ct.POINTER(ctype))
-
-
-def _round4(n: int) -> int:
-    return (n + 3) & ~3
 
 
 class CCore:
@@ -127,7 +125,6 @@ class CCore:
         if rc != 0:
             raise RuntimeError(f"qsnn_state_init returned {rc}")
         self._step = self.lib.qsnn_step_ref if kernel == "ref" else self.lib.qsnn_step
-        self._offsets = np.cumsum([0] + [_round4(L.n_out) for L in model.layers])
 
     def layer_kernels(self) -> list[str]:
         """The kernel qsnn_step runs for each layer (qsnn_layer_kernel: AUTO resolved)."""
@@ -141,9 +138,8 @@ class CCore:
         return np.ctypeslib.as_array(self._st.out, shape=(self.model.n_classes,)).copy()
 
     def membranes(self, layer: int) -> np.ndarray:
-        total = int(self._offsets[-1])
-        allm = np.ctypeslib.as_array(self._st.mem, shape=(total,))
-        return allm[self._offsets[layer]: self._offsets[layer] + self.model.layers[layer].n_out].copy()
+        p = self.lib.qsnn_layer_membranes(ct.byref(self._st), layer)
+        return np.ctypeslib.as_array(p, shape=(self.model.layers[layer].n_out,)).copy()
 
     def spikes(self, layer: int) -> np.ndarray:
         n = self.model.layers[layer].n_out

@@ -35,6 +35,7 @@ from typing import Literal
 import numpy as np
 
 from qsnnkit.paths import REPO_ROOT
+from qsnnkit.spec import SAMPLE_RATE
 
 Split = Literal["train", "val", "test", "all"]
 SPLITS: tuple[str, ...] = ("train", "val", "test", "all")
@@ -45,7 +46,6 @@ CLASSES: tuple[str, ...] = (
 WORDS: tuple[str, ...] = CLASSES[:10]
 UNKNOWN = CLASSES.index("_unknown_")
 SILENCE = CLASSES.index("_silence_")
-SAMPLE_RATE = 16000
 
 ENV_ROOT = "QSNN_DATA_ROOT"
 SHARED_SUBDIR = "speech_commands_v2_test12"

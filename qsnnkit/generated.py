@@ -79,6 +79,10 @@ def render_proto_header() -> str:
         d("PROTO_MAX_PAYLOAD", spec.MAX_PAYLOAD, ctype="uint32_t"),
         d("PROTO_HEADER_BYTES", spec.HEADER_BYTES, "type u8 | seq u8 | len u16 LE", "uint32_t"),
         d("PROTO_CRC_BYTES", spec.CRC_BYTES, "CRC-16/CCITT-FALSE, LE", "uint32_t"),
+        d("PROTO_MAX_BODY", spec.MAX_BODY, "header + payload + CRC", "uint32_t"),
+        d("PROTO_MAX_ENCODED", spec.MAX_ENCODED, "longest COBS-encoded frame, without its 0x00", "uint32_t"),
+        d("PROTO_CRC_POLY", f"0x{spec.CRC_POLY:04X}u", "CRC-16/CCITT-FALSE polynomial"),
+        d("PROTO_CRC_INIT", f"0x{spec.CRC_INIT:04X}u", "CRC initial value (no reflection, no final xor)"),
         d("PROTO_RX_WINDOW", spec.RX_WINDOW, "requests the host may have outstanding", "uint32_t"),
         "\n/* Message ids: host -> device below 0x80, device -> host from 0x80. */\n",
     ]

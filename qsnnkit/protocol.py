@@ -29,9 +29,9 @@ PROTOCOL_VERSION = spec.PROTOCOL_VERSION
 MAX_PAYLOAD = spec.MAX_PAYLOAD
 HEADER_BYTES = spec.HEADER_BYTES
 CRC_BYTES = spec.CRC_BYTES
-MAX_BODY = HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES
+MAX_BODY = spec.MAX_BODY
 #: Longest encoded frame without its 0x00 delimiter (COBS: one code byte per 254 bytes, plus one).
-MAX_ENCODED = MAX_BODY + MAX_BODY // 254 + 1
+MAX_ENCODED = spec.MAX_ENCODED
 #: Samples per AUDIO message the device accepts (payload bytes / 2).
 MAX_AUDIO_SAMPLES = MAX_PAYLOAD // 2
 
@@ -54,7 +54,7 @@ def _crc_table() -> list[int]:
     for i in range(256):
         c = i << 8
         for _ in range(8):
-            c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
+            c = ((c << 1) ^ spec.CRC_POLY) if c & 0x8000 else (c << 1)
         table.append(c & 0xFFFF)
     return table
 
@@ -64,7 +64,7 @@ _CRC_TABLE = _crc_table()
 
 def crc16(data: bytes) -> int:
     """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final xor."""
-    crc = 0xFFFF
+    crc = spec.CRC_INIT
     for b in data:
         crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
     return crc

@@ -80,6 +80,12 @@ PROTOCOL_VERSION = 1
 MAX_PAYLOAD = 1024
 HEADER_BYTES = 4  # type u8 | seq u8 | len u16
 CRC_BYTES = 2
+MAX_BODY = HEADER_BYTES + MAX_PAYLOAD + CRC_BYTES
+#: Longest encoded frame without its 0x00 delimiter (COBS: one code byte per started block of 254).
+MAX_ENCODED = MAX_BODY + MAX_BODY // 254 + 1
+#: CRC-16/CCITT-FALSE over type..payload: polynomial and initial value (no reflection, no final xor).
+CRC_POLY = 0x1021
+CRC_INIT = 0xFFFF
 #: Requests the host may have outstanding (the device's receive window).
 RX_WINDOW = 1
 

@@ -58,3 +58,38 @@ def test_train_cli_bad_root_is_a_clear_error(tmp_path: Path) -> None:
 def test_bad_config_is_refused() -> None:
     with pytest.raises(ValueError, match="leak_shift"):
         QSNNConfig(mem_bits=8, leak_shift=2)
+
+
+@pytest.mark.parametrize("cfg,st", [
+    (QSNNConfig(), TrainSettings()),
+    (QSNNConfig(hidden=(64, 32, 16), recurrent=(False, True, True), mem_bits=8, leak_shift=1),
+     TrainSettings(epochs=7, batch_size=32, lr=3e-3, weight_decay=0.0, lambda_sr=0.0, seed=5, threads=2,
+                   augment=True, limit=100, gain_lr_scale=0.0, binary_init_std=0.0, device="cuda")),
+])
+def test_provenance_command_reproduces_the_training_settings(cfg: QSNNConfig, st: TrainSettings) -> None:
+    """The command in a model's provenance parses back to exactly the settings it was trained with."""
+    import shlex
+    from dataclasses import asdict
+
+    from qsnnkit.train import cli
+
+    line = cli.command_for(cfg, st)
+    argv = shlex.split(line)
+    assert argv[0] == "qsnn-train"
+    cfg2, st2 = cli.settings_from_args(cli.parser().parse_args(argv[1:]))
+    assert cfg2 == cfg
+    assert asdict(st2) == asdict(st)
+    with pytest.raises(ValueError, match="in_shift"):
+        cli.command_for(QSNNConfig(in_shift=4), st)
+
+
+def test_default_model_header_names_its_exact_training_command() -> None:
+    from qsnnkit.model import load_converted
+    from qsnnkit.train import cli
+
+    d = REPO_ROOT / "firmware" / "models" / "default"
+    m = load_converted(d / "model.npz")
+    net, meta = checkpoint.load(d / "model.safetensors")
+    cmd = cli.command_for(net.cfg, TrainSettings(**meta["settings"]))
+    assert m.provenance["train_command"] == cmd
+    assert cmd in (d / "qsnn_model.c").read_text().splitlines()[0]

@@ -64,18 +64,24 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
     return " ".join(args)
 
 
-def main(argv: list[str] | None = None) -> int:
-    a = parser().parse_args(argv)
-    try:
-        cfg = QSNNConfig(hidden=tuple(int(x) for x in a.hidden.split(",")),
-                         recurrent=tuple(x.strip() == "1" for x in a.recurrent.split(",")),
-                         mem_bits=a.mem_bits, leak_shift=a.leak_shift)
-    except ValueError as e:
-        print(f"qsnn-train: {e}", file=sys.stderr)
-        return 2
+def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings]:
+    """The architecture and training settings parsed arguments ask for (ValueError if invalid)."""
+    cfg = QSNNConfig(hidden=tuple(int(x) for x in a.hidden.split(",")),
+                     recurrent=tuple(x.strip() == "1" for x in a.recurrent.split(",")),
+                     mem_bits=a.mem_bits, leak_shift=a.leak_shift)
     st = TrainSettings(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                        lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=a.augment,
                        limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std)
+    return cfg, st
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parser().parse_args(argv)
+    try:
+        cfg, st = settings_from_args(a)
+    except ValueError as e:
+        print(f"qsnn-train: {e}", file=sys.stderr)
+        return 2
     out = a.out or build_dir() / "train"
     try:
         res = train(cfg, st, a.data_root, out)

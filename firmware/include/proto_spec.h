@@ -9,6 +9,10 @@
 #define PROTO_MAX_PAYLOAD 1024u
 #define PROTO_HEADER_BYTES 4u /* type u8 | seq u8 | len u16 LE */
 #define PROTO_CRC_BYTES 2u /* CRC-16/CCITT-FALSE, LE */
+#define PROTO_MAX_BODY 1030u /* header + payload + CRC */
+#define PROTO_MAX_ENCODED 1035u /* longest COBS-encoded frame, without its 0x00 */
+#define PROTO_CRC_POLY 0x1021u /* CRC-16/CCITT-FALSE polynomial */
+#define PROTO_CRC_INIT 0xFFFFu /* CRC initial value (no reflection, no final xor) */
 #define PROTO_RX_WINDOW 1u /* requests the host may have outstanding */
 
 /* Message ids: host -> device below 0x80, device -> host from 0x80. */

@@ -7,13 +7,13 @@
 
 uint16_t proto_crc16(const uint8_t *p, size_t n)
 {
-    uint16_t crc = 0xFFFFu;
+    uint16_t crc = (uint16_t)PROTO_CRC_INIT;
     size_t i;
     int b;
     for (i = 0; i < n; ++i) {
         crc = (uint16_t)(crc ^ ((uint16_t)p[i] << 8));
         for (b = 0; b < 8; ++b) {
-            crc = (crc & 0x8000u) != 0u ? (uint16_t)((crc << 1) ^ 0x1021u) : (uint16_t)(crc << 1);
+            crc = (crc & 0x8000u) != 0u ? (uint16_t)((crc << 1) ^ PROTO_CRC_POLY) : (uint16_t)(crc << 1);
         }
     }
     return crc;
@@ -118,7 +118,7 @@ size_t proto_encode(uint8_t type, uint8_t seq, const uint8_t *payload, uint16_t 
      * length, so the code byte of the open block is patched when the block closes. */
     uint8_t hdr[PROTO_HEADER_BYTES];
     uint8_t crc_bytes[PROTO_CRC_BYTES];
-    uint16_t crc = 0xFFFFu;
+    uint16_t crc = (uint16_t)PROTO_CRC_INIT;
     size_t code_at = 0u;
     size_t o = 1u;
     uint8_t code = 1u;
@@ -144,7 +144,7 @@ size_t proto_encode(uint8_t type, uint8_t seq, const uint8_t *payload, uint16_t 
             int k;
             crc = (uint16_t)(crc ^ ((uint16_t)b << 8));
             for (k = 0; k < 8; ++k) {
-                crc = (crc & 0x8000u) != 0u ? (uint16_t)((crc << 1) ^ 0x1021u) : (uint16_t)(crc << 1);
+                crc = (crc & 0x8000u) != 0u ? (uint16_t)((crc << 1) ^ PROTO_CRC_POLY) : (uint16_t)(crc << 1);
             }
         }
         if (b == 0u) {

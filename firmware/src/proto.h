@@ -17,10 +17,6 @@
  * proto_spec.h, generated from qsnnkit/spec.py (their one definition). */
 #include "proto_spec.h"
 
-#define PROTO_MAX_BODY (PROTO_HEADER_BYTES + PROTO_MAX_PAYLOAD + PROTO_CRC_BYTES)
-/* COBS adds one byte per started block of 254 (plus the leading code byte). */
-#define PROTO_MAX_ENCODED (PROTO_MAX_BODY + PROTO_MAX_BODY / 254u + 1u)
-
 #define PROTO_RX_MORE 0       /* proto_rx_byte: need more bytes */
 #define PROTO_RX_FRAME (-1)   /* proto_rx_byte: a valid frame is in *out */
 

@@ -87,6 +87,9 @@ void qsnn_step_ref(qsnn_state_t *st, const uint8_t *feat);
  */
 uint32_t qsnn_layer_kernel(const qsnn_model_t *model, uint32_t l);
 
+/* The stored membranes of layer l (n_out int8 values) inside the state arena. */
+const int8_t *qsnn_layer_membranes(const qsnn_state_t *st, uint32_t l);
+
 /* Index of the largest output; ties go to the lowest index. */
 int qsnn_argmax(const int32_t *out, int n);
 

@@ -404,6 +404,16 @@ void qsnn_step(qsnn_state_t *st, const uint8_t *feat)
     step(st, feat, 0);
 }
 
+const int8_t *qsnn_layer_membranes(const qsnn_state_t *st, uint32_t l)
+{
+    uint32_t off = 0;
+    uint32_t k;
+    for (k = 0; k < l; ++k) {
+        off += round4(st->model->layers[k].n_out);
+    }
+    return &st->mem[off];
+}
+
 int qsnn_argmax(const int32_t *out, int n)
 {
     int best = 0;
