@@ -30,7 +30,7 @@ def weight_bytes(model: ConvertedModel) -> dict[str, int]:
     w = sum(4 * len(packing.pack_rows(L.w, L.w_bits)) for L in model.layers)
     r = sum(4 * len(packing.pack_rows(L.w_rec, 1)) for L in model.layers if L.w_rec is not None)
     o = 4 * len(packing.pack_rows(model.w_out, 8))
-    p = sum(L.n_out * (1 + 2 + (1 if L.recurrent else 0)) for L in model.layers) + model.n_bands + 4 * model.n_classes
+    p = sum(L.rows * (1 + 2) + (L.n_out if L.recurrent else 0) for L in model.layers) + model.n_bands + 4 * model.n_classes
     return {"weights": w, "recurrent": r, "readout": o, "params": p, "total": w + r + o + p}
 
 
@@ -69,6 +69,10 @@ def emit(model: ConvertedModel, out_dir: str | Path) -> list[Path]:
         layers.append({
             "n_in": _u(L.n_in), "n_out": _u(L.n_out), "w_bits": _u(L.w_bits), "recurrent": _u(int(L.recurrent)),
             "mem_bits": _u(L.mem_bits), "leak_shift": _u(L.leak_shift), "kernel": "QSNN_KERNEL_AUTO",
+            "kind": "QSNN_LAYER_CONV" if L.is_conv else "QSNN_LAYER_DENSE",
+            "kt": _u(L.kt), "kf": _u(L.kf), "stride": _u(L.stride),
+            "c_in": _u(L.c_in if L.is_conv else 1), "f_in": _u(L.f_in if L.is_conv else L.n_in),
+            "c_out": _u(L.rows), "f_out": _u(L.f_out),
             "w": f"l{i}_w", "sh_ff": f"l{i}_sh_ff",
             "w_rec": f"l{i}_w_rec" if L.recurrent else "NULL", "sh_rec": f"l{i}_sh_rec" if L.recurrent else "NULL",
             "bias": f"l{i}_bias",

@@ -32,7 +32,7 @@ def integerize(model: QSNN, classes: list[str], provenance: dict[str, object] | 
     with torch.no_grad():
         q = model.quantized()
         layers: list[IntLayer] = []
-        for li in range(len(cfg.hidden)):
+        for li, spec_ in enumerate(model.spec):
             w = _ints(q["w_int"][li])
             e = _ints(q["w_exp"][li])
             if li == 0:
@@ -50,8 +50,10 @@ def integerize(model: QSNN, classes: list[str], provenance: dict[str, object] | 
                 if s is not None and (s.max() > MAX_EXACT_SHIFT or s.min() < SHIFT_MIN):
                     raise ValueError(f"layer {li} {name} range {s.min()}..{s.max()} is outside "
                                      f"{SHIFT_MIN}..{MAX_EXACT_SHIFT}")
+            geometry = ({k: spec_[k] for k in ("kind", "c_in", "f_in", "kt", "kf", "stride")}
+                        if spec_["kind"] == "conv" else {})
             layers.append(IntLayer(w_bits=bits, mem_bits=cfg.mem_bits, leak_shift=cfg.leak_shift,
-                                   w=w, sh_ff=sh, bias=bias, w_rec=w_rec, sh_rec=sh_rec))
+                                   w=w, sh_ff=sh, bias=bias, w_rec=w_rec, sh_rec=sh_rec, **geometry))  # type: ignore[arg-type]
         e_out = int(_ints(q["w_out_exp"][0]).item())
         w_out = _ints(q["w_out_int"][0])
         b_out = _ints(q["b_out"][0] / (2.0**e_out))

@@ -16,7 +16,7 @@ import numpy as np
 
 from qsnnkit import clib, packing
 from qsnnkit.model import ConvertedModel
-from qsnnkit.spec import KERNELS, MAX_LAYERS
+from qsnnkit.spec import KERNELS, LAYER_KINDS, MAX_LAYERS
 
 #: Kernel id -> name ("REF", "W8_DENSE", ...), from qsnnkit.spec.
 KERNEL_NAMES = {kid: name for name, (kid, _) in KERNELS.items()}
@@ -25,7 +25,9 @@ KERNEL_NAMES = {kid: name for name, (kid, _) in KERNELS.items()}
 class _Layer(ct.Structure):
     _fields_ = [
         ("n_in", ct.c_uint16), ("n_out", ct.c_uint16), ("w_bits", ct.c_uint8), ("recurrent", ct.c_uint8),
-        ("mem_bits", ct.c_uint8), ("leak_shift", ct.c_uint8), ("kernel", ct.c_uint8),
+        ("mem_bits", ct.c_uint8), ("leak_shift", ct.c_uint8), ("kernel", ct.c_uint8), ("kind", ct.c_uint8),
+        ("kt", ct.c_uint8), ("kf", ct.c_uint8), ("stride", ct.c_uint8), ("c_in", ct.c_uint16), ("f_in", ct.c_uint16),
+        ("c_out", ct.c_uint16), ("f_out", ct.c_uint16),
         ("w", ct.POINTER(ct.c_uint32)), ("sh_ff", ct.POINTER(ct.c_int8)),
         ("w_rec", ct.POINTER(ct.c_uint32)), ("sh_rec", ct.POINTER(ct.c_int8)), ("bias", ct.POINTER(ct.c_int16)),
     ]
@@ -43,7 +45,8 @@ class _State(ct.Structure):
     _fields_ = [
         ("model", ct.POINTER(_Model)), ("mem", ct.POINTER(ct.c_int8)),
         ("spk", ct.POINTER(ct.c_uint32) * MAX_LAYERS), ("prev", ct.POINTER(ct.c_uint32) * MAX_LAYERS),
-        ("x", ct.POINTER(ct.c_int16)), ("out", ct.POINTER(ct.c_int32)), ("steps", ct.c_uint32),
+        ("x", ct.POINTER(ct.c_int16)), ("hist_x", ct.POINTER(ct.c_int16)),
+        ("hist_s", ct.POINTER(ct.c_uint32) * MAX_LAYERS), ("out", ct.POINTER(ct.c_int32)), ("steps", ct.c_uint32),
     ]
 
 
@@ -97,6 +100,10 @@ class CCore:
             d.n_in, d.n_out, d.w_bits, d.recurrent = L.n_in, L.n_out, L.w_bits, int(L.recurrent)
             d.mem_bits, d.leak_shift = L.mem_bits, L.leak_shift
             d.kernel = KERNELS[kernels[i] if kernels else "AUTO"][0]
+            d.kind = LAYER_KINDS["CONV" if L.is_conv else "DENSE"][0]
+            d.kt, d.kf, d.stride = L.kt, L.kf, L.stride
+            d.c_in, d.f_in = (L.c_in, L.f_in) if L.is_conv else (1, L.n_in)
+            d.c_out, d.f_out = L.rows, L.f_out
             d.w = _ptr(arr(packing.pack_rows(L.w, L.w_bits), np.uint32), ct.c_uint32)
             d.sh_ff = _ptr(arr(L.sh_ff, np.int8), ct.c_int8)
             d.bias = _ptr(arr(L.bias, np.int16), ct.c_int16)

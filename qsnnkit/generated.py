@@ -55,6 +55,12 @@ def render_spec_header() -> str:
     ]
     for name, (code, doc) in spec.CORE_STATUS.items():
         parts.append(d(f"QSNN_{name}", code, doc))
+    parts.append("\n/* Layer kinds (qsnn_layer_t.kind). */\n")
+    for name, (kid, doc) in spec.LAYER_KINDS.items():
+        parts.append(d(f"QSNN_LAYER_{name}", kid, doc, "uint32_t"))
+    parts.append(d("QSNN_CONV_MAX_KT", spec.CONV_MAX_KT, "largest conv time kernel", "uint32_t"))
+    parts.append(d("QSNN_CONV_MAX_KF", spec.CONV_MAX_KF, "largest conv frequency kernel", "uint32_t"))
+    parts.append(d("QSNN_CONV_MAX_FOUT", spec.CONV_MAX_FOUT, "most output positions per conv channel", "uint32_t"))
     parts.append("\n/* Synaptic kernels, per layer (qsnn_layer_t.kernel). */\n")
     for name, (kid, doc) in spec.KERNELS.items():
         parts.append(d(f"QSNN_KERNEL_{name}", kid, doc, "uint32_t"))

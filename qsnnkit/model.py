@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from qsnnkit.frontend_tables import specification as frontend_specification
-from qsnnkit.spec import FORMAT_VERSION, FRAC_BITS, SHIFT_MAX, SHIFT_MIN
+from qsnnkit.spec import CONV_MAX_FOUT, CONV_MAX_KF, CONV_MAX_KT, FORMAT_VERSION, FRAC_BITS, SHIFT_MAX, SHIFT_MIN
 
 #: The dtype every array of the format is stored (and hashed) in; an .npz holding another
 #: dtype is refused. Per layer i the names are l{i}.w, l{i}.sh_ff, l{i}.bias, l{i}.w_rec, l{i}.sh_rec.
@@ -37,28 +37,72 @@ def _dtype_of(name: str) -> np.dtype:
     return np.dtype(ARRAY_DTYPES[name.split(".")[-1]])
 
 
+
+
 @dataclass
 class IntLayer:
+    """One spiking layer. ``kind="dense"``: ``w`` is [n_out, n_in], one row per neuron.
+    ``kind="conv"`` (streaming convolution, docs/contract.md section 4): the input is a map
+    of ``c_in`` channels x ``f_in`` positions per step (features: 1 x n_bands; spikes of a
+    conv layer below: its channels x positions, channel-major); ``w`` is [c_out, c_in*kt*kf]
+    with columns ordered (ci, dt, df), dt = 0 the oldest of the kt frames; ``sh_ff`` and
+    ``bias`` are per output channel; neuron (c, f) is n = c * f_out + f."""
+
     w_bits: int
     mem_bits: int
     leak_shift: int
-    w: np.ndarray  # int32 [n_out, n_in]: int8 codes, or -1/+1 for 1 bit
-    sh_ff: np.ndarray  # int32 [n_out], -15..30
-    bias: np.ndarray  # int32 [n_out], int16 range
-    w_rec: np.ndarray | None = None  # int32 [n_out, n_out], -1/+1
-    sh_rec: np.ndarray | None = None  # int32 [n_out]
+    w: np.ndarray  # int [rows, fan_in]: int8 codes, or -1/+1 for 1 bit
+    sh_ff: np.ndarray  # int [rows], SHIFT_MIN..SHIFT_MAX
+    bias: np.ndarray  # int [rows], int16 range
+    w_rec: np.ndarray | None = None  # int [n_out, n_out], -1/+1 (dense only)
+    sh_rec: np.ndarray | None = None  # int [n_out]
+    kind: str = "dense"
+    c_in: int = 1
+    f_in: int = 0
+    kt: int = 1
+    kf: int = 1
+    stride: int = 1
+
+    @property
+    def is_conv(self) -> bool:
+        return self.kind == "conv"
+
+    @property
+    def rows(self) -> int:
+        """Weight rows (and entries of sh_ff / bias): neurons (dense) or output channels (conv)."""
+        return int(self.w.shape[0])
+
+    @property
+    def pad(self) -> int:
+        """Zero padding on each side of the frequency axis (conv)."""
+        return self.kf // 2
+
+    @property
+    def f_out(self) -> int:
+        """Output positions per channel (conv); 1 for dense."""
+        if not self.is_conv:
+            return 1
+        return (self.f_in + 2 * self.pad - self.kf) // self.stride + 1
 
     @property
     def n_in(self) -> int:
-        return int(self.w.shape[1])
+        return self.c_in * self.f_in if self.is_conv else int(self.w.shape[1])
 
     @property
     def n_out(self) -> int:
-        return int(self.w.shape[0])
+        return self.rows * self.f_out
 
     @property
     def recurrent(self) -> bool:
         return self.w_rec is not None
+
+
+def _layer_meta(L: IntLayer) -> dict[str, object]:
+    m: dict[str, object] = {"w_bits": L.w_bits, "mem_bits": L.mem_bits, "leak_shift": L.leak_shift,
+                            "n_in": L.n_in, "n_out": L.n_out, "recurrent": L.recurrent}
+    if L.is_conv:  # dense layers keep the keys (and hashes) they always had
+        m.update(kind="conv", c_in=L.c_in, f_in=L.f_in, kt=L.kt, kf=L.kf, stride=L.stride)
+    return m
 
 
 @dataclass
@@ -103,6 +147,23 @@ class ConvertedModel:
             p = f"layer {i}"
             if L.w.ndim != 2:
                 raise ValueError(f"{p}: weights must be a matrix, got shape {L.w.shape}")
+            if L.kind not in ("dense", "conv"):
+                raise ValueError(f"{p}: unknown layer kind {L.kind!r}")
+            if L.is_conv:
+                if not (1 <= L.kt <= CONV_MAX_KT and 1 <= L.kf <= CONV_MAX_KF and 1 <= L.stride <= L.kf
+                        and L.c_in >= 1 and L.f_in >= 1 and 1 <= L.f_out <= CONV_MAX_FOUT):
+                    raise ValueError(f"{p}: conv geometry c_in {L.c_in} f_in {L.f_in} kt {L.kt} kf {L.kf} stride "
+                                     f"{L.stride} breaks the contract (1 <= kt, kf <= {CONV_MAX_KT}, 1 <= stride <= kf, "
+                                     f"1 <= f_out <= {CONV_MAX_FOUT})")
+                if L.w.shape[1] != L.c_in * L.kt * L.kf:
+                    raise ValueError(f"{p}: conv weights {L.w.shape} need c_in*kt*kf = {L.c_in * L.kt * L.kf} columns")
+                if L.recurrent:
+                    raise ValueError(f"{p}: a conv layer has no recurrent weights")
+                below = self.layers[i - 1] if i else None
+                if i == 0 and L.c_in != 1:
+                    raise ValueError(f"{p}: a first conv layer reads 1 channel of {self.n_bands} features")
+                if below is not None and (not below.is_conv or (below.rows, below.f_out) != (L.c_in, L.f_in)):
+                    raise ValueError(f"{p}: a conv layer reads the channels x positions of a conv layer below")
             if L.n_in != n_prev:
                 raise ValueError(f"{p}: {L.n_in} inputs, the layer below has {n_prev} outputs")
             if L.w_bits not in (1, 2, 4, 8) or (i == 0 and L.w_bits == 1):
@@ -115,8 +176,8 @@ class ConvertedModel:
                 rng(f"{p} weights", L.w, lo, (1 << (L.w_bits - 1)) - 1)
             if not 2 <= L.mem_bits <= 8 or not 1 <= L.leak_shift <= FRAC_BITS - L.mem_bits + 1:
                 raise ValueError(f"{p}: mem_bits {L.mem_bits} / leak_shift {L.leak_shift} break the contract")
-            if L.sh_ff.shape != (L.n_out,) or L.bias.shape != (L.n_out,):
-                raise ValueError(f"{p}: sh_ff {L.sh_ff.shape} and bias {L.bias.shape} must be ({L.n_out},)")
+            if L.sh_ff.shape != (L.rows,) or L.bias.shape != (L.rows,):
+                raise ValueError(f"{p}: sh_ff {L.sh_ff.shape} and bias {L.bias.shape} must be ({L.rows},)")
             rng(f"{p} sh_ff", L.sh_ff, SHIFT_MIN, SHIFT_MAX)
             rng(f"{p} bias", L.bias, -32768, 32767)
             if L.recurrent:
@@ -143,11 +204,7 @@ class ConvertedModel:
             "classes": list(self.classes),
             "frontend": self.frontend,
             "readout_exp": int(self.readout_exp),
-            "layers": [
-                {"w_bits": L.w_bits, "mem_bits": L.mem_bits, "leak_shift": L.leak_shift,
-                 "n_in": L.n_in, "n_out": L.n_out, "recurrent": L.recurrent}
-                for L in self.layers
-            ],
+            "layers": [_layer_meta(L) for L in self.layers],
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -232,6 +289,8 @@ def load_converted(path: str | Path) -> ConvertedModel:
     try:
         layer_meta = [(int(m["w_bits"]), int(m["mem_bits"]), int(m["leak_shift"]), bool(m["recurrent"]))
                       for m in meta["layers"]]
+        geometry = [{k: (str(m[k]) if k == "kind" else int(m[k])) for k in ("kind", "c_in", "f_in", "kt", "kf", "stride")}
+                    if m.get("kind", "dense") != "dense" else {} for m in meta["layers"]]
         classes = [str(c) for c in meta["classes"]]
         readout_exp = int(meta["readout_exp"])
         frontend = dict(meta["frontend"])
@@ -251,7 +310,8 @@ def load_converted(path: str | Path) -> ConvertedModel:
                                 f"{_dtype_of(k)}")
     layers = [
         IntLayer(w_bits=wb, mem_bits=mb, leak_shift=ls, w=data[f"l{i}.w"], sh_ff=data[f"l{i}.sh_ff"],
-                 bias=data[f"l{i}.bias"], w_rec=data.get(f"l{i}.w_rec"), sh_rec=data.get(f"l{i}.sh_rec"))
+                 bias=data[f"l{i}.bias"], w_rec=data.get(f"l{i}.w_rec"), sh_rec=data.get(f"l{i}.sh_rec"),
+                 **geometry[i])  # type: ignore[arg-type]
         for i, (wb, mb, ls, _) in enumerate(layer_meta)
     ]
     m = ConvertedModel(

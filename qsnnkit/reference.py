@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qsnnkit.model import ConvertedModel
+from qsnnkit.model import ConvertedModel, IntLayer
 from qsnnkit.spec import FRAC_BITS
 
 THETA = 1 << FRAC_BITS
@@ -47,6 +47,21 @@ class Trace:
     spk: list[np.ndarray] = field(default_factory=list)
 
 
+def conv_sums(L: IntLayer, hist: np.ndarray) -> np.ndarray:
+    """Synaptic sums [B, c_out * f_out] (channel-major) of a streaming convolution over its
+    input history [B, kt, c_in, f_in] (slot kt-1 = this step, slot 0 the oldest), frequency
+    zero-padded by kf // 2 on each side (contract section 4)."""
+    B = hist.shape[0]
+    padded = np.zeros((B, L.kt, L.c_in, L.f_in + 2 * L.pad), np.int64)
+    padded[:, :, :, L.pad:L.pad + L.f_in] = hist
+    # patches [B, f_out, c_in, kt, kf] -> columns ordered (ci, dt, df) like the weight rows
+    idx = np.arange(L.f_out)[:, None] * L.stride + np.arange(L.kf)[None, :]  # [f_out, kf]
+    patches = padded[:, :, :, idx]  # [B, kt, c_in, f_out, kf]
+    patches = patches.transpose(0, 3, 2, 1, 4).reshape(B, L.f_out, L.c_in * L.kt * L.kf)
+    acc = patches @ L.w.astype(np.int64).T  # [B, f_out, c_out]
+    return acc.transpose(0, 2, 1).reshape(B, L.rows * L.f_out)
+
+
 def run_batch(model: ConvertedModel, feats: np.ndarray, trace: bool = False) -> tuple[np.ndarray, Trace | None]:
     """Per-class outputs int32 [B, C] for integer features uint8 [B, T, n_bands]."""
     feats = np.asarray(feats)
@@ -64,13 +79,22 @@ def run_batch(model: ConvertedModel, feats: np.ndarray, trace: bool = False) -> 
         spk=[np.zeros((B, T, L.n_out), np.uint8) for L in model.layers],
     ) if trace else None
     ws = [L.w.astype(np.int64) for L in model.layers]
+    hist = [np.zeros((B, L.kt, L.c_in, L.f_in), np.int64) if L.is_conv else None for L in model.layers]
     wr = [None if L.w_rec is None else L.w_rec.astype(np.int64) for L in model.layers]
     w_out = model.w_out.astype(np.int64)
     b_out = model.b_out.astype(np.int64)
     for t in range(T):
         below = x_all[:, t]
         for li, L in enumerate(model.layers):
-            c = scale(below @ ws[li].T, L.sh_ff) + L.bias.astype(np.int64)
+            if L.is_conv:
+                h = hist[li]
+                assert h is not None
+                h[:, :-1] = h[:, 1:]  # the window moves by one frame
+                h[:, -1] = below.reshape(B, L.c_in, L.f_in)
+                per_neuron = np.repeat(np.arange(L.rows), L.f_out)  # channel of each neuron
+                c = scale(conv_sums(L, h), L.sh_ff[per_neuron]) + L.bias.astype(np.int64)[per_neuron]
+            else:
+                c = scale(below @ ws[li].T, L.sh_ff) + L.bias.astype(np.int64)
             if wr[li] is not None:
                 assert L.sh_rec is not None
                 c = c + scale(s[li] @ wr[li].T, L.sh_rec)  # own spikes of t-1

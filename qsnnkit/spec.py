@@ -37,6 +37,18 @@ WEIGHT_BITS = (1, 2, 4, 8)
 #: Spiking layers a model may have (the C state keeps per-layer pointers in fixed arrays).
 MAX_LAYERS = 8
 
+#: Layer kinds (qsnn_layer_t.kind): name -> (id, meaning).
+LAYER_KINDS: dict[str, tuple[int, str]] = {
+    "DENSE": (0, "every input to every neuron; optional 1-bit recurrence"),
+    "CONV": (1, "streaming convolution: over frequency (zero padding kf / 2) with a causal time kernel of kt frames"),
+}
+#: Largest time and frequency kernel of a streaming convolution (uint8 in C).
+CONV_MAX_KT = 16
+CONV_MAX_KF = 16
+#: Most output positions per channel of a convolution (the event kernel sums a channel's
+#: positions in a stack array of this size).
+CONV_MAX_FOUT = 64
+
 #: Synaptic kernels of the C core, selectable per layer (qsnn_layer_t.kernel): name -> (id, what
 #: it runs). REF is the plain oracle; the others are drop-in kernels that must give the same sums.
 KERNELS: dict[str, tuple[int, str]] = {
@@ -45,6 +57,8 @@ KERNELS: dict[str, tuple[int, str]] = {
     "W8_DENSE": (2, "8-bit weights x int16 features, four weights per word (first layer)"),
     "B1_POPCOUNT": (3, "1-bit weights x spikes: 2 popcount(W & S) - popcount(S)"),
     "EVENT": (4, "any width x spikes: sums over the active spikes only"),
+    "CONV_W8": (5, "streaming convolution, 8-bit weights x int16 features: each channel's kernel unpacked once per step"),
+    "CONV_EVENT": (6, "streaming convolution over spikes, any width: each active spike adds its weights to the outputs it reaches"),
 }
 
 # -- the audio front end (docs/frontend.md) -------------------------------------------------------

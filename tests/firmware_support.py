@@ -59,6 +59,33 @@ def random_model(out_dir: Path, seed: int = 0) -> Path:
     return out_dir
 
 
+def random_conv_model(out_dir: Path, seed: int = 0) -> Path:
+    """A random but lively streaming-convolution model (conv 8-bit -> conv binary -> dense
+    binary recurrent -> readout), written with the converter's code generator."""
+    from qsnnkit.convert import codegen
+    from qsnnkit.model import ConvertedModel, IntLayer
+
+    rng = np.random.default_rng(seed)
+    i32 = np.int32
+    c0 = IntLayer(w_bits=8, mem_bits=4, leak_shift=1, w=rng.integers(-127, 128, (8, 25)).astype(i32),
+                  sh_ff=np.full(8, 7, i32), bias=rng.integers(-40, 80, 8).astype(i32),
+                  kind="conv", c_in=1, f_in=40, kt=5, kf=5, stride=2)
+    c1 = IntLayer(w_bits=1, mem_bits=4, leak_shift=1, w=rng.choice([-1, 1], (16, 8 * 3 * 5)).astype(i32),
+                  sh_ff=np.full(16, -5, i32), bias=rng.integers(-40, 120, 16).astype(i32),
+                  kind="conv", c_in=8, f_in=20, kt=3, kf=5, stride=2)
+    d0 = IntLayer(w_bits=1, mem_bits=4, leak_shift=1, w=rng.choice([-1, 1], (32, 160)).astype(i32),
+                  sh_ff=np.full(32, -4, i32), bias=rng.integers(-50, 100, 32).astype(i32),
+                  w_rec=rng.choice([-1, 1], (32, 32)).astype(i32), sh_rec=np.full(32, -4, i32))
+    m = ConvertedModel(feat_mu=rng.integers(60, 120, 40).astype(i32), layers=[c0, c1, d0],
+                       w_out=rng.integers(-127, 128, (12, 32)).astype(i32),
+                       b_out=rng.integers(-100, 100, 12).astype(i32), classes=[f"c{i}" for i in range(12)])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    m.save(out_dir / "model.npz")
+    m.provenance = {"note": f"random conv test model, seed {seed}"}
+    codegen.emit(m, out_dir)
+    return out_dir
+
+
 def model_dir_for_tests() -> Path:
     """The committed default model when it is there, else a random model in the cache."""
     if all((DEFAULT_MODEL_DIR / f).is_file() for f in MODEL_FILES):

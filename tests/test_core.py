@@ -3,6 +3,7 @@ PyTorch evaluation forward == Python integer reference == C core (both kernels),
 on every clip of the test split, per time step for membranes and spikes."""
 from __future__ import annotations
 
+import ctypes as ct
 import subprocess
 from itertools import product
 from pathlib import Path
@@ -277,3 +278,131 @@ def test_c_kernels_equal_reference_for_every_width(widths, mem_bits, recurrent) 
             for li in range(len(layers)):
                 assert np.array_equal(mems[li], tr.mem[li][i]), f"{kernel} clip {i} layer {li}: " + first_mismatch(mems[li], tr.mem[li][i])
                 assert np.array_equal(spks[li], tr.spk[li][i]), f"{kernel} clip {i} layer {li}: " + first_mismatch(spks[li], tr.spk[li][i])
+
+
+def _random_conv_model(rng: np.random.Generator, convs, dense, mem_bits: int):
+    """convs: [(channels, kt, kf, stride, w_bits)], dense: [(n_out, w_bits, recurrent)]."""
+    from qsnnkit.model import ConvertedModel, IntLayer
+
+    def weights(rows: int, cols: int, wb: int) -> np.ndarray:
+        if wb == 1:
+            return rng.choice([-1, 1], size=(rows, cols))
+        lo = -127 if wb == 8 else -(1 << (wb - 1))
+        return rng.integers(lo, (1 << (wb - 1)) - 1, size=(rows, cols), endpoint=True)
+
+    layers = []
+    c_in, f_in = 1, 40
+    for li, (ch, kt, kf, stride, wb) in enumerate(convs):
+        fan = c_in * kt * kf
+        layers.append(IntLayer(
+            w_bits=wb, mem_bits=mem_bits, leak_shift=int(rng.integers(1, FRAC_BITS - mem_bits + 2)),
+            w=weights(ch, fan, wb), sh_ff=rng.integers(5, 11, size=ch) if li == 0 else rng.integers(-3, 3, size=ch),
+            bias=rng.integers(-200, 300, size=ch), kind="conv", c_in=c_in, f_in=f_in, kt=kt, kf=kf, stride=stride))
+        c_in, f_in = ch, layers[-1].f_out
+    n_in = c_in * f_in
+    for n_out, wb, rec in dense:
+        layers.append(IntLayer(
+            w_bits=wb, mem_bits=mem_bits, leak_shift=1, w=weights(n_out, n_in, wb),
+            sh_ff=rng.integers(-3, 4, size=n_out), bias=rng.integers(-300, 300, size=n_out),
+            w_rec=rng.choice([-1, 1], size=(n_out, n_out)) if rec else None,
+            sh_rec=rng.integers(-3, 4, size=n_out) if rec else None))
+        n_in = n_out
+    return ConvertedModel(feat_mu=rng.integers(60, 200, size=40), layers=layers,
+                          w_out=rng.integers(-127, 128, size=(4, n_in)), b_out=rng.integers(-999, 999, size=4),
+                          classes=[f"c{i}" for i in range(4)])
+
+
+@pytest.mark.parametrize("convs,dense,mem_bits", [
+    ([(6, 5, 5, 2, 8), (8, 3, 5, 2, 1)], [(24, 1, True)], 4),
+    ([(5, 1, 3, 1, 8), (7, 2, 4, 3, 4), (3, 4, 2, 2, 2)], [], 3),
+    ([(4, 3, 7, 3, 4), (9, 5, 1, 1, 8)], [(17, 2, False), (11, 1, True)], 8),
+])
+def test_conv_kernels_equal_reference_per_step(convs, dense, mem_bits) -> None:
+    """Streaming convolutions: odd channel counts, even and odd kernels, strides 1-3, kt 1-5,
+    every weight width; every kernel that can run each layer against the reference, per step."""
+    rng = np.random.default_rng(len(convs) * 7 + mem_bits)
+    cm = _random_conv_model(rng, convs, dense, mem_bits)
+    cm.validate()
+    feats = rng.integers(0, 256, size=(4, 25, 40)).astype(np.uint8)
+    ref, tr = reference.run_batch(cm, feats, trace=True)
+    assert tr is not None
+    rates = [float(s.mean()) for s in tr.spk]
+    assert all(0.01 < r < 0.99 for r in rates), f"test model should spike, but not always: {rates}"
+    n = len(cm.layers)
+    first_conv = "CONV_W8" if convs[0][4] == 8 else "REF"
+    configs: list[tuple[str, list[str] | None]] = [
+        ("ref", None), ("fast", None), ("fast", ["REF"] * n),
+        ("fast", [first_conv] + ["CONV_EVENT" if L.is_conv else "EVENT" for L in cm.layers[1:]]),
+    ]
+    for kernel, kernels in configs:
+        core = CCore(cm, kernel, kernels)  # type: ignore[arg-type]
+        name = f"{kernel} {core.layer_kernels()}"
+        for i in range(len(feats)):
+            out, mems, spks = core.run_clip(feats[i], trace=True)
+            for li in range(n):
+                assert np.array_equal(mems[li], tr.mem[li][i]), f"{name} clip {i} layer {li}: " + first_mismatch(mems[li], tr.mem[li][i])
+                assert np.array_equal(spks[li], tr.spk[li][i]), f"{name} clip {i} layer {li}: " + first_mismatch(spks[li], tr.spk[li][i])
+            assert np.array_equal(out, ref[i]), f"{name}, clip {i}: " + first_mismatch(out, ref[i])
+    assert CCore(cm).layer_kernels()[0] == first_conv
+
+
+def test_conv_geometry_is_checked_on_both_sides() -> None:
+    import copy
+
+    rng = np.random.default_rng(1)
+    cm = _random_conv_model(rng, [(6, 5, 5, 2, 8), (8, 3, 5, 2, 1)], [(24, 1, True)], 4)
+    bad = copy.deepcopy(cm)
+    bad.layers[1].c_in = 5  # does not match the 6 channels below
+    with pytest.raises(ValueError, match="conv"):
+        bad.validate()
+    bad = copy.deepcopy(cm)
+    bad.layers[0].kt = 17
+    with pytest.raises(ValueError, match="conv geometry"):
+        bad.validate()
+    # the C model check refuses the same geometry errors on its own
+    core = CCore(cm)
+    L = core._layers[1]
+    for field, value in (("f_out", L.f_out + 1), ("c_in", L.c_in + 1), ("kt", 0), ("stride", L.kf + 1)):
+        old = getattr(L, field)
+        setattr(L, field, value)
+        assert core.lib.qsnn_model_check(ct.byref(core._model)) == 2, field
+        setattr(L, field, old)
+    assert core.lib.qsnn_model_check(ct.byref(core._model)) == 0
+    with pytest.raises(ValueError, match="qsnn_model_check returned 2"):
+        CCore(cm, kernels=["CONV_EVENT", "AUTO", "AUTO"])  # features are not spikes
+
+
+def test_torch_conv_model_equals_reference_per_step() -> None:
+    """The PyTorch evaluation forward of a conv Q-SNN (convolutions run over the whole clip at
+    once) gives the integer reference's outputs, membranes and spikes at every step."""
+    from qsnnkit.convert.integerize import integerize
+    from qsnnkit.train.model import QSNN, QSNNConfig
+
+    torch.manual_seed(0)
+    m = QSNN(QSNNConfig(conv=((8, 5, 5, 2), (16, 3, 5, 2)), hidden=(32,), recurrent=(True,)))
+    with torch.no_grad():
+        for li, p in enumerate(m.w):
+            if li > 0:
+                p.normal_(0.0, 1.0)
+        for g in m.gain:
+            g.fill_(-2.0)
+        for b in m.bias:
+            b.uniform_(-0.3, 0.6)
+        m.feat_mu.fill_(120.0)
+    m.eval()
+    feats = np.random.default_rng(0).integers(60, 220, size=(4, 49, 40)).astype(np.uint8)
+    cm = integerize(m, [f"c{i}" for i in range(12)])
+    assert [L.kind for L in cm.layers] == ["conv", "conv", "dense"]
+    ref, tr = reference.run_batch(cm, feats, trace=True)
+    assert tr is not None and all(0.02 < s.mean() < 0.98 for s in tr.spk)
+    with torch.no_grad():
+        o = m(torch.from_numpy(feats), trace=True)
+    t_out = o.logits_sum.numpy() / 2.0**cm.readout_exp
+    assert np.array_equal(t_out, ref), first_mismatch(t_out, ref)
+    for li in range(3):
+        ts = o.trace_spk[li].numpy().astype(np.uint8)
+        assert np.array_equal(ts, tr.spk[li]), f"layer {li} spikes: " + first_mismatch(ts, tr.spk[li])
+        tm = o.trace_mem[li].numpy().astype(np.int64)
+        assert np.array_equal(tm, tr.mem[li].astype(np.int64)), f"layer {li}: " + first_mismatch(tm, tr.mem[li])
+    out = CCore(cm).run_clip(feats[0])
+    assert np.array_equal(out, ref[0])

@@ -66,3 +66,25 @@ def test_eval_says_how_to_build_a_missing_firmware(tmp_path: Path) -> None:
            "--model", str(fw.model_dir_for_tests() / "model.npz"), "--limit", "1", "--quiet"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "pio run -e qemu_m4" in res.stderr, res.stderr
+
+
+def test_streaming_conv_model_on_qemu_is_bit_exact(tmp_path: Path) -> None:
+    """A streaming-convolution model (conv 8-bit -> conv binary -> dense recurrent) on the
+    emulated Cortex-M4: the device's outputs equal the integer reference's on every clip."""
+    from qsnnkit.paths import cache_dir
+
+    model_dir = fw.random_conv_model(cache_dir() / "test-models" / "random-conv-0", seed=0)
+    elf = fw.built_firmware(model_dir)
+    out = tmp_path / "eval.json"
+    cmd = [sys.executable, str(REPO_ROOT / "host" / "eval.py"), "--port", "qemu", "--elf", str(elf),
+           "--model", str(model_dir / "model.npz"), "--split", "test", "--limit", "20",
+           "--jobs", "2", "--json", str(out), "--quiet"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert res.returncode == 0, f"eval failed ({res.returncode}):\n{res.stdout}\n{res.stderr[-4000:]}"
+    s = json.loads(out.read_text())
+    assert s["samples"] == 20
+    if s["agreement"] != 1.0:
+        m = s["mismatches"][0]
+        raise AssertionError(f"first mismatch {m['path']}: device {m['device_outputs']} != "
+                             f"reference {m['reference_outputs']}")
+    assert s["model_hash"] == load_converted(model_dir / "model.npz").short_hash

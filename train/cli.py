@@ -32,7 +32,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--binary-init-std", type=float, default=d.binary_init_std,
                    help="std of the latent binary weights at init (0: 1/sqrt(fan_in)); sets how often signs flip")
     p.add_argument("--device", default=d.device, help="torch device (cpu, cuda)")
-    p.add_argument("--hidden", default=",".join(map(str, c.hidden)), help="hidden layer sizes")
+    p.add_argument("--conv", default="",
+                   help="streaming convolutions before the dense layers, comma-separated channels:kt:kf:stride "
+                        "(e.g. 32:5:5:2,64:3:5:2: kt-frame causal time kernel, kf-band frequency kernel)")
+    p.add_argument("--hidden", default=",".join(map(str, c.hidden)), help="dense hidden layer sizes (may be empty with --conv)")
     p.add_argument("--recurrent", default=",".join("1" if r else "0" for r in c.recurrent),
                    help="per hidden layer: 1 = binary recurrent weights on its own spikes")
     p.add_argument("--mem-bits", type=int, default=c.mem_bits, help="membrane bits (2..8)")
@@ -52,6 +55,8 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
         "--hidden", ",".join(map(str, cfg.hidden)), "--recurrent", ",".join("1" if r else "0" for r in cfg.recurrent),
         "--mem-bits", str(cfg.mem_bits), "--leak-shift", str(cfg.leak_shift),
     ]
+    if cfg.conv:
+        args += ["--conv", ",".join(":".join(map(str, c)) for c in cfg.conv)]
     if st.augment:
         args.append("--augment")
     if st.limit is not None:
@@ -66,9 +71,16 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
 
 def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings]:
     """The architecture and training settings parsed arguments ask for (ValueError if invalid)."""
-    cfg = QSNNConfig(hidden=tuple(int(x) for x in a.hidden.split(",")),
-                     recurrent=tuple(x.strip() == "1" for x in a.recurrent.split(",")),
-                     mem_bits=a.mem_bits, leak_shift=a.leak_shift)
+    def items(text: str) -> list[str]:
+        return [x.strip() for x in text.split(",") if x.strip()]
+
+    try:
+        conv = tuple(tuple(int(v) for v in c.split(":")) for c in items(a.conv))
+    except ValueError as e:
+        raise ValueError(f"--conv {a.conv!r}: expected channels:kt:kf:stride[,...] ({e})") from e
+    cfg = QSNNConfig(hidden=tuple(int(x) for x in items(a.hidden)),
+                     recurrent=tuple(x == "1" for x in items(a.recurrent)),
+                     mem_bits=a.mem_bits, leak_shift=a.leak_shift, conv=conv)  # type: ignore[arg-type]
     st = TrainSettings(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                        lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=a.augment,
                        limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std)

@@ -13,8 +13,10 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from qsnnkit import spec
 from qsnnkit.train import quant
 
 
@@ -26,13 +28,28 @@ class QSNNConfig:
     n_classes: int = 12
     hidden: tuple[int, ...] = (256, 256)
     recurrent: tuple[bool, ...] = (True, False)
+    #: streaming convolutions before the dense layers: (channels, kt, kf, stride) each; a
+    #: convolution over frequency (zero padding kf // 2) with a causal time kernel of kt frames
+    conv: tuple[tuple[int, int, int, int], ...] = ()
     mem_bits: int = 4
     leak_shift: int = 1
     in_shift: int = 5  # features enter as (feat - mu) * 2^-in_shift
 
     def __post_init__(self) -> None:
-        if len(self.hidden) != len(self.recurrent) or not self.hidden:
-            raise ValueError("hidden and recurrent must have the same, non-zero length")
+        if len(self.hidden) != len(self.recurrent) or not (self.hidden or self.conv):
+            raise ValueError("hidden and recurrent must have the same length, and the network at least one layer")
+        f = self.n_bands
+        for i, spec_ in enumerate(self.conv):
+            if len(spec_) != 4:
+                raise ValueError(f"conv layer {i}: expected channels:kt:kf:stride, got {spec_}")
+            ch, kt, kf, stride = spec_
+            f_out = (f + 2 * (kf // 2) - kf) // max(stride, 1) + 1
+            if not (ch >= 1 and 1 <= kt <= spec.CONV_MAX_KT and 1 <= kf <= spec.CONV_MAX_KF and 1 <= stride <= kf
+                    and 1 <= f_out <= spec.CONV_MAX_FOUT):
+                raise ValueError(f"conv layer {i}: channels {ch}, kt {kt}, kf {kf}, stride {stride} are outside the "
+                                 f"contract (channels >= 1, 1 <= kt, kf <= {spec.CONV_MAX_KT}, 1 <= stride <= kf, "
+                                 f"at most {spec.CONV_MAX_FOUT} positions)")
+            f = f_out
         if not 2 <= self.mem_bits <= 8:
             raise ValueError(f"mem_bits must be 2..8, got {self.mem_bits}")
         if not 1 <= self.leak_shift <= quant.FRAC_BITS - self.mem_bits + 1:
@@ -49,7 +66,26 @@ class QSNNConfig:
         d = json.loads(text)
         d["hidden"] = tuple(d["hidden"])
         d["recurrent"] = tuple(bool(r) for r in d["recurrent"])
+        d["conv"] = tuple(tuple(int(v) for v in c) for c in d.get("conv", ()))
         return QSNNConfig(**d)
+
+    def layers(self) -> list[dict[str, int | bool | str]]:
+        """Every spiking layer in order (convolutions first): kind, weight rows and fan-in,
+        inputs, outputs, conv geometry (c_in, f_in, kt, kf, stride, f_out), recurrence."""
+        out: list[dict[str, int | bool | str]] = []
+        c_in, f_in = 1, self.n_bands
+        for ch, kt, kf, stride in self.conv:
+            f_out = (f_in + 2 * (kf // 2) - kf) // stride + 1
+            out.append({"kind": "conv", "rows": ch, "fan_in": c_in * kt * kf, "n_in": c_in * f_in,
+                        "n_out": ch * f_out, "c_in": c_in, "f_in": f_in, "kt": kt, "kf": kf, "stride": stride,
+                        "f_out": f_out, "recurrent": False})
+            c_in, f_in = ch, f_out
+        n_in = c_in * f_in
+        for n_out, rec in zip(self.hidden, self.recurrent):
+            out.append({"kind": "dense", "rows": n_out, "fan_in": n_in, "n_in": n_in, "n_out": n_out,
+                        "recurrent": rec})
+            n_in = n_out
+        return out
 
 
 @dataclass
@@ -70,15 +106,16 @@ class QSNN(nn.Module):
         self.bias = nn.ParameterList()
         self.w_rec = nn.ParameterList()
         self.gain_rec = nn.ParameterList()
-        n_in = cfg.n_bands
-        for n_out, rec in zip(cfg.hidden, cfg.recurrent):
-            self.w.append(nn.Parameter(torch.randn(n_out, n_in) / math.sqrt(n_in)))
-            self.gain.append(nn.Parameter(torch.full((n_out,), -4.0)))
-            self.bias.append(nn.Parameter(torch.zeros(n_out)))
-            if rec:
+        self.spec = cfg.layers()
+        for L in self.spec:
+            rows, fan_in, n_out = int(L["rows"]), int(L["fan_in"]), int(L["n_out"])
+            self.w.append(nn.Parameter(torch.randn(rows, fan_in) / math.sqrt(fan_in)))
+            self.gain.append(nn.Parameter(torch.full((rows,), -4.0)))
+            self.bias.append(nn.Parameter(torch.zeros(rows)))
+            if L["recurrent"]:
                 self.w_rec.append(nn.Parameter(torch.randn(n_out, n_out) / math.sqrt(n_out)))
                 self.gain_rec.append(nn.Parameter(torch.full((n_out,), -4.0)))
-            n_in = n_out
+        n_in = int(self.spec[-1]["n_out"])
         self.w_out = nn.Parameter(torch.randn(cfg.n_classes, n_in) / math.sqrt(n_in))
         self.b_out = nn.Parameter(torch.zeros(cfg.n_classes))
         self.tanh_t = 1.0  # backward sharpness of the binary sign (scheduled by the trainer)
@@ -89,7 +126,7 @@ class QSNN(nn.Module):
         cfg = self.cfg
         out: dict[str, list] = {"w": [], "w_int": [], "w_exp": [], "rec": [], "rec_int": [], "rec_exp": [], "bias": []}
         ri = 0
-        for li, rec in enumerate(cfg.recurrent):
+        for li, rec in enumerate(bool(L["recurrent"]) for L in self.spec):
             if li == 0:
                 wq, wi, we = quant.int8_pow2_weight(self.w[0], per_channel=True)
             else:
@@ -113,30 +150,59 @@ class QSNN(nn.Module):
         return out
 
     def forward(self, feats: Tensor, trace: bool = False) -> ForwardOut:
-        """feats: [B, T, n_bands] integer features (uint8 or float holding integers)."""
+        """feats: [B, T, n_bands] integer features (uint8 or float holding integers).
+
+        Convolution layers have no recurrence, so each runs over the whole clip at once (a
+        causal conv2d over time x frequency, then the LIF steps in time order); the dense
+        layers then run step by step. The numbers are those of the step-by-step contract."""
         cfg = self.cfg
         q = self.quantized()
         B, T, _ = feats.shape
         x_all = (feats.to(torch.float32) - self.feat_mu) * (2.0 ** -cfg.in_shift)
         dev = x_all.device
-        u = [torch.zeros(B, n, device=dev) for n in cfg.hidden]
-        s = [torch.zeros(B, n, device=dev) for n in cfg.hidden]
+        n_layers = len(self.spec)
+        spike_sum = [torch.zeros((), device=dev) for _ in range(n_layers)]
+        tm: list[list[Tensor]] = [[] for _ in range(n_layers)]
+        ts: list[list[Tensor]] = [[] for _ in range(n_layers)]
+        seq = x_all.unsqueeze(2)  # [B, T, channels, positions] of the layer below
+        li = 0
+        while li < n_layers and self.spec[li]["kind"] == "conv":
+            L = self.spec[li]
+            kt, kf, stride = int(L["kt"]), int(L["kf"]), int(L["stride"])
+            w4 = q["w"][li].view(int(L["rows"]), int(L["c_in"]), kt, kf)
+            inp = F.pad(seq.permute(0, 2, 1, 3), (kf // 2, kf // 2, kt - 1, 0))  # causal in time
+            acc = F.conv2d(inp, w4, stride=(1, stride))  # [B, C, T, f_out]
+            cur = quant.sat16_fine(quant.to_fine_grid(acc) + q["bias"][li].view(1, -1, 1, 1))
+            cur = cur.permute(0, 2, 1, 3).reshape(B, T, -1)  # neuron n = c * f_out + f
+            u = torch.zeros(B, cur.shape[2], device=dev)
+            spikes = []
+            for t in range(T):
+                u, spk = quant.lif_step(u, cur[:, t], cfg.leak_shift, cfg.mem_bits)
+                spikes.append(spk)
+                if trace:
+                    tm[li].append(u.detach() * 2 ** (cfg.mem_bits - 1))
+                    ts[li].append(spk.detach())
+            sp = torch.stack(spikes, dim=1)  # [B, T, N]
+            spike_sum[li] = sp.mean() * T
+            seq = sp.view(B, T, int(L["rows"]), int(L["f_out"]))
+            li += 1
+        first_dense = li
+        below_seq = seq.reshape(B, T, -1)
+        u_d = [torch.zeros(B, int(L["n_out"]), device=dev) for L in self.spec[first_dense:]]
+        s_d = [torch.zeros(B, int(L["n_out"]), device=dev) for L in self.spec[first_dense:]]
         logits = torch.zeros(B, cfg.n_classes, device=dev)
-        spike_sum = [torch.zeros((), device=dev) for _ in cfg.hidden]
-        tm: list[list[Tensor]] = [[] for _ in cfg.hidden]
-        ts: list[list[Tensor]] = [[] for _ in cfg.hidden]
         for t in range(T):
-            below = x_all[:, t]
-            for li in range(len(cfg.hidden)):
+            below = below_seq[:, t]
+            for k, li in enumerate(range(first_dense, n_layers)):
                 c = quant.to_fine_grid(below @ q["w"][li].t())
                 if q["rec"][li] is not None:
-                    c = c + quant.to_fine_grid(s[li] @ q["rec"][li].t())
+                    c = c + quant.to_fine_grid(s_d[k] @ q["rec"][li].t())
                 c = quant.sat16_fine(c + q["bias"][li])
-                u[li], spk = quant.lif_step(u[li], c, cfg.leak_shift, cfg.mem_bits)  # charge, fire, reset, store
-                s[li] = spk
+                u_d[k], spk = quant.lif_step(u_d[k], c, cfg.leak_shift, cfg.mem_bits)  # charge, fire, reset, store
+                s_d[k] = spk
                 spike_sum[li] = spike_sum[li] + spk.mean()
                 if trace:
-                    tm[li].append(u[li].detach() * 2 ** (cfg.mem_bits - 1))
+                    tm[li].append(u_d[k].detach() * 2 ** (cfg.mem_bits - 1))
                     ts[li].append(spk.detach())
                 below = spk
             logits = logits + below @ q["w_out"][0].t() + q["b_out"][0]

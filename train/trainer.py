@@ -51,7 +51,7 @@ def evaluate(model: QSNN, feats: np.ndarray, labels: np.ndarray, batch: int = 51
              device: str = "cpu") -> tuple[float, list[float], np.ndarray]:
     """Accuracy, firing rate per hidden layer, summed logits [N, C] of the evaluation forward."""
     model.eval()
-    outs, rates = [], np.zeros(len(model.cfg.hidden))
+    outs, rates = [], np.zeros(len(model.spec))
     for i in range(0, len(feats), batch):
         fb = torch.from_numpy(feats[i:i + batch]).to(device)
         o = model(fb)
@@ -152,7 +152,7 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
             feats = features(augment(tr.pcm, noise, rng), cache=False)
         perm = rng.permutation(len(tr_labels))
         model.train()
-        tot_loss, correct, rate_sum = 0.0, 0, np.zeros(len(cfg.hidden))
+        tot_loss, correct, rate_sum = 0.0, 0, np.zeros(len(model.spec))
         for b in range(steps_per_epoch):
             idx = perm[b * st.batch_size:(b + 1) * st.batch_size]
             fb = torch.from_numpy(feats[idx]).to(st.device)

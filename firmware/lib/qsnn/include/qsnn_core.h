@@ -29,11 +29,20 @@ typedef struct {
     uint8_t mem_bits;       /* stored membrane width b, 2..8 */
     uint8_t leak_shift;     /* k: leak u - (u >> k), 1 <= k <= F - b + 1 */
     uint8_t kernel;         /* QSNN_KERNEL_*: synaptic kernel of this layer (AUTO: the core picks) */
-    const uint32_t *w;      /* packed [n_out][QSNN_ROW_WORDS(n_in, w_bits)] */
-    const int8_t *sh_ff;    /* [n_out] scale shift of the feed-forward sum */
+    uint8_t kind;           /* QSNN_LAYER_DENSE or QSNN_LAYER_CONV */
+    uint8_t kt;             /* conv: causal time kernel, frames (1 for dense) */
+    uint8_t kf;             /* conv: frequency kernel; zero padding kf / 2 on each side (1 for dense) */
+    uint8_t stride;         /* conv: frequency stride (1 for dense) */
+    uint16_t c_in;          /* conv: input channels (n_in = c_in * f_in) */
+    uint16_t f_in;          /* conv: input positions per channel */
+    uint16_t c_out;         /* conv: output channels (rows of w; n_out = c_out * f_out) */
+    uint16_t f_out;         /* conv: output positions, (f_in + 2 (kf / 2) - kf) / stride + 1 */
+    const uint32_t *w;      /* dense: packed [n_out][QSNN_ROW_WORDS(n_in, w_bits)];
+                               conv: packed [c_out][QSNN_ROW_WORDS(c_in * kt * kf, w_bits)], columns (ci, dt, df) */
+    const int8_t *sh_ff;    /* [n_out] (conv: [c_out]) scale shift of the feed-forward sum */
     const uint32_t *w_rec;  /* packed 1-bit [n_out][QSNN_ROW_WORDS(n_out, 1)], or NULL */
     const int8_t *sh_rec;   /* [n_out] scale shift of the recurrent sum, or NULL */
-    const int16_t *bias;    /* [n_out] fine units */
+    const int16_t *bias;    /* [n_out] (conv: [c_out]) fine units */
 } qsnn_layer_t;
 
 typedef struct {
@@ -54,6 +63,8 @@ typedef struct {
     uint32_t *spk[QSNN_MAX_LAYERS];    /* spikes of step t, packed, per layer */
     uint32_t *prev[QSNN_MAX_LAYERS];   /* spikes of step t-1 (recurrent layers) */
     int16_t *x;                        /* scratch: centred features */
+    int16_t *hist_x;                   /* first layer if conv: its last kt frames of centred features */
+    uint32_t *hist_s[QSNN_MAX_LAYERS]; /* conv layers on spikes: their last kt input spike frames */
     int32_t *out;                      /* [n_classes] per-class outputs, summed over steps */
     uint32_t steps;                    /* frames processed since reset */
 } qsnn_state_t;

@@ -37,11 +37,20 @@
 #define QSNN_ERR_MODEL 2 /* descriptor violates the contract (sizes, widths, shifts) */
 #define QSNN_ERR_ARENA 3 /* state arena too small or misaligned */
 
+/* Layer kinds (qsnn_layer_t.kind). */
+#define QSNN_LAYER_DENSE 0u /* every input to every neuron; optional 1-bit recurrence */
+#define QSNN_LAYER_CONV 1u /* streaming convolution: over frequency (zero padding kf / 2) with a causal time kernel of kt frames */
+#define QSNN_CONV_MAX_KT 16u /* largest conv time kernel */
+#define QSNN_CONV_MAX_KF 16u /* largest conv frequency kernel */
+#define QSNN_CONV_MAX_FOUT 64u /* most output positions per conv channel */
+
 /* Synaptic kernels, per layer (qsnn_layer_t.kernel). */
 #define QSNN_KERNEL_AUTO 0u /* the core picks the fastest kernel that runs the layer (REF when built with QSNN_KERNELS_REF) */
 #define QSNN_KERNEL_REF 1u /* reference: element by element, any input, any width */
 #define QSNN_KERNEL_W8_DENSE 2u /* 8-bit weights x int16 features, four weights per word (first layer) */
 #define QSNN_KERNEL_B1_POPCOUNT 3u /* 1-bit weights x spikes: 2 popcount(W & S) - popcount(S) */
 #define QSNN_KERNEL_EVENT 4u /* any width x spikes: sums over the active spikes only */
+#define QSNN_KERNEL_CONV_W8 5u /* streaming convolution, 8-bit weights x int16 features: each channel's kernel unpacked once per step */
+#define QSNN_KERNEL_CONV_EVENT 6u /* streaming convolution over spikes, any width: each active spike adds its weights to the outputs it reaches */
 
 #endif /* QSNN_SPEC_H */

@@ -34,19 +34,24 @@ static uint32_t popcount32(uint32_t v)
 
 /* ---- kernels: which one runs which layer -------------------------------------------- */
 
-/* Can `kernel` run a layer whose input is features (first) or spikes, at w_bits? */
-static int kernel_fits(uint32_t kernel, int first, uint32_t w_bits)
+/* Can `kernel` run a layer of this kind whose input is features (first) or spikes, at w_bits? */
+static int kernel_fits(uint32_t kernel, uint32_t kind, int first, uint32_t w_bits)
 {
+    const int conv = kind == QSNN_LAYER_CONV;
     switch (kernel) {
     case QSNN_KERNEL_AUTO:
     case QSNN_KERNEL_REF:
         return 1;
     case QSNN_KERNEL_W8_DENSE:
-        return first && w_bits == 8u;
+        return !conv && first && w_bits == 8u;
     case QSNN_KERNEL_B1_POPCOUNT:
-        return !first && w_bits == 1u;
+        return !conv && !first && w_bits == 1u;
     case QSNN_KERNEL_EVENT:
-        return !first;
+        return !conv && !first;
+    case QSNN_KERNEL_CONV_W8:
+        return conv && first && w_bits == 8u;
+    case QSNN_KERNEL_CONV_EVENT:
+        return conv && !first;
     default:
         return 0;
     }
@@ -63,6 +68,12 @@ uint32_t qsnn_layer_kernel(const qsnn_model_t *m, uint32_t l)
     if (L->kernel != QSNN_KERNEL_AUTO) {
         return L->kernel;
     }
+    if (L->kind == QSNN_LAYER_CONV) {
+        if (l == 0u) {
+            return L->w_bits == 8u ? QSNN_KERNEL_CONV_W8 : QSNN_KERNEL_REF;
+        }
+        return QSNN_KERNEL_CONV_EVENT;
+    }
     if (l == 0u) {
         return L->w_bits == 8u ? QSNN_KERNEL_W8_DENSE : QSNN_KERNEL_REF;
     }
@@ -73,6 +84,29 @@ uint32_t qsnn_layer_kernel(const qsnn_model_t *m, uint32_t l)
 /* ---- model and state --------------------------------------------------------------- */
 
 static uint32_t round4(uint32_t n) { return (n + 3u) & ~3u; }
+
+/* Conv geometry (section 4 of docs/contract.md), checked without a division. */
+static int conv_ok(const qsnn_layer_t *L, const qsnn_layer_t *below, uint32_t n_bands)
+{
+    const uint32_t span = (uint32_t)L->f_in + 2u * (uint32_t)(L->kf / 2u); /* padded input */
+    if (L->kt < 1u || L->kt > QSNN_CONV_MAX_KT || L->kf < 1u || L->kf > QSNN_CONV_MAX_KF || L->stride < 1u ||
+        L->stride > L->kf || L->c_in == 0u || L->f_in == 0u || L->c_out == 0u || L->f_out == 0u ||
+        L->f_out > QSNN_CONV_MAX_FOUT || L->recurrent) {
+        return 0;
+    }
+    /* f_out = floor((span - kf) / stride) + 1 */
+    if (span < L->kf || (uint32_t)(L->f_out - 1u) * L->stride + L->kf > span ||
+        (uint32_t)L->f_out * L->stride + L->kf <= span) {
+        return 0;
+    }
+    if ((uint32_t)L->c_in * L->f_in != L->n_in || (uint32_t)L->c_out * L->f_out != L->n_out) {
+        return 0;
+    }
+    if (below == NULL) {
+        return L->c_in == 1u && L->f_in == n_bands;
+    }
+    return below->kind == QSNN_LAYER_CONV && below->c_out == L->c_in && below->f_out == L->f_in;
+}
 
 int qsnn_model_check(const qsnn_model_t *m)
 {
@@ -107,12 +141,28 @@ int qsnn_model_check(const qsnn_model_t *m)
         if (L->recurrent && (L->w_rec == NULL || L->sh_rec == NULL)) {
             return QSNN_ERR_MODEL;
         }
-        if (!kernel_fits(L->kernel, l == 0u, L->w_bits)) {
+        if (L->kind == QSNN_LAYER_CONV) {
+            if (!conv_ok(L, l == 0u ? NULL : &m->layers[l - 1u], m->n_bands)) {
+                return QSNN_ERR_MODEL;
+            }
+        } else if (L->kind != QSNN_LAYER_DENSE) {
+            return QSNN_ERR_MODEL;
+        }
+        if (!kernel_fits(L->kernel, L->kind, l == 0u, L->w_bits)) {
             return QSNN_ERR_MODEL;
         }
         n_prev = L->n_out;
     }
     return QSNN_OK;
+}
+
+/* Bytes of a conv layer's input history: kt frames of its input. */
+static uint32_t hist_bytes(const qsnn_layer_t *L, uint32_t l)
+{
+    if (L->kind != QSNN_LAYER_CONV) {
+        return 0u;
+    }
+    return l == 0u ? round4(2u * (uint32_t)L->kt * L->n_in) : 4u * (uint32_t)L->kt * QSNN_ROW_WORDS(L->n_in, 1u);
 }
 
 size_t qsnn_state_bytes(const qsnn_model_t *m)
@@ -123,6 +173,7 @@ size_t qsnn_state_bytes(const qsnn_model_t *m)
         const qsnn_layer_t *L = &m->layers[l];
         bytes += round4(L->n_out);                                             /* membranes */
         bytes += 4u * QSNN_ROW_WORDS(L->n_out, 1u) * (L->recurrent ? 2u : 1u); /* spikes */
+        bytes += hist_bytes(L, l);                                             /* conv input history */
     }
     bytes += round4(2u * m->n_bands);  /* centred features */
     bytes += 4u * m->n_classes;        /* outputs */
@@ -147,7 +198,9 @@ int qsnn_state_init(qsnn_state_t *st, const qsnn_model_t *m, void *arena, size_t
     for (l = 0; l < QSNN_MAX_LAYERS; ++l) {
         st->spk[l] = NULL;
         st->prev[l] = NULL;
+        st->hist_s[l] = NULL;
     }
+    st->hist_x = NULL;
     for (l = 0; l < m->n_layers; ++l) {
         const qsnn_layer_t *L = &m->layers[l];
         const uint32_t w = QSNN_ROW_WORDS(L->n_out, 1u);
@@ -157,9 +210,17 @@ int qsnn_state_init(qsnn_state_t *st, const qsnn_model_t *m, void *arena, size_t
             st->prev[l] = (uint32_t *)(void *)p;
             p += 4u * w;
         }
+        if (l > 0u && L->kind == QSNN_LAYER_CONV) {
+            st->hist_s[l] = (uint32_t *)(void *)p;
+            p += hist_bytes(L, l);
+        }
     }
     st->x = (int16_t *)(void *)p;
     p += round4(2u * m->n_bands);
+    if (m->layers[0].kind == QSNN_LAYER_CONV) {
+        st->hist_x = (int16_t *)(void *)p;
+        p += hist_bytes(&m->layers[0], 0u);
+    }
     st->mem = (int8_t *)(void *)p;
     qsnn_reset(st);
     return QSNN_OK;
@@ -187,6 +248,16 @@ void qsnn_reset(qsnn_state_t *st)
             st->mem[off + i] = 0;
         }
         off += round4(L->n_out);
+        if (st->hist_s[l] != NULL) {
+            for (i = 0; i < (uint32_t)L->kt * QSNN_ROW_WORDS(L->n_in, 1u); ++i) {
+                st->hist_s[l][i] = 0u;
+            }
+        }
+    }
+    if (st->hist_x != NULL) {
+        for (i = 0; i < (uint32_t)m->layers[0].kt * m->n_bands; ++i) {
+            st->hist_x[i] = 0;
+        }
     }
     st->steps = 0u;
 }
@@ -307,12 +378,13 @@ static void begin_step(qsnn_state_t *st)
     }
 }
 
-/* Current of neuron i from its sums (contract: scale, bias, saturate), then the LIF step. */
-static uint32_t neuron_fire(const qsnn_layer_t *L, uint32_t i, int32_t acc_ff, int32_t acc_rec, int8_t *mem)
+/* Current of a neuron from its sums (contract: scale, bias, saturate), then the LIF step.
+ * p indexes the layer's per-row parameters: the neuron (dense) or its channel (conv). */
+static uint32_t neuron_fire(const qsnn_layer_t *L, uint32_t p, int32_t acc_ff, int32_t acc_rec, int8_t *mem)
 {
-    int32_t c = qsnn_scale(acc_ff, L->sh_ff[i]) + (int32_t)L->bias[i];
+    int32_t c = qsnn_scale(acc_ff, L->sh_ff[p]) + (int32_t)L->bias[p];
     if (L->recurrent) {
-        c += qsnn_scale(acc_rec, L->sh_rec[i]);
+        c += qsnn_scale(acc_rec, L->sh_rec[p]);
     }
     return qsnn_lif_step(mem, qsnn_sat16(c), L->leak_shift, L->mem_bits);
 }
@@ -333,6 +405,162 @@ static inline void run_layer(const qsnn_layer_t *L, const qsnn_input_t *in, cons
         const int32_t acc_rec = L->recurrent ? rec_dot(L->w_rec + (size_t)i * rrw, 1u, rec) : 0;
         if (neuron_fire(L, i, acc_ff, acc_rec, &mem[i])) {
             spk_out[i >> 5] |= 1u << (i & 31u);
+        }
+    }
+}
+
+/* ---- streaming convolution (docs/contract.md section 4) ------------------------------- */
+
+/* Slide the layer's input history by one frame and append this step's input. */
+static void conv_push(qsnn_state_t *st, uint32_t l, const qsnn_input_t *in)
+{
+    const qsnn_layer_t *L = &st->model->layers[l];
+    const uint32_t kt = L->kt;
+    uint32_t i;
+    if (l == 0u) {
+        const uint32_t n = L->n_in;
+        int16_t *h = st->hist_x;
+        for (i = 0; i + n < kt * n; ++i) {
+            h[i] = h[i + n];
+        }
+        for (i = 0; i < n; ++i) {
+            h[(kt - 1u) * n + i] = in->x[i];
+        }
+    } else {
+        const uint32_t w = QSNN_ROW_WORDS(L->n_in, 1u);
+        uint32_t *h = st->hist_s[l];
+        for (i = 0; i + w < kt * w; ++i) {
+            h[i] = h[i + w];
+        }
+        for (i = 0; i < w; ++i) {
+            h[(kt - 1u) * w + i] = in->spk[i];
+        }
+    }
+}
+
+/* Reference: every synapse of every neuron, element by element. Input (dt, ci, pos) is
+ * history slot dt (kt - 1 = this step), channel ci, position pos; zero outside 0..f_in-1. */
+static void conv_ref(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_out)
+{
+    const qsnn_layer_t *L = &st->model->layers[l];
+    const uint32_t rw = QSNN_ROW_WORDS((uint32_t)L->c_in * L->kt * L->kf, L->w_bits);
+    const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
+    const int32_t pad = (int32_t)(L->kf / 2u);
+    uint32_t c, f, ci, dt, df;
+    for (c = 0; c < L->c_out; ++c) {
+        const uint32_t *row = L->w + (size_t)c * rw;
+        for (f = 0; f < L->f_out; ++f) {
+            const uint32_t i = c * L->f_out + f;
+            int32_t acc = 0;
+            for (ci = 0; ci < L->c_in; ++ci) {
+                for (dt = 0; dt < L->kt; ++dt) {
+                    for (df = 0; df < L->kf; ++df) {
+                        const int32_t pos = (int32_t)(f * L->stride) - pad + (int32_t)df;
+                        int32_t v = 0;
+                        if (pos >= 0 && pos < (int32_t)L->f_in) {
+                            v = l == 0u ? (int32_t)st->hist_x[dt * L->n_in + (uint32_t)pos]
+                                        : (int32_t)spike_bit(st->hist_s[l] + dt * sw, ci * L->f_in + (uint32_t)pos);
+                        }
+                        acc += unpack_elem(row, (ci * L->kt + dt) * L->kf + df, L->w_bits) * v;
+                    }
+                }
+            }
+            if (neuron_fire(L, c, acc, 0, &mem[i])) {
+                spk_out[i >> 5] |= 1u << (i & 31u);
+            }
+        }
+    }
+}
+
+/* First layer, 8-bit weights x int16 features (one input channel): each channel's kt x kf
+ * kernel is unpacked once per step, and each position sums only its in-range taps. */
+static void conv_w8(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_out)
+{
+    const qsnn_layer_t *L = &st->model->layers[l];
+    const uint32_t taps = (uint32_t)L->kt * L->kf;
+    const uint32_t rw = QSNN_ROW_WORDS(taps, 8u);
+    const uint32_t pad = L->kf / 2u;
+    int8_t k[QSNN_CONV_MAX_KT * QSNN_CONV_MAX_KF];
+    uint32_t c, f, j, dt, df;
+    for (c = 0; c < L->c_out; ++c) {
+        const uint32_t *row = L->w + (size_t)c * rw;
+        for (j = 0; j < taps; ++j) {
+            k[j] = (int8_t)unpack_elem(row, j, 8u);
+        }
+        for (f = 0; f < L->f_out; ++f) {
+            const uint32_t i = c * L->f_out + f;
+            const uint32_t start = f * L->stride; /* padded position of tap df = 0 */
+            const uint32_t lo = start < pad ? pad - start : 0u;
+            const uint32_t hi = start + L->kf > pad + L->f_in ? pad + L->f_in - start : L->kf;
+            int32_t acc = 0;
+            for (dt = 0; dt < L->kt; ++dt) {
+                const int16_t *x = st->hist_x + dt * L->n_in; /* x[start + df - pad], df >= lo */
+                const int8_t *kk = k + dt * L->kf;
+                for (df = lo; df < hi; ++df) {
+                    acc += (int32_t)kk[df] * x[start + df - pad];
+                }
+            }
+            if (neuron_fire(L, c, acc, 0, &mem[i])) {
+                spk_out[i >> 5] |= 1u << (i & 31u);
+            }
+        }
+    }
+}
+
+/* Index of the lowest set bit (v != 0), portable (de Bruijn multiply, no library call). */
+static uint32_t ctz32(uint32_t v)
+{
+    static const uint8_t pos[32] = {0,  1,  28, 2,  29, 14, 24, 3,  30, 22, 20, 15, 25, 17, 4,  8,
+                                    31, 27, 13, 23, 21, 19, 16, 7,  26, 12, 18, 6,  11, 5,  10, 9};
+    return pos[((v & (0u - v)) * 0x077CB531u) >> 27];
+}
+
+/* Spikes in, any width: per output channel, each active spike of the history adds its
+ * weight to the (at most ceil(kf / stride)) positions whose window holds it. */
+static void conv_event(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_out)
+{
+    const qsnn_layer_t *L = &st->model->layers[l];
+    const uint32_t rw = QSNN_ROW_WORDS((uint32_t)L->c_in * L->kt * L->kf, L->w_bits);
+    const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
+    const uint32_t pad = L->kf / 2u;
+    int32_t acc[QSNN_CONV_MAX_FOUT];
+    uint32_t c, f, dt, k;
+    for (c = 0; c < L->c_out; ++c) {
+        const uint32_t *row = L->w + (size_t)c * rw;
+        for (f = 0; f < L->f_out; ++f) {
+            acc[f] = 0;
+        }
+        for (dt = 0; dt < L->kt; ++dt) {
+            const uint32_t *h = st->hist_s[l] + dt * sw;
+            uint32_t ci = 0, row_start = 0, row_end = L->f_in, f_first = 0;
+            for (k = 0; k < sw; ++k) {
+                uint32_t s = h[k];
+                while (s != 0u) {
+                    const uint32_t idx = k * 32u + ctz32(s);
+                    uint32_t p, base;
+                    s &= s - 1u;
+                    while (idx >= row_end) { /* next input channel */
+                        ++ci;
+                        row_start = row_end;
+                        row_end += L->f_in;
+                        f_first = 0;
+                    }
+                    p = idx - row_start + pad; /* padded position */
+                    base = (ci * L->kt + dt) * L->kf;
+                    while (f_first * L->stride + L->kf <= p) { /* windows that end before p */
+                        ++f_first;
+                    }
+                    for (f = f_first; f < L->f_out && f * L->stride <= p; ++f) {
+                        acc[f] += unpack_elem(row, base + p - f * L->stride, L->w_bits);
+                    }
+                }
+            }
+        }
+        for (f = 0; f < L->f_out; ++f) {
+            const uint32_t i = c * L->f_out + f;
+            if (neuron_fire(L, c, acc[f], 0, &mem[i])) {
+                spk_out[i >> 5] |= 1u << (i & 31u);
+            }
         }
     }
 }
@@ -370,7 +598,16 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
         rec.spk = st->prev[l];
         rec.n = L->n_out;
         rec.active = (L->recurrent && kernel != QSNN_KERNEL_REF) ? count_spikes(st->prev[l], L->n_out) : 0;
+        if (L->kind == QSNN_LAYER_CONV) {
+            conv_push(st, l, &in);
+        }
         switch (kernel) {
+        case QSNN_KERNEL_CONV_W8:
+            conv_w8(st, l, mem, st->spk[l]);
+            break;
+        case QSNN_KERNEL_CONV_EVENT:
+            conv_event(st, l, mem, st->spk[l]);
+            break;
         case QSNN_KERNEL_W8_DENSE:
             run_layer(L, &in, &rec, dot_w8_dense, dot_b1_popcount, mem, st->spk[l]);
             break;
@@ -381,7 +618,11 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
             run_layer(L, &in, &rec, dot_event, dot_b1_popcount, mem, st->spk[l]);
             break;
         default: /* QSNN_KERNEL_REF */
-            run_layer(L, &in, &rec, dot_ref, dot_ref, mem, st->spk[l]);
+            if (L->kind == QSNN_LAYER_CONV) {
+                conv_ref(st, l, mem, st->spk[l]);
+            } else {
+                run_layer(L, &in, &rec, dot_ref, dot_ref, mem, st->spk[l]);
+            }
             break;
         }
         in.x = NULL;
