@@ -47,6 +47,7 @@ def compare(model: QSNN, cm: ConvertedModel, feats: np.ndarray, labels: np.ndarr
         "torch_reference_agreement": float(same.mean()),
         "first_mismatch": first,
         "firing_rates": [float(s.mean()) for s in tr.spk],
+        **reference.operation_counts(cm, tr),
     }
 
 
@@ -71,9 +72,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="trained checkpoint (default: build/train/model.safetensors)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: build/model)")
     p.add_argument("--data-root", default=None, help="dataset root (default: $QSNN_DATA_ROOT or ../shared/data)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test", "all", "none"],
-                   help="split to evaluate the converted model on (none: skip)")
+    p.add_argument("--split", default="test",
+                   help="split(s) to evaluate the converted model on, comma-separated: train, val, test, all; "
+                        "none: skip")
     a = p.parse_args(argv)
+    splits = [] if a.split == "none" else [x.strip() for x in a.split.split(",") if x.strip()]
+    bad = [x for x in splits if x not in ("train", "val", "test", "all")]
+    if bad:
+        p.error(f"--split: unknown split(s) {bad}; choose from train, val, test, all, none")
     ck = a.checkpoint or build_dir() / "train" / "model.safetensors"
     out = a.out or build_dir() / "model"
     try:
@@ -88,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, object] = {"model_hash": cm.hash_hex, "format_version": cm.format_version,
                                  "bytes": codegen.weight_bytes(cm), "state_bytes": codegen.arena_bytes(cm),
                                  "kernels": codegen.layer_kernels(cm), "provenance": prov}
-    if a.split != "none":
-        sp = load_split(a.data_root, a.split)
-        report[a.split] = compare(model, cm, features(sp.pcm, desc=f"{a.split} features"), sp.labels)
+    for split in splits:
+        sp = load_split(a.data_root, split)
+        report[split] = compare(model, cm, features(sp.pcm, desc=f"{split} features"), sp.labels)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps({k: v for k, v in report.items() if k != "provenance"}, indent=1))
     print(f"wrote {out / 'model.npz'}, {out / 'qsnn_model.h'}, {out / 'qsnn_model.c'}")

@@ -118,3 +118,42 @@ def run_clip(model: ConvertedModel, feats: np.ndarray) -> np.ndarray:
 def predict(outputs: np.ndarray) -> np.ndarray:
     """argmax over classes, ties to the lowest index (np.argmax's rule, as the contract's)."""
     return np.argmax(outputs, axis=-1)
+
+
+def fan_out(model: ConvertedModel, li: int) -> np.ndarray:
+    """For each spike of layer li (index n), the synapses it drives in one step: the next
+    layer's (dense: n_out; conv: channels x the positions whose window holds it), its own
+    recurrence (n_out) and, for the last layer, the readout (n_classes)."""
+    L = model.layers[li]
+    out = np.zeros(L.n_out, np.int64)
+    if L.recurrent:
+        out += L.n_out
+    if li + 1 == len(model.layers):
+        return out + model.n_classes
+    nxt = model.layers[li + 1]
+    if not nxt.is_conv:
+        return out + nxt.n_out
+    reach = np.zeros(nxt.f_in, np.int64)  # windows (f, df) that read each input position
+    for f in range(nxt.f_out):
+        for df in range(nxt.kf):
+            p = f * nxt.stride - nxt.pad + df
+            if 0 <= p < nxt.f_in:
+                reach[p] += 1
+    return out + np.tile(reach, nxt.c_in) * nxt.rows * nxt.kt
+
+
+def operation_counts(model: ConvertedModel, trace: Trace, frames: int | None = None) -> dict[str, float]:
+    """Mean per clip over a traced batch: synaptic operations (active spikes x fan-out, readout
+    included; a spike in a conv layer's history counts once per step it is read, hence the
+    factor kt) and the first layer's 8-bit MACs (every in-range tap, features are dense)."""
+    T = trace.spk[0].shape[1] if frames is None else frames
+    sops = 0.0
+    for li in range(len(model.layers)):
+        sops += float((trace.spk[li].astype(np.int64) * fan_out(model, li)).sum(axis=(1, 2)).mean())
+    L0 = model.layers[0]
+    if L0.is_conv:
+        taps = sum(1 for f in range(L0.f_out) for df in range(L0.kf) if 0 <= f * L0.stride - L0.pad + df < L0.f_in)
+        macs = taps * L0.kt * L0.rows * T
+    else:
+        macs = L0.n_in * L0.n_out * T
+    return {"sops_per_inference": sops, "macs_per_inference": float(macs)}

@@ -1,0 +1,74 @@
+"""The sweep runner: configurations x seeds in, one result row per finished job out,
+resumable, and a summary in the shared results schema (smoke-sized: one epoch, few clips)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qsnnkit.paths import REPO_ROOT
+from qsnnkit.train import sweep
+
+SCHEMA = {"model", "model_hash", "dataset", "accuracies", "mean", "std", "model_bytes", "state_bytes",
+          "sops_per_inference", "macs_per_inference", "command", "commit"}
+
+
+def _sweep(tmp: Path, data_root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "qsnnkit.train.sweep", "run", str(tmp / "sweep.json"), "--out",
+                           str(tmp / "rows.jsonl"), "--work", str(tmp / "work"), "--data-root", str(data_root),
+                           "--limit", "24", "--epochs", "1", "--jobs", "2", *extra],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=900)
+
+
+def test_sweep_runs_resumes_and_summarizes(tmp_path: Path, data_root: Path) -> None:
+    cfg = {"runs": [
+        {"name": "dense16", "args": ["--hidden", "16", "--recurrent", "1", "--batch-size", "8"], "seeds": [0, 1]},
+        {"name": "conv4", "args": ["--conv", "4:3:5:2", "--hidden", "", "--recurrent", "", "--batch-size", "8"],
+         "seeds": [0]},
+    ]}
+    (tmp_path / "sweep.json").write_text(json.dumps(cfg))
+    res = _sweep(tmp_path, data_root)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = sweep.read_rows(tmp_path / "rows.jsonl")
+    assert sorted((r["name"], r["seed"]) for r in rows) == [("conv4", 0), ("dense16", 0), ("dense16", 1)]
+    for r in rows:
+        assert r["torch_reference_agreement"] == 1.0
+        assert 0.0 <= r["val_accuracy"] <= 1.0 and r["sops_per_inference"] > 0 and r["macs_per_inference"] > 0
+        assert "--seed" in r["command"] and r["commit"]
+    conv = next(r for r in rows if r["name"] == "conv4")
+    assert "--conv 4:3:5:2" in conv["command"]
+    # resumable: a finished job is not run again; a lost row is
+    lines = (tmp_path / "rows.jsonl").read_text().splitlines()
+    kept = [ln for ln in lines if json.loads(ln)["name"] != "conv4"]
+    (tmp_path / "rows.jsonl").write_text("\n".join(kept) + "\n" + '{"torn line')
+    res = _sweep(tmp_path, data_root)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows2 = sweep.read_rows(tmp_path / "rows.jsonl")
+    assert sorted((r["name"], r["seed"]) for r in rows2) == [("conv4", 0), ("dense16", 0), ("dense16", 1)]
+    assert [r for r in rows2 if r["name"] == "dense16"] == [r for r in rows if r["name"] == "dense16"]
+    # summary in the shared schema
+    out = subprocess.run([sys.executable, "-m", "qsnnkit.train.sweep", "summarize", str(tmp_path / "rows.jsonl"),
+                          "--json", str(tmp_path / "pareto.json")], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    table = json.loads((tmp_path / "pareto.json").read_text())
+    assert {t["model"] for t in table} == {"dense16", "conv4"}
+    for t in table:
+        assert SCHEMA <= set(t)
+    d = next(t for t in table if t["model"] == "dense16")
+    assert len(d["accuracies"]) == 2 and "--seed S" in d["command"]
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("not json", "not a readable JSON"),
+    ('{"runs": []}', "expected"),
+    ('{"runs": [{"name": "a", "args": ["--seed", "3"]}]}', "set by the sweep"),
+    ('{"runs": [{"name": "a"}, {"name": "a"}]}', "twice"),
+])
+def test_bad_sweep_files_are_refused(tmp_path: Path, text: str, msg: str) -> None:
+    p = tmp_path / "s.json"
+    p.write_text(text)
+    with pytest.raises(ValueError, match=msg):
+        sweep.load_config(p)

@@ -1,0 +1,237 @@
+"""qsnn-sweep: train a list of configurations x seeds, resumably, spread over the cores.
+
+    qsnn-sweep run CONFIG.json --out results.jsonl [--jobs 2] [--work build/sweeps]
+    qsnn-sweep summarize results.jsonl [--json pareto.json]
+
+CONFIG.json holds ``{"runs": [{"name": "conv-32-64", "args": ["--conv", "32:5:5:2,64:3:5:2",
+"--hidden", "128", "--recurrent", "1", "--epochs", "40"], "seeds": [0, 1, 2]}, ...]}``:
+``args`` are qsnn-train arguments (everything but --seed, --out and --data-root). Each
+(name, seed) is one job: ``qsnn-train`` then ``qsnn-convert --split val,test`` as
+subprocesses (one torch thread each unless the args say otherwise), and one JSON line
+appended to the results file when it finishes: validation and test accuracy of the integer
+model (the test split is read once per finished candidate; select on validation), model
+and state bytes, synaptic operations and 8-bit MACs per inference, firing rates, hash,
+command and commit. A job whose line exists is skipped, so an interrupted sweep continues
+where it stopped; a job that was running is started again from scratch.
+
+``summarize`` prints one row per configuration (mean and standard deviation over its
+seeds) and writes the shared results schema: model, model_hash (seed 0's, or the first),
+dataset, accuracies (per seed), mean, std, model_bytes, state_bytes, sops_per_inference,
+macs_per_inference, command, commit.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from qsnnkit.paths import REPO_ROOT, build_dir
+
+
+def git_commit() -> str:
+    """HEAD of the checkout, with '-dirty' when tracked files differ from it ('unknown' outside git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def load_config(path: Path) -> list[dict[str, object]]:
+    """The runs of a sweep file; ValueError naming the file and the problem."""
+    try:
+        cfg = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable JSON sweep file: {e}") from e
+    runs = cfg.get("runs") if isinstance(cfg, dict) else None
+    if not isinstance(runs, list) or not runs:
+        raise ValueError(f'{path}: expected {{"runs": [{{"name": ..., "args": [...], "seeds": [...]}}, ...]}}')
+    names = set()
+    for i, r in enumerate(runs):
+        if not (isinstance(r, dict) and isinstance(r.get("name"), str) and r["name"]
+                and isinstance(r.get("args", []), list) and all(isinstance(a, str) for a in r.get("args", []))
+                and isinstance(r.get("seeds", [0]), list) and all(isinstance(s, int) for s in r.get("seeds", [0]))):
+            raise ValueError(f"{path}: run {i} needs a name, a list of string args and a list of integer seeds")
+        if r["name"] in names:
+            raise ValueError(f"{path}: run name {r['name']!r} appears twice")
+        if any(a in ("--seed", "--out", "--data-root") for a in r.get("args", [])):
+            raise ValueError(f"{path}: run {r['name']!r}: --seed, --out and --data-root are set by the sweep")
+        names.add(r["name"])
+    return runs
+
+
+def read_rows(path: Path) -> list[dict[str, object]]:
+    """Result rows of a sweep file (a torn last line from a crash is ignored)."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+class Sweep:
+    def __init__(self, runs: list[dict[str, object]], out: Path, work: Path, data_root: str | None,
+                 limit: int | None, epochs: int | None) -> None:
+        self.runs, self.out, self.work = runs, out, work
+        self.data_root, self.limit, self.epochs = data_root, limit, epochs
+        self.lock = threading.Lock()
+        self.commit = git_commit()
+
+    def jobs(self) -> list[tuple[str, list[str], int]]:
+        done = {(r.get("name"), r.get("seed")) for r in read_rows(self.out)}
+        todo = []
+        for r in self.runs:
+            for seed in r.get("seeds", [0]):  # type: ignore[union-attr]
+                if (r["name"], seed) not in done:
+                    todo.append((str(r["name"]), list(r.get("args", [])), int(seed)))  # type: ignore[arg-type]
+        return todo
+
+    def _run(self, cmd: list[str], log: Path) -> None:
+        with log.open("w") as f:
+            res = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=dict(os.environ))
+        if res.returncode != 0:
+            tail = log.read_text()[-1500:]
+            raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}); log {log}:\n{tail}")
+
+    def job(self, name: str, args: list[str], seed: int) -> dict[str, object]:
+        d = self.work / name / f"seed{seed}"
+        d.mkdir(parents=True, exist_ok=True)
+        extra = ["--data-root", self.data_root] if self.data_root else []
+        targs = list(args)
+        if self.limit is not None:
+            targs += ["--limit", str(self.limit)]
+        if self.epochs is not None:
+            targs += ["--epochs", str(self.epochs)]
+        t0 = time.time()
+        self._run([sys.executable, "-m", "qsnnkit.train.cli", *targs, "--seed", str(seed), "--out", str(d / "train"),
+                   *extra], d / "train.log")
+        train_s = time.time() - t0
+        self._run([sys.executable, "-m", "qsnnkit.convert.cli", str(d / "train" / "model.safetensors"), "--out",
+                   str(d / "model"), "--split", "val,test", *extra], d / "convert.log")
+        rep = json.loads((d / "model" / "report.json").read_text())
+        val, test = rep["val"], rep["test"]
+        return {
+            "name": name, "seed": seed, "model_hash": rep["model_hash"][:16],
+            "val_accuracy": val["reference_accuracy"], "test_accuracy": test["reference_accuracy"],
+            "torch_reference_agreement": min(val["torch_reference_agreement"], test["torch_reference_agreement"]),
+            "model_bytes": rep["bytes"]["total"], "state_bytes": rep["state_bytes"],
+            "sops_per_inference": test["sops_per_inference"], "macs_per_inference": test["macs_per_inference"],
+            "firing_rates": test["firing_rates"], "train_seconds": round(train_s, 1),
+            "command": rep["provenance"]["train_command"], "commit": self.commit, "limit": self.limit,
+            "model_dir": str(d / "model"),
+        }
+
+    def append(self, row: dict[str, object]) -> None:
+        with self.lock:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            torn = self.out.exists() and self.out.stat().st_size > 0 and not self.out.read_bytes().endswith(b"\n")
+            with self.out.open("a") as f:
+                f.write(("\n" if torn else "") + json.dumps(row, sort_keys=True) + "\n")  # a crash's torn line stays alone
+                f.flush()
+                os.fsync(f.fileno())
+
+    def run(self, jobs: int) -> int:
+        todo = self.jobs()
+        failures = 0
+        with tqdm(total=len(todo), desc="sweep jobs", unit="job") as bar, \
+                ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
+            futs = {ex.submit(self.job, *j): j for j in todo}
+            for fut in as_completed(futs):
+                name, _, seed = futs[fut]
+                try:
+                    row = fut.result()
+                except RuntimeError as e:
+                    failures += 1
+                    print(f"qsnn-sweep: {name} seed {seed}: {e}", file=sys.stderr)
+                else:
+                    self.append(row)
+                    bar.set_postfix_str(f"{name}/s{seed}: val {row['val_accuracy']:.3f}")
+                bar.update(1)
+        return failures
+
+
+def summarize(rows: list[dict[str, object]], dataset: str = "speech_commands_v2_test12") -> list[dict[str, object]]:
+    """One row per configuration in the shared results schema (mean and std over seeds)."""
+    by: dict[str, list[dict[str, object]]] = {}
+    for r in rows:
+        by.setdefault(str(r["name"]), []).append(r)
+    out = []
+    for name, rs in by.items():
+        rs = sorted(rs, key=lambda r: int(r["seed"]))  # type: ignore[arg-type]
+        acc = [float(r["test_accuracy"]) for r in rs]  # type: ignore[arg-type]
+        val = [float(r["val_accuracy"]) for r in rs]  # type: ignore[arg-type]
+        first = rs[0]
+        out.append({
+            "model": name, "model_hash": first["model_hash"], "dataset": dataset, "seeds": [r["seed"] for r in rs],
+            "accuracies": acc, "mean": float(np.mean(acc)), "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
+            "val_accuracies": val, "val_mean": float(np.mean(val)),
+            "model_bytes": first["model_bytes"], "state_bytes": first["state_bytes"],
+            "sops_per_inference": float(np.mean([float(r["sops_per_inference"]) for r in rs])),  # type: ignore[arg-type]
+            "macs_per_inference": first["macs_per_inference"],
+            "command": str(first["command"]).replace(f"--seed {first['seed']}", "--seed S"),
+            "commit": first["commit"],
+        })
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="qsnn-sweep", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run every (configuration, seed) not yet in the results file")
+    r.add_argument("config", type=Path, help="sweep file (JSON, see above)")
+    r.add_argument("--out", type=Path, required=True, help="results file (JSON lines; appended, resumable)")
+    r.add_argument("--work", type=Path, default=None, help="where runs keep checkpoints and logs "
+                                                           "(default: build/sweeps/<results file stem>)")
+    r.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1)), help="runs at once (default: cores)")
+    r.add_argument("--data-root", default=None, help="dataset root (default: $QSNN_DATA_ROOT or ../shared/data)")
+    r.add_argument("--limit", type=int, default=None, help="train on the first N clips of each split (smoke runs)")
+    r.add_argument("--epochs", type=int, default=None, help="override every run's epochs (smoke runs)")
+    s = sub.add_parser("summarize", help="mean and std per configuration")
+    s.add_argument("results", type=Path)
+    s.add_argument("--json", type=Path, default=None, help="write the rows (shared results schema) here")
+    a = ap.parse_args(argv)
+    if a.cmd == "run":
+        try:
+            runs = load_config(a.config)
+        except ValueError as e:
+            print(f"qsnn-sweep: {e}", file=sys.stderr)
+            return 2
+        work = a.work or build_dir() / "sweeps" / a.out.stem
+        failures = Sweep(runs, a.out, work, a.data_root, a.limit, a.epochs).run(a.jobs)
+        return 1 if failures else 0
+    rows = read_rows(a.results)
+    if not rows:
+        print(f"qsnn-sweep: no result rows in {a.results}", file=sys.stderr)
+        return 2
+    table = summarize(rows)
+    print(f"{'configuration':28s} {'seeds':>5s} {'val':>7s} {'test mean':>9s} {'std':>6s} {'bytes':>7s} "
+          f"{'state':>6s} {'SOPs/inf':>10s} {'MACs/inf':>10s}")
+    for t in sorted(table, key=lambda t: -float(t["val_mean"])):  # type: ignore[arg-type]
+        print(f"{t['model']:28s} {len(t['accuracies']):5d} {t['val_mean']:7.3f} {t['mean']:9.3f} {t['std']:6.3f} "  # type: ignore[arg-type]
+              f"{t['model_bytes']:7d} {t['state_bytes']:6d} {t['sops_per_inference']:10.0f} {t['macs_per_inference']:10.0f}")
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(table, indent=1) + "\n")
+        print(f"wrote {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
