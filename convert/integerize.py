@@ -40,7 +40,7 @@ def integerize(model: QSNN, classes: list[str], provenance: dict[str, object] | 
                 bits = 8
             else:
                 sh = -(e + FRAC_BITS)
-                bits = 1
+                bits = cfg.hidden_bits
             bias = _ints(q["bias"][li] * 2**FRAC_BITS)
             w_rec = sh_rec = None
             if q["rec"][li] is not None:

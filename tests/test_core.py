@@ -372,14 +372,18 @@ def test_conv_geometry_is_checked_on_both_sides() -> None:
         CCore(cm, kernels=["CONV_EVENT", "AUTO", "AUTO"])  # features are not spikes
 
 
-def test_torch_conv_model_equals_reference_per_step() -> None:
-    """The PyTorch evaluation forward of a conv Q-SNN (convolutions run over the whole clip at
-    once) gives the integer reference's outputs, membranes and spikes at every step."""
+@pytest.mark.parametrize("conv,hidden_bits", [(((8, 5, 5, 2), (16, 3, 5, 2)), 1), (((8, 5, 5, 2), (16, 3, 5, 2)), 4),
+                                              ((), 2), (((6, 3, 4, 3),), 8)])
+def test_torch_model_equals_reference_per_step(conv, hidden_bits: int) -> None:
+    """The PyTorch evaluation forward (convolutions run over the whole clip at once) gives the
+    integer reference's outputs, membranes and spikes at every step, for conv and dense
+    models at every hidden weight width; the C core gives the same outputs."""
     from qsnnkit.convert.integerize import integerize
     from qsnnkit.train.model import QSNN, QSNNConfig
 
     torch.manual_seed(0)
-    m = QSNN(QSNNConfig(conv=((8, 5, 5, 2), (16, 3, 5, 2)), hidden=(32,), recurrent=(True,)))
+    hidden, rec = ((32,), (True,)) if conv else ((32, 24), (True, False))
+    m = QSNN(QSNNConfig(conv=conv, hidden=hidden, recurrent=rec, hidden_bits=hidden_bits))
     with torch.no_grad():
         for li, p in enumerate(m.w):
             if li > 0:
@@ -392,17 +396,18 @@ def test_torch_conv_model_equals_reference_per_step() -> None:
     m.eval()
     feats = np.random.default_rng(0).integers(60, 220, size=(4, 49, 40)).astype(np.uint8)
     cm = integerize(m, [f"c{i}" for i in range(12)])
-    assert [L.kind for L in cm.layers] == ["conv", "conv", "dense"]
+    assert [L.kind for L in cm.layers] == ["conv"] * len(conv) + ["dense"] * len(hidden)
+    assert [L.w_bits for L in cm.layers] == [8] + [hidden_bits] * (len(cm.layers) - 1)
     ref, tr = reference.run_batch(cm, feats, trace=True)
     assert tr is not None and all(0.02 < s.mean() < 0.98 for s in tr.spk)
     with torch.no_grad():
         o = m(torch.from_numpy(feats), trace=True)
     t_out = o.logits_sum.numpy() / 2.0**cm.readout_exp
     assert np.array_equal(t_out, ref), first_mismatch(t_out, ref)
-    for li in range(3):
+    for li in range(len(cm.layers)):
         ts = o.trace_spk[li].numpy().astype(np.uint8)
         assert np.array_equal(ts, tr.spk[li]), f"layer {li} spikes: " + first_mismatch(ts, tr.spk[li])
         tm = o.trace_mem[li].numpy().astype(np.int64)
         assert np.array_equal(tm, tr.mem[li].astype(np.int64)), f"layer {li}: " + first_mismatch(tm, tr.mem[li])
-    out = CCore(cm).run_clip(feats[0])
-    assert np.array_equal(out, ref[0])
+    for i in range(len(feats)):
+        assert np.array_equal(CCore(cm).run_clip(feats[i]), ref[i])

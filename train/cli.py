@@ -39,6 +39,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--recurrent", default=",".join("1" if r else "0" for r in c.recurrent),
                    help="per hidden layer: 1 = binary recurrent weights on its own spikes")
     p.add_argument("--mem-bits", type=int, default=c.mem_bits, help="membrane bits (2..8)")
+    p.add_argument("--hidden-bits", type=int, default=c.hidden_bits, choices=[1, 2, 4, 8],
+                   help="weight width of every layer after the first (1: binary with WS-DR)")
     p.add_argument("--leak-shift", type=int, default=c.leak_shift, help="leak u -= u >> k")
     return p
 
@@ -55,6 +57,8 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
         "--hidden", ",".join(map(str, cfg.hidden)), "--recurrent", ",".join("1" if r else "0" for r in cfg.recurrent),
         "--mem-bits", str(cfg.mem_bits), "--leak-shift", str(cfg.leak_shift),
     ]
+    if cfg.hidden_bits != 1:
+        args += ["--hidden-bits", str(cfg.hidden_bits)]
     if cfg.conv:
         args += ["--conv", ",".join(":".join(map(str, c)) for c in cfg.conv)]
     if st.augment:
@@ -80,7 +84,8 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
         raise ValueError(f"--conv {a.conv!r}: expected channels:kt:kf:stride[,...] ({e})") from e
     cfg = QSNNConfig(hidden=tuple(int(x) for x in items(a.hidden)),
                      recurrent=tuple(x == "1" for x in items(a.recurrent)),
-                     mem_bits=a.mem_bits, leak_shift=a.leak_shift, conv=conv)  # type: ignore[arg-type]
+                     mem_bits=a.mem_bits, leak_shift=a.leak_shift, conv=conv,  # type: ignore[arg-type]
+                     hidden_bits=a.hidden_bits)
     st = TrainSettings(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                        lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=a.augment,
                        limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std)

@@ -31,11 +31,15 @@ class QSNNConfig:
     #: streaming convolutions before the dense layers: (channels, kt, kf, stride) each; a
     #: convolution over frequency (zero padding kf // 2) with a causal time kernel of kt frames
     conv: tuple[tuple[int, int, int, int], ...] = ()
+    #: weight width of every layer after the first (conv and dense): 1 (binary, WS-DR), 2, 4 or 8
+    hidden_bits: int = 1
     mem_bits: int = 4
     leak_shift: int = 1
     in_shift: int = 5  # features enter as (feat - mu) * 2^-in_shift
 
     def __post_init__(self) -> None:
+        if self.hidden_bits not in (1, 2, 4, 8):
+            raise ValueError(f"hidden_bits must be 1, 2, 4 or 8, got {self.hidden_bits}")
         if len(self.hidden) != len(self.recurrent) or not (self.hidden or self.conv):
             raise ValueError("hidden and recurrent must have the same length, and the network at least one layer")
         f = self.n_bands
@@ -129,8 +133,10 @@ class QSNN(nn.Module):
         for li, rec in enumerate(bool(L["recurrent"]) for L in self.spec):
             if li == 0:
                 wq, wi, we = quant.int8_pow2_weight(self.w[0], per_channel=True)
-            else:
+            elif cfg.hidden_bits == 1:
                 wq, wi, we = quant.binary_weight(self.w[li], self.gain[li], self.tanh_t)
+            else:
+                wq, wi, we = quant.int_pow2_weight(self.w[li], cfg.hidden_bits)
             out["w"].append(wq)
             out["w_int"].append(wi)
             out["w_exp"].append(we)

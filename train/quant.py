@@ -83,6 +83,19 @@ def int8_pow2_weight(w: Tensor, per_channel: bool) -> tuple[Tensor, Tensor, Tens
     return q * scale, q.detach(), e.detach().view(-1)
 
 
+def int_pow2_weight(w: Tensor, bits: int) -> tuple[Tensor, Tensor, Tensor]:
+    """b-bit weights (b = 2, 4, 8) with a per-output-channel power-of-two scale: codes
+    clamp(round_half_up(w / 2^e), -(2^(b-1) - 1), 2^(b-1) - 1), e = ceil(log2(max|w| / (2^(b-1) - 1))).
+    Symmetric, so b = 2 is ternary (-1, 0, +1). Returns (effective weight, codes, e)."""
+    top = float(2 ** (bits - 1) - 1)
+    mx = w.detach().abs().amax(dim=1, keepdim=True)
+    e = torch.ceil(torch.log2(torch.clamp(mx, min=1e-12) / top))
+    e = torch.clamp(e, -30.0, 7.0)
+    scale = torch.pow(2.0, e)
+    q = torch.clamp(round_half_up(w / scale), -top, top)
+    return q * scale, q.detach(), e.detach().view(-1)
+
+
 class _LIFStep(torch.autograd.Function):
     """One LIF step fused (charge, fire, reset, store) to cut per-step autograd overhead.
 
