@@ -477,27 +477,30 @@ static void conv_ref(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_ou
 static void conv_w8(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
-    const uint32_t taps = (uint32_t)L->kt * L->kf;
+    const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, n = L->n_in;
+    const uint32_t taps = kt * kf;
     const uint32_t rw = QSNN_ROW_WORDS(taps, 8u);
-    const uint32_t pad = L->kf / 2u;
+    const uint32_t pad = kf / 2u;
+    const int16_t *hist = st->hist_x;
     int8_t k[QSNN_CONV_MAX_KT * QSNN_CONV_MAX_KF];
     uint32_t c, f, j, dt, df;
     for (c = 0; c < L->c_out; ++c) {
         const uint32_t *row = L->w + (size_t)c * rw;
         for (j = 0; j < taps; ++j) {
-            k[j] = (int8_t)unpack_elem(row, j, 8u);
+            k[j] = (int8_t)(uint8_t)(row[j >> 2] >> (8u * (j & 3u)));
         }
-        for (f = 0; f < L->f_out; ++f) {
-            const uint32_t i = c * L->f_out + f;
-            const uint32_t start = f * L->stride; /* padded position of tap df = 0 */
+        for (f = 0; f < f_out; ++f) {
+            const uint32_t i = c * f_out + f;
+            const uint32_t start = f * stride; /* padded position of tap df = 0 */
             const uint32_t lo = start < pad ? pad - start : 0u;
-            const uint32_t hi = start + L->kf > pad + L->f_in ? pad + L->f_in - start : L->kf;
+            const uint32_t hi = start + kf > pad + n ? pad + n - start : kf;
+            const uint32_t x0 = start + lo - pad; /* input position of tap lo */
             int32_t acc = 0;
-            for (dt = 0; dt < L->kt; ++dt) {
-                const int16_t *x = st->hist_x + dt * L->n_in; /* x[start + df - pad], df >= lo */
-                const int8_t *kk = k + dt * L->kf;
-                for (df = lo; df < hi; ++df) {
-                    acc += (int32_t)kk[df] * x[start + df - pad];
+            for (dt = 0; dt < kt; ++dt) {
+                const int16_t *x = hist + dt * n + x0;
+                const int8_t *kk = k + dt * kf + lo;
+                for (df = 0; df < hi - lo; ++df) {
+                    acc += (int32_t)kk[df] * x[df];
                 }
             }
             if (neuron_fire(L, c, acc, 0, &mem[i])) {
@@ -516,49 +519,66 @@ static uint32_t ctz32(uint32_t v)
 }
 
 /* Spikes in, any width: per output channel, each active spike of the history adds its
- * weight to the (at most ceil(kf / stride)) positions whose window holds it. */
+ * weight to the (at most ceil(kf / stride)) positions whose window holds it. Binary weights
+ * count their set bits: sum = 2 * ones - taps. */
 static void conv_event(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
-    const uint32_t rw = QSNN_ROW_WORDS((uint32_t)L->c_in * L->kt * L->kf, L->w_bits);
+    const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, f_in = L->f_in;
+    const uint32_t bits = L->w_bits;
+    const uint32_t rw = QSNN_ROW_WORDS((uint32_t)L->c_in * kt * kf, bits);
     const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
-    const uint32_t pad = L->kf / 2u;
+    const uint32_t pad = kf / 2u;
     int32_t acc[QSNN_CONV_MAX_FOUT];
+    int32_t taps[QSNN_CONV_MAX_FOUT];
     uint32_t c, f, dt, k;
     for (c = 0; c < L->c_out; ++c) {
         const uint32_t *row = L->w + (size_t)c * rw;
-        for (f = 0; f < L->f_out; ++f) {
+        for (f = 0; f < f_out; ++f) {
             acc[f] = 0;
+            taps[f] = 0;
         }
-        for (dt = 0; dt < L->kt; ++dt) {
+        for (dt = 0; dt < kt; ++dt) {
             const uint32_t *h = st->hist_s[l] + dt * sw;
-            uint32_t ci = 0, row_start = 0, row_end = L->f_in, f_first = 0;
+            uint32_t row_start = 0, row_end = f_in, f_first = 0, first_end = kf, base = dt * kf;
             for (k = 0; k < sw; ++k) {
                 uint32_t s = h[k];
                 while (s != 0u) {
                     const uint32_t idx = k * 32u + ctz32(s);
-                    uint32_t p, base;
+                    uint32_t p, j, e;
                     s &= s - 1u;
-                    while (idx >= row_end) { /* next input channel */
-                        ++ci;
+                    while (idx >= row_end) { /* next input channel: its taps start kt * kf later */
                         row_start = row_end;
-                        row_end += L->f_in;
+                        row_end += f_in;
+                        base += kt * kf;
                         f_first = 0;
+                        first_end = kf;
                     }
                     p = idx - row_start + pad; /* padded position */
-                    base = (ci * L->kt + dt) * L->kf;
-                    while (f_first * L->stride + L->kf <= p) { /* windows that end before p */
+                    while (first_end <= p) {  /* windows that end before p */
                         ++f_first;
+                        first_end += stride;
                     }
-                    for (f = f_first; f < L->f_out && f * L->stride <= p; ++f) {
-                        acc[f] += unpack_elem(row, base + p - f * L->stride, L->w_bits);
+                    /* window f holds p at tap p - f * stride, for f = f_first ... while f * stride <= p */
+                    j = base + p - f_first * stride;
+                    e = f_first * stride;
+                    if (bits == 1u) {
+                        for (f = f_first; f < f_out && e <= p; ++f, e += stride, j -= stride) {
+                            acc[f] += (int32_t)((row[j >> 5] >> (j & 31u)) & 1u);
+                            taps[f] += 1;
+                        }
+                    } else {
+                        for (f = f_first; f < f_out && e <= p; ++f, e += stride, j -= stride) {
+                            acc[f] += unpack_elem(row, j, bits);
+                        }
                     }
                 }
             }
         }
-        for (f = 0; f < L->f_out; ++f) {
-            const uint32_t i = c * L->f_out + f;
-            if (neuron_fire(L, c, acc[f], 0, &mem[i])) {
+        for (f = 0; f < f_out; ++f) {
+            const uint32_t i = c * f_out + f;
+            const int32_t sum = bits == 1u ? 2 * acc[f] - taps[f] : acc[f];
+            if (neuron_fire(L, c, sum, 0, &mem[i])) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
