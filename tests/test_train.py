@@ -93,3 +93,21 @@ def test_default_model_header_names_its_exact_training_command() -> None:
     cmd = cli.command_for(net.cfg, TrainSettings(**meta["settings"]))
     assert m.provenance["train_command"] == cmd
     assert cmd in (d / "qsnn_model.c").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    ({"hidden": (8,) * 9, "recurrent": (False,) * 9}, "at most 8"),
+    ({"hidden": (70000,), "recurrent": (False,)}, "16 bits"),
+    ({"conv": ((8, 17, 5, 2),)}, "outside the contract"),
+    ({"conv": ((8, 3, 5, 6),)}, "outside the contract"),
+    ({"hidden_bits": 3}, "hidden_bits"),
+])
+def test_configs_the_device_cannot_run_are_refused_before_training(kwargs: dict, msg: str) -> None:
+    with pytest.raises(ValueError, match=msg):
+        QSNNConfig(**kwargs)
+
+
+def test_train_cli_refuses_a_bad_conv_spec_clearly(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "qsnnkit.train.cli", "--conv", "8:5:5", "--out", str(tmp_path)],
+                       capture_output=True, text=True, cwd=REPO_ROOT)
+    assert r.returncode == 2 and "qsnn-train:" in r.stderr and "channels:kt:kf:stride" in r.stderr, r.stderr

@@ -54,6 +54,12 @@ class QSNNConfig:
                                  f"contract (channels >= 1, 1 <= kt, kf <= {spec.CONV_MAX_KT}, 1 <= stride <= kf, "
                                  f"at most {spec.CONV_MAX_FOUT} positions)")
             f = f_out
+        n_layers = len(self.conv) + len(self.hidden)
+        if n_layers > spec.MAX_LAYERS:
+            raise ValueError(f"{n_layers} spiking layers; the C core runs at most {spec.MAX_LAYERS}")
+        too_wide = [n for n in self.hidden if not 1 <= n <= 65535]
+        if too_wide:
+            raise ValueError(f"dense layer sizes {too_wide}: the C core stores sizes in 16 bits (1..65535)")
         if not 2 <= self.mem_bits <= 8:
             raise ValueError(f"mem_bits must be 2..8, got {self.mem_bits}")
         if not 1 <= self.leak_shift <= quant.FRAC_BITS - self.mem_bits + 1:
