@@ -40,7 +40,9 @@ def test_sweep_runs_resumes_and_summarizes(tmp_path: Path, data_root: Path) -> N
         assert "--seed" in r["command"] and r["commit"]
     conv = next(r for r in rows if r["name"] == "conv4")
     assert "--conv 4:3:5:2" in conv["command"]
-    # resumable: a finished job is not run again; a lost row is
+    # resumable: a finished job is not run again; a lost row is converted again without retraining
+    conv_ckpt = tmp_path / "work" / "conv4" / "seed0" / "train" / "model.safetensors"
+    stamp = conv_ckpt.stat().st_mtime_ns
     lines = (tmp_path / "rows.jsonl").read_text().splitlines()
     kept = [ln for ln in lines if json.loads(ln)["name"] != "conv4"]
     (tmp_path / "rows.jsonl").write_text("\n".join(kept) + "\n" + '{"torn line')
@@ -49,6 +51,8 @@ def test_sweep_runs_resumes_and_summarizes(tmp_path: Path, data_root: Path) -> N
     rows2 = sweep.read_rows(tmp_path / "rows.jsonl")
     assert sorted((r["name"], r["seed"]) for r in rows2) == [("conv4", 0), ("dense16", 0), ("dense16", 1)]
     assert [r for r in rows2 if r["name"] == "dense16"] == [r for r in rows if r["name"] == "dense16"]
+    assert conv_ckpt.stat().st_mtime_ns == stamp  # not retrained
+    assert [r["model_hash"] for r in rows2 if r["name"] == "conv4"] == [conv["model_hash"]]
     # summary in the shared schema
     out = subprocess.run([sys.executable, "-m", "qsnnkit.train.sweep", "summarize", str(tmp_path / "rows.jsonl"),
                           "--json", str(tmp_path / "pareto.json")], capture_output=True, text=True, cwd=REPO_ROOT)

@@ -12,7 +12,8 @@ appended to the results file when it finishes: validation and test accuracy of t
 model (the test split is read once per finished candidate; select on validation), model
 and state bytes, synaptic operations and 8-bit MACs per inference, firing rates, hash,
 command and commit. A job whose line exists is skipped, so an interrupted sweep continues
-where it stopped; a job that was running is started again from scratch.
+where it stopped; a job that was running starts again from its last finished stage (a
+trained checkpoint, marked by trained.json beside it, is converted without retraining).
 
 ``summarize`` prints one row per configuration (mean and standard deviation over its
 seeds) and writes the shared results schema: model, model_hash (seed 0's, or the first),
@@ -118,10 +119,18 @@ class Sweep:
             targs += ["--limit", str(self.limit)]
         if self.epochs is not None:
             targs += ["--epochs", str(self.epochs)]
-        t0 = time.time()
-        self._run([sys.executable, "-m", "qsnnkit.train.cli", *targs, "--seed", str(seed), "--out", str(d / "train"),
-                   *extra], d / "train.log")
-        train_s = time.time() - t0
+        marker = d / "trained.json"  # written once training finished: a rerun converts again, no retraining
+        job = {"args": targs, "seed": seed}
+        done = json.loads(marker.read_text()) if marker.exists() else None
+        if done is not None and done.get("job") == job and (d / "train" / "model.safetensors").exists():
+            train_s = float(done.get("seconds", 0.0))
+        else:
+            marker.unlink(missing_ok=True)
+            t0 = time.time()
+            self._run([sys.executable, "-m", "qsnnkit.train.cli", *targs, "--seed", str(seed), "--out",
+                       str(d / "train"), *extra], d / "train.log")
+            train_s = time.time() - t0
+            marker.write_text(json.dumps({"job": job, "seconds": round(train_s, 1)}))
         self._run([sys.executable, "-m", "qsnnkit.convert.cli", str(d / "train" / "model.safetensors"), "--out",
                    str(d / "model"), "--split", "val,test", *extra], d / "convert.log")
         rep = json.loads((d / "model" / "report.json").read_text())
