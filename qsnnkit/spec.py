@@ -48,6 +48,8 @@ CONV_MAX_KF = 16
 #: Most output positions per channel of a convolution (the event kernel sums a channel's
 #: positions in a stack array of this size).
 CONV_MAX_FOUT = 64
+#: Largest conv fan-in (c_in * kt * kf) the popcount conv kernel gathers on its stack.
+CONV_POPCOUNT_MAX_FAN = 2048
 
 #: Synaptic kernels of the C core, selectable per layer (qsnn_layer_t.kernel): name -> (id, what
 #: it runs). REF is the plain oracle; the others are drop-in kernels that must give the same sums.
@@ -59,6 +61,8 @@ KERNELS: dict[str, tuple[int, str]] = {
     "EVENT": (4, "any width x spikes: sums over the active spikes only"),
     "CONV_W8": (5, "streaming convolution, 8-bit weights x int16 features: each channel's kernel unpacked once per step"),
     "CONV_EVENT": (6, "streaming convolution over spikes, any width: each active spike adds its weights to the outputs it reaches"),
+    "CONV_B1_POPCOUNT": (7, "streaming convolution, 1-bit weights x spikes: each position's receptive field gathered "
+                            "once, then 2 popcount(W & R) - popcount(R) per channel (fan-in <= CONV_POPCOUNT_MAX_FAN)"),
 }
 
 # -- the audio front end (docs/frontend.md) -------------------------------------------------------

@@ -316,6 +316,7 @@ def _random_conv_model(rng: np.random.Generator, convs, dense, mem_bits: int):
     ([(6, 5, 5, 2, 8), (8, 3, 5, 2, 1)], [(24, 1, True)], 4),
     ([(5, 1, 3, 1, 8), (7, 2, 4, 3, 4), (3, 4, 2, 2, 2)], [], 3),
     ([(4, 3, 7, 3, 4), (9, 5, 1, 1, 8)], [(17, 2, False), (11, 1, True)], 8),
+    ([(7, 2, 6, 2, 8), (5, 4, 7, 3, 1), (6, 3, 3, 1, 1)], [], 5),  # binary convs: even kernel, stride 3, fan-in > 32
 ])
 def test_conv_kernels_equal_reference_per_step(convs, dense, mem_bits) -> None:
     """Streaming convolutions: odd channel counts, even and odd kernels, strides 1-3, kt 1-5,
@@ -333,6 +334,7 @@ def test_conv_kernels_equal_reference_per_step(convs, dense, mem_bits) -> None:
     configs: list[tuple[str, list[str] | None]] = [
         ("ref", None), ("fast", None), ("fast", ["REF"] * n),
         ("fast", [first_conv] + ["CONV_EVENT" if L.is_conv else "EVENT" for L in cm.layers[1:]]),
+        ("fast", [first_conv] + ["CONV_B1_POPCOUNT" if L.is_conv and L.w_bits == 1 else "AUTO" for L in cm.layers[1:]]),
     ]
     for kernel, kernels in configs:
         core = CCore(cm, kernel, kernels)  # type: ignore[arg-type]

@@ -42,6 +42,7 @@
 #define QSNN_LAYER_CONV 1u /* streaming convolution: over frequency (zero padding kf / 2) with a causal time kernel of kt frames */
 #define QSNN_CONV_MAX_KT 16u /* largest conv time kernel */
 #define QSNN_CONV_MAX_KF 16u /* largest conv frequency kernel */
+#define QSNN_CONV_POPCOUNT_MAX_FAN 2048u /* largest fan-in of the popcount conv kernel */
 #define QSNN_CONV_MAX_FOUT 64u /* most output positions per conv channel */
 
 /* Synaptic kernels, per layer (qsnn_layer_t.kernel). */
@@ -52,5 +53,6 @@
 #define QSNN_KERNEL_EVENT 4u /* any width x spikes: sums over the active spikes only */
 #define QSNN_KERNEL_CONV_W8 5u /* streaming convolution, 8-bit weights x int16 features: each channel's kernel unpacked once per step */
 #define QSNN_KERNEL_CONV_EVENT 6u /* streaming convolution over spikes, any width: each active spike adds its weights to the outputs it reaches */
+#define QSNN_KERNEL_CONV_B1_POPCOUNT 7u /* streaming convolution, 1-bit weights x spikes: each position's receptive field gathered once, then 2 popcount(W & R) - popcount(R) per channel (fan-in <= CONV_POPCOUNT_MAX_FAN) */
 
 #endif /* QSNN_SPEC_H */

@@ -34,10 +34,11 @@ static uint32_t popcount32(uint32_t v)
 
 /* ---- kernels: which one runs which layer -------------------------------------------- */
 
-/* Can `kernel` run a layer of this kind whose input is features (first) or spikes, at w_bits? */
-static int kernel_fits(uint32_t kernel, uint32_t kind, int first, uint32_t w_bits)
+/* Can `kernel` run layer L (first: it reads features, not spikes)? */
+static int kernel_fits(uint32_t kernel, const qsnn_layer_t *L, int first)
 {
-    const int conv = kind == QSNN_LAYER_CONV;
+    const int conv = L->kind == QSNN_LAYER_CONV;
+    const uint32_t w_bits = L->w_bits;
     switch (kernel) {
     case QSNN_KERNEL_AUTO:
     case QSNN_KERNEL_REF:
@@ -52,6 +53,9 @@ static int kernel_fits(uint32_t kernel, uint32_t kind, int first, uint32_t w_bit
         return conv && first && w_bits == 8u;
     case QSNN_KERNEL_CONV_EVENT:
         return conv && !first;
+    case QSNN_KERNEL_CONV_B1_POPCOUNT:
+        return conv && !first && w_bits == 1u &&
+               (uint32_t)L->c_in * L->kt * L->kf <= QSNN_CONV_POPCOUNT_MAX_FAN;
     default:
         return 0;
     }
@@ -72,7 +76,8 @@ uint32_t qsnn_layer_kernel(const qsnn_model_t *m, uint32_t l)
         if (l == 0u) {
             return L->w_bits == 8u ? QSNN_KERNEL_CONV_W8 : QSNN_KERNEL_REF;
         }
-        return QSNN_KERNEL_CONV_EVENT;
+        return kernel_fits(QSNN_KERNEL_CONV_B1_POPCOUNT, L, 0) ? QSNN_KERNEL_CONV_B1_POPCOUNT
+                                                               : QSNN_KERNEL_CONV_EVENT;
     }
     if (l == 0u) {
         return L->w_bits == 8u ? QSNN_KERNEL_W8_DENSE : QSNN_KERNEL_REF;
@@ -148,7 +153,7 @@ int qsnn_model_check(const qsnn_model_t *m)
         } else if (L->kind != QSNN_LAYER_DENSE) {
             return QSNN_ERR_MODEL;
         }
-        if (!kernel_fits(L->kernel, L->kind, l == 0u, L->w_bits)) {
+        if (!kernel_fits(L->kernel, L, l == 0u)) {
             return QSNN_ERR_MODEL;
         }
         n_prev = L->n_out;
@@ -585,6 +590,86 @@ static void conv_event(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_
     }
 }
 
+/* n bits of a packed vector starting at bit `start` (which may be negative or run past
+ * `limit`: those bits read as 0); n <= 16. */
+static uint32_t get_bits(const uint32_t *v, int32_t start, uint32_t n, int32_t limit)
+{
+    uint32_t out = 0u;
+    uint32_t lo = 0u;
+    int32_t end = start + (int32_t)n;
+    uint32_t a, w, b;
+    if (start < 0) {
+        lo = (uint32_t)(-start);
+        start = 0;
+    }
+    if (end > limit) {
+        end = limit;
+    }
+    if (end <= start) {
+        return 0u;
+    }
+    a = (uint32_t)start;
+    w = a >> 5;
+    b = a & 31u;
+    out = v[w] >> b;
+    if (b + (uint32_t)(end - start) > 32u) {
+        out |= v[w + 1u] << (32u - b);
+    }
+    out &= (1u << (uint32_t)(end - start)) - 1u;
+    return out << lo;
+}
+
+/* 1-bit weights x spikes: per output position the receptive field (c_in x kt x kf, ordered
+ * like a weight row) is gathered once, then each channel costs an AND and a popcount per
+ * word: sum = 2 * popcount(W & R) - popcount(R). */
+static void conv_b1_popcount(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_out)
+{
+    const qsnn_layer_t *L = &st->model->layers[l];
+    const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, f_in = L->f_in;
+    const uint32_t fan = (uint32_t)L->c_in * kt * kf;
+    const uint32_t rw = QSNN_ROW_WORDS(fan, 1u);
+    const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
+    const int32_t pad = (int32_t)(kf / 2u);
+    uint32_t r[QSNN_CONV_POPCOUNT_MAX_FAN / 32u];
+    uint32_t c, f, ci, dt, k;
+    for (f = 0; f < f_out; ++f) {
+        const int32_t pos0 = (int32_t)(f * stride) - pad; /* input position of tap 0 */
+        uint32_t o = 0;                                   /* bit offset in r: (ci * kt + dt) * kf */
+        int32_t act;
+        for (k = 0; k < rw; ++k) {
+            r[k] = 0u;
+        }
+        for (ci = 0; ci < L->c_in; ++ci) {
+            const int32_t row0 = (int32_t)(ci * f_in);
+            for (dt = 0; dt < kt; ++dt, o += kf) {
+                /* positions outside 0..f_in-1 of this channel read as 0 */
+                const int32_t lo = pos0 < 0 ? -pos0 : 0;
+                const int32_t hi = pos0 + (int32_t)kf > (int32_t)f_in ? (int32_t)f_in - pos0 : (int32_t)kf;
+                uint32_t v = get_bits(st->hist_s[l] + dt * sw, row0 + pos0, kf, row0 + (int32_t)f_in);
+                v &= ((1u << (uint32_t)hi) - 1u) & ~((1u << (uint32_t)lo) - 1u);
+                if (v != 0u) {
+                    r[o >> 5] |= v << (o & 31u);
+                    if ((o & 31u) + kf > 32u) {
+                        r[(o >> 5) + 1u] |= v >> (32u - (o & 31u));
+                    }
+                }
+            }
+        }
+        act = count_spikes(r, fan);
+        for (c = 0; c < L->c_out; ++c) {
+            const uint32_t *row = L->w + (size_t)c * rw;
+            const uint32_t i = c * f_out + f;
+            int32_t both = 0;
+            for (k = 0; k < rw; ++k) {
+                both += (int32_t)popcount32(row[k] & r[k]);
+            }
+            if (neuron_fire(L, c, 2 * both - act, 0, &mem[i])) {
+                spk_out[i >> 5] |= 1u << (i & 31u);
+            }
+        }
+    }
+}
+
 /* Per-class outputs of this step added to the clip's sums (8-bit readout over spikes). */
 static void readout(qsnn_state_t *st, const qsnn_input_t *in, dot_fn dot)
 {
@@ -627,6 +712,9 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
             break;
         case QSNN_KERNEL_CONV_EVENT:
             conv_event(st, l, mem, st->spk[l]);
+            break;
+        case QSNN_KERNEL_CONV_B1_POPCOUNT:
+            conv_b1_popcount(st, l, mem, st->spk[l]);
             break;
         case QSNN_KERNEL_W8_DENSE:
             run_layer(L, &in, &rec, dot_w8_dense, dot_b1_popcount, mem, st->spk[l]);
