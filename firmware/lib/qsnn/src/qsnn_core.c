@@ -477,38 +477,35 @@ static void conv_ref(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_ou
     }
 }
 
-/* First layer, 8-bit weights x int16 features (one input channel): each channel's kt x kf
- * kernel is unpacked once per step, and each position sums only its in-range taps. */
+/* First layer, 8-bit weights x int16 features (one input channel): per output position
+ * the kt x kf patch of the history (zero outside 0..f_in-1) is gathered once, in the order
+ * of a weight row, then every channel is one dense int8 x int16 dot product over it. */
 static void conv_w8(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
     const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, n = L->n_in;
     const uint32_t taps = kt * kf;
     const uint32_t rw = QSNN_ROW_WORDS(taps, 8u);
-    const uint32_t pad = kf / 2u;
-    const int16_t *hist = st->hist_x;
-    int8_t k[QSNN_CONV_MAX_KT * QSNN_CONV_MAX_KF];
-    uint32_t c, f, j, dt, df;
-    for (c = 0; c < L->c_out; ++c) {
-        const uint32_t *row = L->w + (size_t)c * rw;
-        for (j = 0; j < taps; ++j) {
-            k[j] = (int8_t)(uint8_t)(row[j >> 2] >> (8u * (j & 3u)));
-        }
-        for (f = 0; f < f_out; ++f) {
-            const uint32_t i = c * f_out + f;
-            const uint32_t start = f * stride; /* padded position of tap df = 0 */
-            const uint32_t lo = start < pad ? pad - start : 0u;
-            const uint32_t hi = start + kf > pad + n ? pad + n - start : kf;
-            const uint32_t x0 = start + lo - pad; /* input position of tap lo */
-            int32_t acc = 0;
-            for (dt = 0; dt < kt; ++dt) {
-                const int16_t *x = hist + dt * n + x0;
-                const int8_t *kk = k + dt * kf + lo;
-                for (df = 0; df < hi - lo; ++df) {
-                    acc += (int32_t)kk[df] * x[df];
-                }
+    const int32_t pad = (int32_t)(kf / 2u);
+    int16_t patch[QSNN_CONV_MAX_KT * QSNN_CONV_MAX_KF];
+    qsnn_input_t in;
+    uint32_t c, f, dt, df;
+    in.x = patch;
+    in.spk = NULL;
+    in.n = taps;
+    in.active = 0;
+    for (f = 0; f < f_out; ++f) {
+        const int32_t pos0 = (int32_t)(f * stride) - pad;
+        for (dt = 0; dt < kt; ++dt) {
+            const int16_t *x = st->hist_x + dt * n;
+            for (df = 0; df < kf; ++df) {
+                const int32_t p = pos0 + (int32_t)df;
+                patch[dt * kf + df] = (p >= 0 && p < (int32_t)n) ? x[p] : (int16_t)0;
             }
-            if (neuron_fire(L, c, acc, 0, &mem[i])) {
+        }
+        for (c = 0; c < L->c_out; ++c) {
+            const uint32_t i = c * f_out + f;
+            if (neuron_fire(L, c, dot_w8_dense(L->w + (size_t)c * rw, 8u, &in), 0, &mem[i])) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
