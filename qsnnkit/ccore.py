@@ -43,7 +43,7 @@ class _Model(ct.Structure):
 
 class _State(ct.Structure):
     _fields_ = [
-        ("model", ct.POINTER(_Model)), ("mem", ct.POINTER(ct.c_int8)),
+        ("model", ct.POINTER(_Model)), ("mem", ct.POINTER(ct.c_uint8)),
         ("spk", ct.POINTER(ct.c_uint32) * MAX_LAYERS), ("prev", ct.POINTER(ct.c_uint32) * MAX_LAYERS),
         ("x", ct.POINTER(ct.c_int16)), ("hist_x", ct.POINTER(ct.c_int16)),
         ("hist_s", ct.POINTER(ct.c_uint32) * MAX_LAYERS), ("out", ct.POINTER(ct.c_int32)), ("steps", ct.c_uint32),
@@ -63,8 +63,8 @@ def _setup(lib: ct.CDLL) -> None:
         f.restype = None
     lib.qsnn_layer_kernel.argtypes = [ct.POINTER(_Model), ct.c_uint32]
     lib.qsnn_layer_kernel.restype = ct.c_uint32
-    lib.qsnn_layer_membranes.argtypes = [ct.POINTER(_State), ct.c_uint32]
-    lib.qsnn_layer_membranes.restype = ct.POINTER(ct.c_int8)
+    lib.qsnn_layer_membranes.argtypes = [ct.POINTER(_State), ct.c_uint32, ct.POINTER(ct.c_int8)]
+    lib.qsnn_layer_membranes.restype = None
 
 
 def _ptr(a: np.ndarray, ctype: type) -> ct._Pointer:  # type: ignore[name-defined]
@@ -145,8 +145,9 @@ class CCore:
         return np.ctypeslib.as_array(self._st.out, shape=(self.model.n_classes,)).copy()
 
     def membranes(self, layer: int) -> np.ndarray:
-        p = self.lib.qsnn_layer_membranes(ct.byref(self._st), layer)
-        return np.ctypeslib.as_array(p, shape=(self.model.layers[layer].n_out,)).copy()
+        out = np.zeros(self.model.layers[layer].n_out, np.int8)
+        self.lib.qsnn_layer_membranes(ct.byref(self._st), layer, out.ctypes.data_as(ct.POINTER(ct.c_int8)))
+        return out
 
     def spikes(self, layer: int) -> np.ndarray:
         n = self.model.layers[layer].n_out

@@ -6,7 +6,7 @@
 #include "qsnn_core.h"
 
 #define QSNN_MODEL_HASH_HEX "f16ba134a5bda292"
-#define QSNN_MODEL_ARENA_BYTES 736u
+#define QSNN_MODEL_ARENA_BYTES 480u
 #define QSNN_MODEL_N_CLASSES 12u
 #define QSNN_MODEL_FLASH_BYTES 31576u /* packed weights and parameters */
 

@@ -59,7 +59,8 @@ typedef struct {
 
 typedef struct {
     const qsnn_model_t *model;
-    int8_t *mem;                       /* stored membranes, all layers back to back */
+    uint8_t *mem;                      /* stored membranes, all layers back to back (4-bit codes packed
+                                          two per byte when mem_bits <= 4) */
     uint32_t *spk[QSNN_MAX_LAYERS];    /* spikes of step t, packed, per layer */
     uint32_t *prev[QSNN_MAX_LAYERS];   /* spikes of step t-1 (recurrent layers) */
     int16_t *x;                        /* scratch: centred features */
@@ -98,8 +99,8 @@ void qsnn_step_ref(qsnn_state_t *st, const uint8_t *feat);
  */
 uint32_t qsnn_layer_kernel(const qsnn_model_t *model, uint32_t l);
 
-/* The stored membranes of layer l (n_out int8 values) inside the state arena. */
-const int8_t *qsnn_layer_membranes(const qsnn_state_t *st, uint32_t l);
+/* Copy the stored membranes of layer l, unpacked, to out[n_out]. */
+void qsnn_layer_membranes(const qsnn_state_t *st, uint32_t l, int8_t *out);
 
 /* Index of the largest output; ties go to the lowest index. */
 int qsnn_argmax(const int32_t *out, int n);

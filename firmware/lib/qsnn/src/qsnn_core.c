@@ -90,6 +90,34 @@ uint32_t qsnn_layer_kernel(const qsnn_model_t *m, uint32_t l)
 
 static uint32_t round4(uint32_t n) { return (n + 3u) & ~3u; }
 
+/* Membrane storage of a layer: two 4-bit codes per byte (neuron i in byte i / 2, low nibble
+ * for even i, two's complement) when mem_bits <= 4, else one int8 per neuron; each layer's
+ * block is rounded up to 4 bytes. The values are the contract's; only the RAM layout differs. */
+static uint32_t mem_bytes(const qsnn_layer_t *L)
+{
+    return round4(L->mem_bits <= 4u ? (L->n_out + 1u) / 2u : L->n_out);
+}
+
+static int8_t mem_load(const uint8_t *mem, uint32_t i, uint32_t mem_bits)
+{
+    if (mem_bits <= 4u) {
+        const uint32_t nib = (i & 1u) ? (uint32_t)(mem[i >> 1] >> 4) : (uint32_t)(mem[i >> 1] & 15u);
+        return (int8_t)((int32_t)(nib ^ 8u) - 8);
+    }
+    return (int8_t)mem[i];
+}
+
+static void mem_store(uint8_t *mem, uint32_t i, uint32_t mem_bits, int8_t v)
+{
+    if (mem_bits <= 4u) {
+        const uint8_t b = mem[i >> 1];
+        const uint8_t nib = (uint8_t)((uint8_t)v & 15u);
+        mem[i >> 1] = (i & 1u) ? (uint8_t)((b & 0x0Fu) | (uint8_t)(nib << 4)) : (uint8_t)((b & 0xF0u) | nib);
+    } else {
+        mem[i] = (uint8_t)v;
+    }
+}
+
 /* Conv geometry (section 4 of docs/contract.md), checked without a division. */
 static int conv_ok(const qsnn_layer_t *L, const qsnn_layer_t *below, uint32_t n_bands)
 {
@@ -176,7 +204,7 @@ size_t qsnn_state_bytes(const qsnn_model_t *m)
     uint32_t l;
     for (l = 0; l < m->n_layers; ++l) {
         const qsnn_layer_t *L = &m->layers[l];
-        bytes += round4(L->n_out);                                             /* membranes */
+        bytes += mem_bytes(L);                                                 /* membranes */
         bytes += 4u * QSNN_ROW_WORDS(L->n_out, 1u) * (L->recurrent ? 2u : 1u); /* spikes */
         bytes += hist_bytes(L, l);                                             /* conv input history */
     }
@@ -226,7 +254,7 @@ int qsnn_state_init(qsnn_state_t *st, const qsnn_model_t *m, void *arena, size_t
         st->hist_x = (int16_t *)(void *)p;
         p += hist_bytes(&m->layers[0], 0u);
     }
-    st->mem = (int8_t *)(void *)p;
+    st->mem = p;
     qsnn_reset(st);
     return QSNN_OK;
 }
@@ -249,10 +277,10 @@ void qsnn_reset(qsnn_state_t *st)
                 st->prev[l][i] = 0u;
             }
         }
-        for (i = 0; i < L->n_out; ++i) {
-            st->mem[off + i] = 0;
+        for (i = 0; i < mem_bytes(L); ++i) {
+            st->mem[off + i] = 0u;
         }
-        off += round4(L->n_out);
+        off += mem_bytes(L);
         if (st->hist_s[l] != NULL) {
             for (i = 0; i < (uint32_t)L->kt * QSNN_ROW_WORDS(L->n_in, 1u); ++i) {
                 st->hist_s[l][i] = 0u;
@@ -385,13 +413,18 @@ static void begin_step(qsnn_state_t *st)
 
 /* Current of a neuron from its sums (contract: scale, bias, saturate), then the LIF step.
  * p indexes the layer's per-row parameters: the neuron (dense) or its channel (conv). */
-static uint32_t neuron_fire(const qsnn_layer_t *L, uint32_t p, int32_t acc_ff, int32_t acc_rec, int8_t *mem)
+static uint32_t neuron_fire(const qsnn_layer_t *L, uint32_t p, int32_t acc_ff, int32_t acc_rec, uint8_t *mem,
+                            uint32_t i)
 {
+    int8_t v = mem_load(mem, i, L->mem_bits);
+    uint32_t s;
     int32_t c = qsnn_scale(acc_ff, L->sh_ff[p]) + (int32_t)L->bias[p];
     if (L->recurrent) {
         c += qsnn_scale(acc_rec, L->sh_rec[p]);
     }
-    return qsnn_lif_step(mem, qsnn_sat16(c), L->leak_shift, L->mem_bits);
+    s = qsnn_lif_step(&v, qsnn_sat16(c), L->leak_shift, L->mem_bits);
+    mem_store(mem, i, L->mem_bits, v);
+    return s;
 }
 
 /* One layer: for each neuron the kernel's sums, then the shared per-neuron code. Inlined
@@ -400,7 +433,7 @@ static uint32_t neuron_fire(const qsnn_layer_t *L, uint32_t p, int32_t acc_ff, i
 __attribute__((always_inline))
 #endif
 static inline void run_layer(const qsnn_layer_t *L, const qsnn_input_t *in, const qsnn_input_t *rec,
-                             dot_fn ff, dot_fn rec_dot, int8_t *mem, uint32_t *spk_out)
+                             dot_fn ff, dot_fn rec_dot, uint8_t *mem, uint32_t *spk_out)
 {
     const uint32_t rw = QSNN_ROW_WORDS(L->n_in, L->w_bits);
     const uint32_t rrw = QSNN_ROW_WORDS(L->n_out, 1u);
@@ -408,7 +441,7 @@ static inline void run_layer(const qsnn_layer_t *L, const qsnn_input_t *in, cons
     for (i = 0; i < L->n_out; ++i) {
         const int32_t acc_ff = ff(L->w + (size_t)i * rw, L->w_bits, in);
         const int32_t acc_rec = L->recurrent ? rec_dot(L->w_rec + (size_t)i * rrw, 1u, rec) : 0;
-        if (neuron_fire(L, i, acc_ff, acc_rec, &mem[i])) {
+        if (neuron_fire(L, i, acc_ff, acc_rec, mem, i)) {
             spk_out[i >> 5] |= 1u << (i & 31u);
         }
     }
@@ -445,7 +478,7 @@ static void conv_push(qsnn_state_t *st, uint32_t l, const qsnn_input_t *in)
 
 /* Reference: every synapse of every neuron, element by element. Input (dt, ci, pos) is
  * history slot dt (kt - 1 = this step), channel ci, position pos; zero outside 0..f_in-1. */
-static void conv_ref(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_out)
+static void conv_ref(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
     const uint32_t rw = QSNN_ROW_WORDS((uint32_t)L->c_in * L->kt * L->kf, L->w_bits);
@@ -470,7 +503,7 @@ static void conv_ref(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_ou
                     }
                 }
             }
-            if (neuron_fire(L, c, acc, 0, &mem[i])) {
+            if (neuron_fire(L, c, acc, 0, mem, i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
@@ -480,7 +513,7 @@ static void conv_ref(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_ou
 /* First layer, 8-bit weights x int16 features (one input channel): per output position
  * the kt x kf patch of the history (zero outside 0..f_in-1) is gathered once, in the order
  * of a weight row, then every channel is one dense int8 x int16 dot product over it. */
-static void conv_w8(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_out)
+static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
     const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, n = L->n_in;
@@ -505,7 +538,7 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_out
         }
         for (c = 0; c < L->c_out; ++c) {
             const uint32_t i = c * f_out + f;
-            if (neuron_fire(L, c, dot_w8_dense(L->w + (size_t)c * rw, 8u, &in), 0, &mem[i])) {
+            if (neuron_fire(L, c, dot_w8_dense(L->w + (size_t)c * rw, 8u, &in), 0, mem, i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
@@ -523,7 +556,7 @@ static uint32_t ctz32(uint32_t v)
 /* Spikes in, any width: per output channel, each active spike of the history adds its
  * weight to the (at most ceil(kf / stride)) positions whose window holds it. Binary weights
  * count their set bits: sum = 2 * ones - taps. */
-static void conv_event(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_out)
+static void conv_event(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
     const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, f_in = L->f_in;
@@ -580,7 +613,7 @@ static void conv_event(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_
         for (f = 0; f < f_out; ++f) {
             const uint32_t i = c * f_out + f;
             const int32_t sum = bits == 1u ? 2 * acc[f] - taps[f] : acc[f];
-            if (neuron_fire(L, c, sum, 0, &mem[i])) {
+            if (neuron_fire(L, c, sum, 0, mem, i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
@@ -619,7 +652,7 @@ static uint32_t get_bits(const uint32_t *v, int32_t start, uint32_t n, int32_t l
 /* 1-bit weights x spikes: per output position the receptive field (c_in x kt x kf, ordered
  * like a weight row) is gathered once, then each channel costs an AND and a popcount per
  * word: sum = 2 * popcount(W & R) - popcount(R). */
-static void conv_b1_popcount(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t *spk_out)
+static void conv_b1_popcount(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
     const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, f_in = L->f_in;
@@ -660,7 +693,7 @@ static void conv_b1_popcount(qsnn_state_t *st, uint32_t l, int8_t *mem, uint32_t
             for (k = 0; k < rw; ++k) {
                 both += (int32_t)popcount32(row[k] & r[k]);
             }
-            if (neuron_fire(L, c, 2 * both - act, 0, &mem[i])) {
+            if (neuron_fire(L, c, 2 * both - act, 0, mem, i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
@@ -695,7 +728,7 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
         const qsnn_layer_t *L = &m->layers[l];
         const uint32_t kernel = reference ? QSNN_KERNEL_REF : qsnn_layer_kernel(m, l);
         qsnn_input_t rec;
-        int8_t *mem = &st->mem[off];
+        uint8_t *mem = &st->mem[off];
         rec.x = NULL;
         rec.spk = st->prev[l];
         rec.n = L->n_out;
@@ -734,7 +767,7 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
         in.spk = st->spk[l];
         in.n = L->n_out;
         in.active = reference ? 0 : count_spikes(st->spk[l], L->n_out);
-        off += round4(L->n_out);
+        off += mem_bytes(L);
     }
     readout(st, &in, reference ? dot_ref : dot_event);
     st->steps++;
@@ -750,14 +783,17 @@ void qsnn_step(qsnn_state_t *st, const uint8_t *feat)
     step(st, feat, 0);
 }
 
-const int8_t *qsnn_layer_membranes(const qsnn_state_t *st, uint32_t l)
+void qsnn_layer_membranes(const qsnn_state_t *st, uint32_t l, int8_t *out)
 {
+    const qsnn_model_t *m = st->model;
     uint32_t off = 0;
     uint32_t k;
     for (k = 0; k < l; ++k) {
-        off += round4(st->model->layers[k].n_out);
+        off += mem_bytes(&m->layers[k]);
     }
-    return &st->mem[off];
+    for (k = 0; k < m->layers[l].n_out; ++k) {
+        out[k] = mem_load(st->mem + off, k, m->layers[l].mem_bits);
+    }
 }
 
 int qsnn_argmax(const int32_t *out, int n)
