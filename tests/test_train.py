@@ -42,7 +42,8 @@ def test_checkpoint_is_safetensors_with_config(tmp_path: Path) -> None:
         checkpoint.load(tmp_path / "bad.safetensors")
 
 
-@pytest.mark.parametrize("module", ["qsnnkit.train.cli", "qsnnkit.convert.cli"])
+@pytest.mark.parametrize("module", ["qsnnkit.train.cli", "qsnnkit.convert.cli", "qsnnkit.train.sweep",
+                                    "qsnnkit.generated", "qsnnkit.dataset"])
 def test_cli_help(module: str) -> None:
     r = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "usage:" in r.stdout
