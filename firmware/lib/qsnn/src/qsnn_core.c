@@ -14,6 +14,15 @@
 #include "qsnn_core.h"
 #include "qsnn_pack.h"
 
+/* Cores with the Armv7E-M DSP extension (Cortex-M4/M7/M33...): dual 16-bit multiply-accumulate
+ * (SMLAD) for 8-bit weights, from the compiler's ACLE header, no vendor library. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(QSNN_NO_DSP)
+#include <arm_acle.h>
+#define QSNN_DSP 1
+#else
+#define QSNN_DSP 0
+#endif
+
 /* ---- packed weight access: qsnn_unpack() from qsnn_pack.h (contract section 8) ---- */
 
 #define unpack_elem(row, j, bits) qsnn_unpack((row), (j), (unsigned)(bits))
@@ -299,6 +308,7 @@ void qsnn_reset(qsnn_state_t *st)
 
 typedef struct {
     const int16_t *x;     /* centred features (first layer), or NULL */
+    const uint32_t *xp;   /* DSP builds: x as pairs (x[4k], x[4k+2]), (x[4k+1], x[4k+3]), or NULL */
     const uint32_t *spk;  /* packed spikes (other layers, recurrence), or NULL */
     uint32_t n;           /* inputs */
     int32_t active;       /* spikes set in spk (counted once per layer and step) */
@@ -330,7 +340,20 @@ static int32_t dot_ref(const uint32_t *row, uint32_t bits, const qsnn_input_t *i
     return acc;
 }
 
-/* 8-bit weights x int16 features, four weights per word. */
+#if QSNN_DSP
+/* Pair the int16 inputs for SMLAD: word 2k = (x[4k], x[4k+2]), word 2k+1 = (x[4k+1], x[4k+3]),
+ * matching SXTB16 of a weight word (bytes 0, 2) and of the word rotated by 8 (bytes 1, 3). */
+static void pair_inputs(const int16_t *x, uint32_t n, uint32_t *xp)
+{
+    uint32_t k;
+    for (k = 0; k + 4u <= n; k += 4u) {
+        xp[k >> 1] = (uint32_t)(uint16_t)x[k] | ((uint32_t)(uint16_t)x[k + 2u] << 16);
+        xp[(k >> 1) + 1u] = (uint32_t)(uint16_t)x[k + 1u] | ((uint32_t)(uint16_t)x[k + 3u] << 16);
+    }
+}
+#endif
+
+/* 8-bit weights x int16 features, four weights per word (two SMLADs per word on DSP cores). */
 static int32_t dot_w8_dense(const uint32_t *row, uint32_t bits, const qsnn_input_t *in)
 {
     const int16_t *x = in->x;
@@ -338,6 +361,16 @@ static int32_t dot_w8_dense(const uint32_t *row, uint32_t bits, const qsnn_input
     int32_t acc = 0;
     uint32_t j = 0;
     (void)bits;
+#if QSNN_DSP
+    if (in->xp != NULL) {
+        const uint32_t *xp = in->xp;
+        for (; j + 4u <= n; j += 4u) {
+            const uint32_t w = row[j >> 2];
+            acc = __smlad(__sxtb16(w), xp[j >> 1], acc);
+            acc = __smlad(__sxtb16((w >> 8) | (w << 24)), xp[(j >> 1) + 1u], acc);
+        }
+    }
+#endif
     for (; j + 4u <= n; j += 4u) {
         const uint32_t w = row[j >> 2];
         acc += (int32_t)(int8_t)(uint8_t)(w) * x[j];
@@ -521,9 +554,17 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
     const uint32_t rw = QSNN_ROW_WORDS(taps, 8u);
     const int32_t pad = (int32_t)(kf / 2u);
     int16_t patch[QSNN_CONV_MAX_KT * QSNN_CONV_MAX_KF];
+#if QSNN_DSP
+    uint32_t pairs[QSNN_CONV_MAX_KT * QSNN_CONV_MAX_KF / 2u];
+#endif
     qsnn_input_t in;
     uint32_t c, f, dt, df;
     in.x = patch;
+#if QSNN_DSP
+    in.xp = pairs;
+#else
+    in.xp = NULL;
+#endif
     in.spk = NULL;
     in.n = taps;
     in.active = 0;
@@ -536,6 +577,9 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
                 patch[dt * kf + df] = (p >= 0 && p < (int32_t)n) ? x[p] : (int16_t)0;
             }
         }
+#if QSNN_DSP
+        pair_inputs(patch, taps, pairs);
+#endif
         for (c = 0; c < L->c_out; ++c) {
             const uint32_t i = c * f_out + f;
             if (neuron_fire(L, c, dot_w8_dense(L->w + (size_t)c * rw, 8u, &in), 0, mem, i)) {
@@ -718,9 +762,13 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
     uint32_t l;
     uint32_t off = 0;
     qsnn_input_t in;
+#if QSNN_DSP
+    uint32_t pairs[128]; /* SMLAD operands of up to 256 features (first dense layer) */
+#endif
     centre_features(st, feat);
     begin_step(st);
     in.x = st->x;
+    in.xp = NULL;
     in.spk = NULL;
     in.n = m->n_bands;
     in.active = 0;
@@ -730,6 +778,7 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
         qsnn_input_t rec;
         uint8_t *mem = &st->mem[off];
         rec.x = NULL;
+        rec.xp = NULL;
         rec.spk = st->prev[l];
         rec.n = L->n_out;
         rec.active = (L->recurrent && kernel != QSNN_KERNEL_REF) ? count_spikes(st->prev[l], L->n_out) : 0;
@@ -747,6 +796,12 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
             conv_b1_popcount(st, l, mem, st->spk[l]);
             break;
         case QSNN_KERNEL_W8_DENSE:
+#if QSNN_DSP
+            if (in.n <= 256u) {
+                pair_inputs(in.x, in.n, pairs);
+                in.xp = pairs;
+            }
+#endif
             run_layer(L, &in, &rec, dot_w8_dense, dot_b1_popcount, mem, st->spk[l]);
             break;
         case QSNN_KERNEL_B1_POPCOUNT:
@@ -764,6 +819,7 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
             break;
         }
         in.x = NULL;
+        in.xp = NULL;
         in.spk = st->spk[l];
         in.n = L->n_out;
         in.active = reference ? 0 : count_spikes(st->spk[l], L->n_out);
