@@ -413,3 +413,32 @@ def test_torch_model_equals_reference_per_step(conv, hidden_bits: int) -> None:
         assert np.array_equal(tm, tr.mem[li].astype(np.int64)), f"layer {li}: " + first_mismatch(tm, tr.mem[li])
     for i in range(len(feats)):
         assert np.array_equal(CCore(cm).run_clip(feats[i]), ref[i])
+
+
+def test_binary_kernel_on_wide_rows_equals_reference() -> None:
+    """Rows of 1,000 and 2,000 binary inputs (32 and 63 words: several ten-group blocks of the
+    popcount plus a tail) and a 2,000-wide recurrence give the reference's numbers per step."""
+    from qsnnkit.model import ConvertedModel, IntLayer
+
+    rng = np.random.default_rng(5)
+    l0 = IntLayer(w_bits=8, mem_bits=4, leak_shift=1, w=rng.integers(-127, 128, (1000, 40)),
+                  sh_ff=np.full(1000, 7), bias=rng.integers(-60, 120, 1000))
+    l1 = IntLayer(w_bits=1, mem_bits=4, leak_shift=1, w=rng.choice([-1, 1], (2000, 1000)),
+                  sh_ff=np.full(2000, -2), bias=rng.integers(-60, 120, 2000),
+                  w_rec=rng.choice([-1, 1], (2000, 2000)), sh_rec=np.full(2000, -4))
+    l2 = IntLayer(w_bits=1, mem_bits=8, leak_shift=1, w=rng.choice([-1, 1], (9, 2000)),
+                  sh_ff=np.full(9, -5), bias=rng.integers(-60, 120, 9))
+    cm = ConvertedModel(feat_mu=rng.integers(60, 200, 40), layers=[l0, l1, l2], w_out=rng.integers(-127, 128, (3, 9)),
+                        b_out=rng.integers(-99, 99, 3), classes=["a", "b", "c"])
+    cm.validate()
+    feats = rng.integers(0, 256, size=(2, 12, 40)).astype(np.uint8)
+    ref, tr = reference.run_batch(cm, feats, trace=True)
+    assert tr is not None and all(0.02 < s.mean() < 0.98 for s in tr.spk)
+    core = CCore(cm)
+    assert core.layer_kernels() == ["W8_DENSE", "B1_POPCOUNT", "B1_POPCOUNT"]
+    for i in range(len(feats)):
+        out, mems, spks = core.run_clip(feats[i], trace=True)
+        for li in range(3):
+            assert np.array_equal(spks[li], tr.spk[li][i]), f"clip {i} layer {li}: " + first_mismatch(spks[li], tr.spk[li][i])
+            assert np.array_equal(mems[li], tr.mem[li][i]), f"clip {i} layer {li}: " + first_mismatch(mems[li], tr.mem[li][i])
+        assert np.array_equal(out, ref[i])
