@@ -83,13 +83,19 @@ def int8_pow2_weight(w: Tensor, per_channel: bool) -> tuple[Tensor, Tensor, Tens
     return q * scale, q.detach(), e.detach().view(-1)
 
 
+#: Clipping range of b-bit weights in standard deviations of their row (2 bits: ternary,
+#: threshold about half a standard deviation; wider ranges for more levels).
+CLIP_SIGMAS = {2: 1.0, 4: 2.5, 8: 4.0}
+
+
 def int_pow2_weight(w: Tensor, bits: int) -> tuple[Tensor, Tensor, Tensor]:
     """b-bit weights (b = 2, 4, 8) with a per-output-channel power-of-two scale: codes
-    clamp(round_half_up(w / 2^e), -(2^(b-1) - 1), 2^(b-1) - 1), e = ceil(log2(max|w| / (2^(b-1) - 1))).
-    Symmetric, so b = 2 is ternary (-1, 0, +1). Returns (effective weight, codes, e)."""
+    clamp(round_half_up(w / 2^e), -(2^(b-1) - 1), 2^(b-1) - 1), with e = round(log2(k_b * std(w) /
+    (2^(b-1) - 1))) so the codes span k_b standard deviations (CLIP_SIGMAS). Symmetric, so
+    b = 2 is ternary (-1, 0, +1). Returns (effective weight, codes, e)."""
     top = float(2 ** (bits - 1) - 1)
-    mx = w.detach().abs().amax(dim=1, keepdim=True)
-    e = torch.ceil(torch.log2(torch.clamp(mx, min=1e-12) / top))
+    sd = w.detach().std(dim=1, keepdim=True)
+    e = torch.round(torch.log2(torch.clamp(sd * CLIP_SIGMAS[bits] / top, min=1e-12)))
     e = torch.clamp(e, -30.0, 7.0)
     scale = torch.pow(2.0, e)
     q = torch.clamp(round_half_up(w / scale), -top, top)
