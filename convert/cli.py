@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="trained checkpoint (default: build/train/model.safetensors)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: build/model)")
     p.add_argument("--data-root", default=None, help="dataset root (default: $QSNN_DATA_ROOT or ../shared/data)")
+    p.add_argument("--kernels", default=None,
+                   help="per-layer C kernels, comma-separated (AUTO, REF, W8_DENSE, B1_POPCOUNT, EVENT, CONV_W8, "
+                        "CONV_B1_POPCOUNT, CONV_EVENT; default: AUTO for every layer, the core picks)")
     p.add_argument("--split", default="test",
                    help="split(s) to evaluate the converted model on, comma-separated: train, val, test, all; "
                         "none: skip")
@@ -89,11 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"qsnn-convert: {e}", file=sys.stderr)
         return 2
+    kernels = None if a.kernels is None else [k.strip().upper() for k in a.kernels.split(",")]
+    try:
+        resolved = codegen.layer_kernels(cm, kernels)
+    except ValueError as e:
+        print(f"qsnn-convert: --kernels {a.kernels}: {e}", file=sys.stderr)
+        return 2
     cm.save(out / "model.npz")
-    codegen.emit(cm, out)
+    codegen.emit(cm, out, kernels)
     report: dict[str, object] = {"model_hash": cm.hash_hex, "format_version": cm.format_version,
                                  "bytes": codegen.weight_bytes(cm), "state_bytes": codegen.arena_bytes(cm),
-                                 "kernels": codegen.layer_kernels(cm), "provenance": prov}
+                                 "kernels": resolved, "provenance": prov}
     for split in splits:
         sp = load_split(a.data_root, split)
         report[split] = compare(model, cm, features(sp.pcm, desc=f"{split} features"), sp.labels)

@@ -123,6 +123,19 @@ class CCore:
         m.b_out = _ptr(arr(model.b_out, np.int32), ct.c_int32)
         self._keep = keep
         rc = self.lib.qsnn_model_check(ct.byref(m))
+        if rc != 0 and kernels is not None:
+            for i in range(len(model.layers)):  # which choice does the core refuse?
+                chosen = self._layers[i].kernel
+                for j in range(len(model.layers)):
+                    self._layers[j].kernel = chosen if j == i else KERNELS["AUTO"][0]
+                bad = self.lib.qsnn_model_check(ct.byref(m)) != 0
+                for j in range(len(model.layers)):
+                    self._layers[j].kernel = KERNELS[kernels[j]][0]
+                if bad:
+                    L = model.layers[i]
+                    what = f"{L.kind}, {L.w_bits}-bit weights, reads {'features' if i == 0 else 'spikes'}"
+                    raise ValueError(f"kernel {kernels[i]} cannot run layer {i} ({what}): "
+                                     f"qsnn_model_check returned {rc}")
         if rc != 0:
             raise ValueError(f"the C core rejects this model: qsnn_model_check returned {rc}")
         self.state_bytes = int(self.lib.qsnn_state_bytes(ct.byref(m)))

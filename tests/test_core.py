@@ -442,3 +442,13 @@ def test_binary_kernel_on_wide_rows_equals_reference() -> None:
             assert np.array_equal(spks[li], tr.spk[li][i]), f"clip {i} layer {li}: " + first_mismatch(spks[li], tr.spk[li][i])
             assert np.array_equal(mems[li], tr.mem[li][i]), f"clip {i} layer {li}: " + first_mismatch(mems[li], tr.mem[li][i])
         assert np.array_equal(out, ref[i])
+
+
+def test_converter_picks_kernels_per_layer(default_model, tmp_path: Path) -> None:
+    codegen.emit(default_model, tmp_path, ["REF", "EVENT"])
+    text = (tmp_path / "qsnn_model.c").read_text()
+    assert ".kernel = QSNN_KERNEL_REF," in text and ".kernel = QSNN_KERNEL_EVENT," in text
+    assert codegen.layer_kernels(default_model, ["REF", "EVENT"]) == ["REF", "EVENT"]
+    with pytest.raises(ValueError, match="kernel B1_POPCOUNT cannot run layer 0"):
+        codegen.emit(default_model, tmp_path / "bad", ["B1_POPCOUNT", "AUTO"])
+    assert not (tmp_path / "bad" / "qsnn_model.c").exists()
