@@ -101,6 +101,9 @@ def emit(model: ConvertedModel, out_dir: str | Path, kernels: list[str] | None =
         + cgen.define("QSNN_MODEL_ARENA_BYTES", arena_bytes(model), ctype="uint32_t")
         + cgen.define("QSNN_MODEL_N_CLASSES", model.n_classes, ctype="uint32_t")
         + cgen.define("QSNN_MODEL_FLASH_BYTES", wb["total"], "packed weights and parameters", "uint32_t")
+        + cgen.define("QSNN_MODEL_HAS_CONV", int(any(L.is_conv for L in model.layers)),
+                      "0: the firmware build leaves the conv kernels out (-DQSNN_NO_CONV, firmware/scripts/pio_pre.py)",
+                      "uint32_t")
         + "\nextern const qsnn_model_t qsnn_model;\n"
         + f"extern const char *const qsnn_model_classes[{model.n_classes}];\n"
     )

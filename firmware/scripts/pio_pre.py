@@ -30,6 +30,13 @@ print(f"qsnnkit model: {model_dir}")
 env.Append(CPPPATH=[model_dir, os.path.join(project_dir, "firmware", "lib", "qsnn", "include")])  # noqa: F821
 env.BuildSources(os.path.join("$BUILD_DIR", "qsnn_model"), model_dir, "+<qsnn_model.c>")  # noqa: F821
 
+# Link only the kernels the model uses: a model without conv layers builds the core
+# without them (qsnn_model.h says so in QSNN_MODEL_HAS_CONV, written by the converter).
+with open(os.path.join(model_dir, "qsnn_model.h")) as f:
+    if "#define QSNN_MODEL_HAS_CONV 0u" in f.read():
+        env.Append(CPPDEFINES=["QSNN_NO_CONV"])  # noqa: F821
+        print("qsnnkit model: no conv layers, core built without the conv kernels")
+
 env.Append(LIBPATH=[os.path.join(project_dir, "firmware", "ld")])  # noqa: F821
 ldscript = env.BoardConfig().get("build.ldscript", "")  # noqa: F821
 if ldscript and not os.path.isabs(ldscript) and os.path.isfile(os.path.join(project_dir, ldscript)):

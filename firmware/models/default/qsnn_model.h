@@ -9,6 +9,7 @@
 #define QSNN_MODEL_ARENA_BYTES 480u
 #define QSNN_MODEL_N_CLASSES 12u
 #define QSNN_MODEL_FLASH_BYTES 31576u /* packed weights and parameters */
+#define QSNN_MODEL_HAS_CONV 0u /* 0: the firmware build leaves the conv kernels out (-DQSNN_NO_CONV, firmware/scripts/pio_pre.py) */
 
 extern const qsnn_model_t qsnn_model;
 extern const char *const qsnn_model_classes[12];

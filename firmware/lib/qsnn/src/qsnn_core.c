@@ -127,6 +127,7 @@ static void mem_store(uint8_t *mem, uint32_t i, uint32_t mem_bits, int8_t v)
     }
 }
 
+#ifndef QSNN_NO_CONV
 /* Conv geometry (section 4 of docs/contract.md), checked without a division. */
 static int conv_ok(const qsnn_layer_t *L, const qsnn_layer_t *below, uint32_t n_bands)
 {
@@ -149,6 +150,7 @@ static int conv_ok(const qsnn_layer_t *L, const qsnn_layer_t *below, uint32_t n_
     }
     return below->kind == QSNN_LAYER_CONV && below->c_out == L->c_in && below->f_out == L->f_in;
 }
+#endif
 
 int qsnn_model_check(const qsnn_model_t *m)
 {
@@ -184,9 +186,13 @@ int qsnn_model_check(const qsnn_model_t *m)
             return QSNN_ERR_MODEL;
         }
         if (L->kind == QSNN_LAYER_CONV) {
+#ifdef QSNN_NO_CONV
+            return QSNN_ERR_MODEL; /* built without the conv kernels */
+#else
             if (!conv_ok(L, l == 0u ? NULL : &m->layers[l - 1u], m->n_bands)) {
                 return QSNN_ERR_MODEL;
             }
+#endif
         } else if (L->kind != QSNN_LAYER_DENSE) {
             return QSNN_ERR_MODEL;
         }
@@ -480,6 +486,7 @@ static inline void run_layer(const qsnn_layer_t *L, const qsnn_input_t *in, cons
     }
 }
 
+#ifndef QSNN_NO_CONV /* firmware for a model without conv layers: pio_pre.py defines it */
 /* ---- streaming convolution (docs/contract.md section 4) ------------------------------- */
 
 /* Slide the layer's input history by one frame and append this step's input. */
@@ -744,6 +751,8 @@ static void conv_b1_popcount(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_
     }
 }
 
+#endif /* QSNN_NO_CONV */
+
 /* Per-class outputs of this step added to the clip's sums (8-bit readout over spikes). */
 static void readout(qsnn_state_t *st, const qsnn_input_t *in, dot_fn dot)
 {
@@ -782,19 +791,26 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
         rec.spk = st->prev[l];
         rec.n = L->n_out;
         rec.active = (L->recurrent && kernel != QSNN_KERNEL_REF) ? count_spikes(st->prev[l], L->n_out) : 0;
+#ifndef QSNN_NO_CONV
         if (L->kind == QSNN_LAYER_CONV) {
             conv_push(st, l, &in);
-        }
+            switch (kernel) {
+            case QSNN_KERNEL_CONV_W8:
+                conv_w8(st, l, mem, st->spk[l]);
+                break;
+            case QSNN_KERNEL_CONV_EVENT:
+                conv_event(st, l, mem, st->spk[l]);
+                break;
+            case QSNN_KERNEL_CONV_B1_POPCOUNT:
+                conv_b1_popcount(st, l, mem, st->spk[l]);
+                break;
+            default: /* QSNN_KERNEL_REF */
+                conv_ref(st, l, mem, st->spk[l]);
+                break;
+            }
+        } else
+#endif
         switch (kernel) {
-        case QSNN_KERNEL_CONV_W8:
-            conv_w8(st, l, mem, st->spk[l]);
-            break;
-        case QSNN_KERNEL_CONV_EVENT:
-            conv_event(st, l, mem, st->spk[l]);
-            break;
-        case QSNN_KERNEL_CONV_B1_POPCOUNT:
-            conv_b1_popcount(st, l, mem, st->spk[l]);
-            break;
         case QSNN_KERNEL_W8_DENSE:
 #if QSNN_DSP
             if (in.n <= 256u) {
@@ -811,11 +827,7 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
             run_layer(L, &in, &rec, dot_event, dot_b1_popcount, mem, st->spk[l]);
             break;
         default: /* QSNN_KERNEL_REF */
-            if (L->kind == QSNN_LAYER_CONV) {
-                conv_ref(st, l, mem, st->spk[l]);
-            } else {
-                run_layer(L, &in, &rec, dot_ref, dot_ref, mem, st->spk[l]);
-            }
+            run_layer(L, &in, &rec, dot_ref, dot_ref, mem, st->spk[l]);
             break;
         }
         in.x = NULL;
