@@ -31,6 +31,18 @@ def first_mismatch(a: np.ndarray, b: np.ndarray) -> str:
     return f"first mismatch at {idx}: {a[idx]} vs {b[idx]}"
 
 
+def assert_torch_equals_reference(o, cm, ref: np.ndarray, tr) -> None:  # noqa: ANN001
+    """PyTorch evaluation forward (traced) == integer reference: outputs, then per layer and
+    step the stored membranes and the spikes; the first mismatch is printed."""
+    t_out = o.logits_sum.numpy() / 2.0**cm.readout_exp
+    assert np.array_equal(t_out, ref), first_mismatch(t_out, ref)
+    for li in range(len(cm.layers)):
+        tm = o.trace_mem[li].numpy().astype(np.int64)
+        assert np.array_equal(tm, tr.mem[li].astype(np.int64)), f"layer {li} membranes: " + first_mismatch(tm, tr.mem[li])
+        ts = o.trace_spk[li].numpy().astype(np.uint8)
+        assert np.array_equal(ts, tr.spk[li]), f"layer {li} spikes: " + first_mismatch(ts, tr.spk[li])
+
+
 @pytest.fixture(scope="module")
 def contract_exe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     exe = tmp_path_factory.mktemp("contract") / "contract_main"
@@ -108,13 +120,7 @@ def test_default_model_three_way_exact_on_whole_test_split(default_model, test_s
     tmodel = default_checkpoint()
     with torch.no_grad():
         o = tmodel(torch.from_numpy(feats), trace=True)
-    t_out = o.logits_sum.numpy() / 2.0**default_model.readout_exp
-    assert np.array_equal(t_out, ref), first_mismatch(t_out, ref)
-    for li in range(len(default_model.layers)):
-        tm = o.trace_mem[li].numpy().astype(np.int64)
-        assert np.array_equal(tm, tr.mem[li].astype(np.int64)), f"layer {li} membranes: " + first_mismatch(tm, tr.mem[li])
-        ts = o.trace_spk[li].numpy().astype(np.uint8)
-        assert np.array_equal(ts, tr.spk[li]), f"layer {li} spikes: " + first_mismatch(ts, tr.spk[li])
+    assert_torch_equals_reference(o, default_model, ref, tr)
     # C core, both kernels, per step
     for kernel in ("ref", "fast"):
         core = CCore(default_model, kernel)  # type: ignore[arg-type]
@@ -404,13 +410,7 @@ def test_torch_model_equals_reference_per_step(conv, hidden_bits: int) -> None:
     assert tr is not None and all(0.02 < s.mean() < 0.98 for s in tr.spk)
     with torch.no_grad():
         o = m(torch.from_numpy(feats), trace=True)
-    t_out = o.logits_sum.numpy() / 2.0**cm.readout_exp
-    assert np.array_equal(t_out, ref), first_mismatch(t_out, ref)
-    for li in range(len(cm.layers)):
-        ts = o.trace_spk[li].numpy().astype(np.uint8)
-        assert np.array_equal(ts, tr.spk[li]), f"layer {li} spikes: " + first_mismatch(ts, tr.spk[li])
-        tm = o.trace_mem[li].numpy().astype(np.int64)
-        assert np.array_equal(tm, tr.mem[li].astype(np.int64)), f"layer {li}: " + first_mismatch(tm, tr.mem[li])
+    assert_torch_equals_reference(o, cm, ref, tr)
     for i in range(len(feats)):
         assert np.array_equal(CCore(cm).run_clip(feats[i]), ref[i])
 
