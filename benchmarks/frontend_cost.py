@@ -238,11 +238,9 @@ def host_measure(work: Path, pcm: np.ndarray, expect: np.ndarray) -> dict[str, o
 
 # --- Cortex-M4 under QEMU ------------------------------------------------------------------------
 
-M4_MAIN = r"""
-#include <stdint.h>
-#include "qsnn_frontend.h"
-#include "bench_data.h"
-
+#: Bare-metal runtime for a benchmark ELF on QEMU netduinoplus2: semihosting output and exit,
+#: TIM2 as an instruction counter (-icount shift=0), stack painting; the benchmark defines bench().
+M4_RUNTIME_HEAD = r"""
 extern uint32_t _estack, _sidata, _sdata, _edata, _sbss, _ebss;
 #define REG(a) (*(volatile uint32_t *)(a))
 #define TIM2 0x40000000u
@@ -278,6 +276,32 @@ static void qemu_exit(int code)
 
 static inline uint32_t now(void) { return REG(TIM2 + 0x24u); }
 
+"""
+
+M4_RUNTIME_TAIL = r"""
+void reset_handler(void)
+{
+    uint32_t *s = &_sidata, *d = &_sdata;
+    while (d < &_edata) *d++ = *s++;
+    for (d = &_sbss; d < &_ebss; d++) *d = 0u;
+    qemu_exit(bench());
+}
+
+void fault_handler(void) { qemu_exit(99); }
+
+__attribute__((section(".isr_vector"), used))
+void (*const vectors[16])(void) = {
+    (void (*)(void))(&_estack), reset_handler, fault_handler, fault_handler, fault_handler,
+    fault_handler, fault_handler, 0, 0, 0, 0, fault_handler, fault_handler, 0, fault_handler, fault_handler,
+};
+"""
+
+M4_MAIN = r"""
+#include <stdint.h>
+#include "qsnn_frontend.h"
+#include "bench_data.h"
+
+""" + M4_RUNTIME_HEAD + r"""
 static int bench(void)
 {
     qsnn_fe_state_t st;
@@ -329,22 +353,7 @@ static int bench(void)
     return bad != 0u;
 }
 
-void reset_handler(void)
-{
-    uint32_t *s = &_sidata, *d = &_sdata;
-    while (d < &_edata) *d++ = *s++;
-    for (d = &_sbss; d < &_ebss; d++) *d = 0u;
-    qemu_exit(bench());
-}
-
-void fault_handler(void) { qemu_exit(99); }
-
-__attribute__((section(".isr_vector"), used))
-void (*const vectors[16])(void) = {
-    (void (*)(void))(&_estack), reset_handler, fault_handler, fault_handler, fault_handler,
-    fault_handler, fault_handler, 0, 0, 0, 0, fault_handler, fault_handler, 0, fault_handler, fault_handler,
-};
-"""
+""" + M4_RUNTIME_TAIL
 
 M4_LD = """
 MEMORY {

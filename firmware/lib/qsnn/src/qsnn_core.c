@@ -23,6 +23,15 @@
 #define QSNN_DSP 0
 #endif
 
+/* Benchmarks (benchmarks/network_cost.py) build with -DQSNN_PROFILE and provide the hook:
+ * point 0 at the start of a step, 1 + l after layer l, QSNN_MAX_LAYERS + 1 after the readout. */
+#ifdef QSNN_PROFILE
+void qsnn_profile_mark(uint32_t point);
+#define QSNN_MARK(p) qsnn_profile_mark(p)
+#else
+#define QSNN_MARK(p) ((void)0)
+#endif
+
 /* ---- packed weight access: qsnn_unpack() from qsnn_pack.h (contract section 8) ---- */
 
 #define unpack_elem(row, j, bits) qsnn_unpack((row), (j), (unsigned)(bits))
@@ -30,6 +39,14 @@
 static uint32_t spike_bit(const uint32_t *spk, uint32_t j)
 {
     return (spk[j >> 5] >> (j & 31u)) & 1u;
+}
+
+/* Index of the lowest set bit (v != 0), portable (de Bruijn multiply, no library call). */
+static uint32_t ctz32(uint32_t v)
+{
+    static const uint8_t pos[32] = {0,  1,  28, 2,  29, 14, 24, 3,  30, 22, 20, 15, 25, 17, 4,  8,
+                                    31, 27, 13, 23, 21, 19, 16, 7,  26, 12, 18, 6,  11, 5,  10, 9};
+    return pos[((v & (0u - v)) * 0x077CB531u) >> 27];
 }
 
 /* Portable popcount: no library call on cores without a popcount instruction. */
@@ -411,13 +428,9 @@ static int32_t dot_event(const uint32_t *row, uint32_t bits, const qsnn_input_t 
     uint32_t k;
     for (k = 0; k < words; ++k) {
         uint32_t s = in->spk[k];
-        uint32_t j = k * 32u;
-        while (s != 0u) {
-            if (s & 1u) {
-                acc += unpack_elem(row, j, bits);
-            }
-            s >>= 1;
-            ++j;
+        while (s != 0u) { /* only the set bits: the cost follows the firing rate */
+            acc += unpack_elem(row, k * 32u + ctz32(s), bits);
+            s &= s - 1u;
         }
     }
     return acc;
@@ -596,14 +609,6 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
     }
 }
 
-/* Index of the lowest set bit (v != 0), portable (de Bruijn multiply, no library call). */
-static uint32_t ctz32(uint32_t v)
-{
-    static const uint8_t pos[32] = {0,  1,  28, 2,  29, 14, 24, 3,  30, 22, 20, 15, 25, 17, 4,  8,
-                                    31, 27, 13, 23, 21, 19, 16, 7,  26, 12, 18, 6,  11, 5,  10, 9};
-    return pos[((v & (0u - v)) * 0x077CB531u) >> 27];
-}
-
 /* Spikes in, any width: per output channel, each active spike of the history adds its
  * weight to the (at most ceil(kf / stride)) positions whose window holds it. Binary weights
  * count their set bits: sum = 2 * ones - taps. */
@@ -774,6 +779,7 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
 #if QSNN_DSP
     uint32_t pairs[128]; /* SMLAD operands of up to 256 features (first dense layer) */
 #endif
+    QSNN_MARK(0u);
     centre_features(st, feat);
     begin_step(st);
     in.x = st->x;
@@ -836,8 +842,10 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
         in.n = L->n_out;
         in.active = reference ? 0 : count_spikes(st->spk[l], L->n_out);
         off += mem_bytes(L);
+        QSNN_MARK(1u + l);
     }
     readout(st, &in, reference ? dot_ref : dot_event);
+    QSNN_MARK(QSNN_MAX_LAYERS + 1u);
     st->steps++;
 }
 
