@@ -47,26 +47,49 @@ static inline int qsnn_mem_shift(int mem_bits)
     return QSNN_FRAC_BITS - mem_bits + 1;
 }
 
+/* A layer's LIF constants, computed once per layer (qsnn_lif_consts) rather than per neuron. */
+typedef struct {
+    int32_t ms;    /* qsnn_mem_shift(mem_bits), >= 1 for mem_bits <= 8 */
+    int32_t half;  /* 1 << (ms - 1): scale(m, ms) rounds half up */
+    int32_t hi;    /* largest stored membrane,  2^(b-1) - 1 */
+    int32_t lo;    /* smallest stored membrane, -2^(b-1) */
+    int32_t leak;  /* leak shift k */
+} qsnn_lif_k_t;
+
+static inline qsnn_lif_k_t qsnn_lif_consts(int leak_shift, int mem_bits)
+{
+    qsnn_lif_k_t k;
+    k.ms = qsnn_mem_shift(mem_bits);
+    k.half = (int32_t)1 << (k.ms - 1);
+    k.hi = ((int32_t)1 << (mem_bits - 1)) - 1;
+    k.lo = -((int32_t)1 << (mem_bits - 1));
+    k.leak = leak_shift;
+    return k;
+}
+
 /*
  * One LIF step, in contract order: charge (leak as a shift), fire (m > THETA),
  * hard reset, store (round half up, saturate to mem_bits). *v is the stored membrane.
- * Returns the spike (0 or 1).
+ * Returns the spike (0 or 1). The one implementation; qsnn_lif_step() below wraps it.
  */
-static inline uint32_t qsnn_lif_step(int8_t *v, int32_t current, int leak_shift, int mem_bits)
+static inline uint32_t qsnn_lif_step_k(int8_t *v, int32_t current, const qsnn_lif_k_t *k)
 {
-    const int ms = qsnn_mem_shift(mem_bits);
-    const int32_t u = (int32_t)(*v) * ((int32_t)1 << ms);
-    int32_t m = u - (u >> leak_shift) + current;
+    const int32_t u = (int32_t)(*v) * ((int32_t)1 << k->ms);
+    int32_t m = u - (u >> k->leak) + current;
     const uint32_t s = (m > QSNN_THETA) ? 1u : 0u;
-    const int32_t hi = ((int32_t)1 << (mem_bits - 1)) - 1;
-    const int32_t lo = -((int32_t)1 << (mem_bits - 1));
     int32_t q;
     if (s) {
         m = 0;
     }
-    q = qsnn_scale(m, ms);
-    *v = (int8_t)(q > hi ? hi : (q < lo ? lo : q));
+    q = (m + k->half) >> k->ms; /* qsnn_scale(m, ms) for ms >= 1 */
+    *v = (int8_t)(q > k->hi ? k->hi : (q < k->lo ? k->lo : q));
     return s;
+}
+
+static inline uint32_t qsnn_lif_step(int8_t *v, int32_t current, int leak_shift, int mem_bits)
+{
+    const qsnn_lif_k_t k = qsnn_lif_consts(leak_shift, mem_bits);
+    return qsnn_lif_step_k(v, current, &k);
 }
 
 #endif /* QSNN_CONTRACT_H */

@@ -465,8 +465,8 @@ static void begin_step(qsnn_state_t *st)
 
 /* Current of a neuron from its sums (contract: scale, bias, saturate), then the LIF step.
  * p indexes the layer's per-row parameters: the neuron (dense) or its channel (conv). */
-static uint32_t neuron_fire(const qsnn_layer_t *L, uint32_t p, int32_t acc_ff, int32_t acc_rec, uint8_t *mem,
-                            uint32_t i)
+static uint32_t neuron_fire(const qsnn_layer_t *L, const qsnn_lif_k_t *k, uint32_t p, int32_t acc_ff,
+                            int32_t acc_rec, uint8_t *mem, uint32_t i)
 {
     int8_t v = mem_load(mem, i, L->mem_bits);
     uint32_t s;
@@ -474,7 +474,7 @@ static uint32_t neuron_fire(const qsnn_layer_t *L, uint32_t p, int32_t acc_ff, i
     if (L->recurrent) {
         c += qsnn_scale(acc_rec, L->sh_rec[p]);
     }
-    s = qsnn_lif_step(&v, qsnn_sat16(c), L->leak_shift, L->mem_bits);
+    s = qsnn_lif_step_k(&v, qsnn_sat16(c), k);
     mem_store(mem, i, L->mem_bits, v);
     return s;
 }
@@ -489,11 +489,12 @@ static inline void run_layer(const qsnn_layer_t *L, const qsnn_input_t *in, cons
 {
     const uint32_t rw = QSNN_ROW_WORDS(L->n_in, L->w_bits);
     const uint32_t rrw = QSNN_ROW_WORDS(L->n_out, 1u);
+    const qsnn_lif_k_t lk = qsnn_lif_consts(L->leak_shift, L->mem_bits);
     uint32_t i;
     for (i = 0; i < L->n_out; ++i) {
         const int32_t acc_ff = ff(L->w + (size_t)i * rw, L->w_bits, in);
         const int32_t acc_rec = L->recurrent ? rec_dot(L->w_rec + (size_t)i * rrw, 1u, rec) : 0;
-        if (neuron_fire(L, i, acc_ff, acc_rec, mem, i)) {
+        if (neuron_fire(L, &lk, i, acc_ff, acc_rec, mem, i)) {
             spk_out[i >> 5] |= 1u << (i & 31u);
         }
     }
@@ -537,6 +538,7 @@ static void conv_ref(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_o
     const uint32_t rw = QSNN_ROW_WORDS((uint32_t)L->c_in * L->kt * L->kf, L->w_bits);
     const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
     const int32_t pad = (int32_t)(L->kf / 2u);
+    const qsnn_lif_k_t lk = qsnn_lif_consts(L->leak_shift, L->mem_bits);
     uint32_t c, f, ci, dt, df;
     for (c = 0; c < L->c_out; ++c) {
         const uint32_t *row = L->w + (size_t)c * rw;
@@ -556,7 +558,7 @@ static void conv_ref(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_o
                     }
                 }
             }
-            if (neuron_fire(L, c, acc, 0, mem, i)) {
+            if (neuron_fire(L, &lk, c, acc, 0, mem, i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
@@ -569,6 +571,7 @@ static void conv_ref(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_o
 static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
+    const qsnn_lif_k_t lk = qsnn_lif_consts(L->leak_shift, L->mem_bits);
     const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, n = L->n_in;
     const uint32_t taps = kt * kf;
     const uint32_t rw = QSNN_ROW_WORDS(taps, 8u);
@@ -602,7 +605,7 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
 #endif
         for (c = 0; c < L->c_out; ++c) {
             const uint32_t i = c * f_out + f;
-            if (neuron_fire(L, c, dot_w8_dense(L->w + (size_t)c * rw, 8u, &in), 0, mem, i)) {
+            if (neuron_fire(L, &lk, c, dot_w8_dense(L->w + (size_t)c * rw, 8u, &in), 0, mem, i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
@@ -615,6 +618,7 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
 static void conv_event(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
+    const qsnn_lif_k_t lk = qsnn_lif_consts(L->leak_shift, L->mem_bits);
     const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, f_in = L->f_in;
     const uint32_t bits = L->w_bits;
     const uint32_t rw = QSNN_ROW_WORDS((uint32_t)L->c_in * kt * kf, bits);
@@ -669,7 +673,7 @@ static void conv_event(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk
         for (f = 0; f < f_out; ++f) {
             const uint32_t i = c * f_out + f;
             const int32_t sum = bits == 1u ? 2 * acc[f] - taps[f] : acc[f];
-            if (neuron_fire(L, c, sum, 0, mem, i)) {
+            if (neuron_fire(L, &lk, c, sum, 0, mem, i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
@@ -711,6 +715,7 @@ static uint32_t get_bits(const uint32_t *v, int32_t start, uint32_t n, int32_t l
 static void conv_b1_popcount(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
+    const qsnn_lif_k_t lk = qsnn_lif_consts(L->leak_shift, L->mem_bits);
     const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, f_in = L->f_in;
     const uint32_t fan = (uint32_t)L->c_in * kt * kf;
     const uint32_t rw = QSNN_ROW_WORDS(fan, 1u);
@@ -749,7 +754,7 @@ static void conv_b1_popcount(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_
             for (k = 0; k < rw; ++k) {
                 both += (int32_t)popcount32(row[k] & r[k]);
             }
-            if (neuron_fire(L, c, 2 * both - act, 0, mem, i)) {
+            if (neuron_fire(L, &lk, c, 2 * both - act, 0, mem, i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
