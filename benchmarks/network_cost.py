@@ -149,7 +149,8 @@ def measure(model_dir: Path, clips: int) -> dict[str, object]:
                      "instructions_per_frame": points[1 + li] / steps})
     rows.append({"part": "readout", "instructions_per_frame": points[MAX_LAYERS + 1] / steps})
     total = sum(float(r["instructions_per_frame"]) for r in rows)  # type: ignore[arg-type]
-    return {"model": str(model_dir), "model_hash": model.short_hash, "clips": clips, "frames_per_clip": T,
+    name = str(model_dir.relative_to(REPO)) if model_dir.is_relative_to(REPO) else str(model_dir)
+    return {"model": name, "model_hash": model.short_hash, "clips": clips, "frames_per_clip": T,
             "parts": rows, "network_instructions_per_frame": total, "network_instructions_per_clip": total * T,
             "hook_overhead_subtracted": info.get("hook_overhead"), "stack_painted": info.get("stack_painted"),
             "agreement": 1.0}
