@@ -29,18 +29,12 @@ sys.path.insert(0, str(REPO / "tests"))
 import firmware_support as fw  # noqa: E402
 
 from qsnnkit import reference  # noqa: E402
+from qsnnkit.host.eval import spread  # noqa: E402
 from qsnnkit.dataset import features, load_split  # noqa: E402
 from qsnnkit.model import load_converted  # noqa: E402
 from qsnnkit.train.sweep import git_commit  # noqa: E402
 
 TARGETS = {"qemu:m4": ("qemu_m4", "qemu-netduinoplus2-stm32f405", 1)}
-
-
-def spread(n_total: int, limit: int | None) -> list[int]:
-    """The clip indices host/eval.py --limit picks (evenly spread over the split)."""
-    if limit is None or limit >= n_total:
-        return list(range(n_total))
-    return [(i * n_total) // limit for i in range(limit)]
 
 
 def measure(model_dir: Path, target: str, limit: int | None) -> dict[str, object]:
@@ -60,7 +54,7 @@ def measure(model_dir: Path, target: str, limit: int | None) -> dict[str, object
             raise RuntimeError(f"eval failed for {model_dir}: {r.stderr[-2000:]}")
         s = json.loads(out.read_text())
     sp = load_split(None, "test")
-    idx = spread(len(sp.labels), limit)
+    idx = spread(list(range(len(sp.labels))), limit)  # the clips host/eval.py --limit picks
     _, tr = reference.run_batch(model, features(sp.pcm[idx]), trace=True)
     assert tr is not None
     ops = reference.operation_counts(model, tr)

@@ -31,6 +31,7 @@ from frontend_cost import M4_LD, M4_RUNTIME_HEAD, M4_RUNTIME_TAIL, _run  # noqa:
 from qsnnkit import reference  # noqa: E402
 from qsnnkit.ccore import CCore  # noqa: E402
 from qsnnkit.dataset import features, load_split  # noqa: E402
+from qsnnkit.host.eval import spread  # noqa: E402
 from qsnnkit.model import load_converted  # noqa: E402
 from qsnnkit.paths import QSNN_INCLUDE_DIR, QSNN_SRC_DIR  # noqa: E402
 from qsnnkit.spec import MAX_LAYERS  # noqa: E402
@@ -92,7 +93,7 @@ def measure(model_dir: Path, clips: int) -> dict[str, object]:
             raise RuntimeError(f"{tool} not installed (scripts/setup.sh installs it)")
     model = load_converted(model_dir / "model.npz")
     sp = load_split(None, "test")
-    idx = [(i * len(sp.labels)) // clips for i in range(clips)]
+    idx = spread(list(range(len(sp.labels))), clips)  # the clips host/eval.py --limit picks
     feats = features(sp.pcm[idx])
     out, _ = reference.run_batch(model, feats)
     T = feats.shape[1]
