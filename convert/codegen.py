@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qsnnkit import cgen, packing
+from qsnnkit import bounds, cgen, packing
 from qsnnkit.ccore import CCore
 from qsnnkit.model import ConvertedModel
 
@@ -53,6 +53,7 @@ def emit(model: ConvertedModel, out_dir: str | Path, kernels: list[str] | None =
     """Write qsnn_model.h / .c; ``kernels`` picks each layer's kernel (default AUTO: the core
     chooses). The choice never changes the numbers, so it is not part of the model hash."""
     model.validate()
+    bounds.check(model)  # no model reaches C unless its integers are proven to stay in range
     core = CCore(model, kernels=kernels)  # refuses a kernel that cannot run its layer, before writing
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,9 @@ from typing import Literal
 
 import numpy as np
 
-from qsnnkit import clib, packing
+from qsnnkit import bounds, clib, packing
 from qsnnkit.model import ConvertedModel
-from qsnnkit.spec import KERNELS, LAYER_KINDS, MAX_LAYERS
+from qsnnkit.spec import CORE_STATUS, KERNELS, LAYER_KINDS, MAX_LAYERS
 
 #: Kernel id -> name ("REF", "W8_DENSE", ...), from qsnnkit.spec.
 KERNEL_NAMES = {kid: name for name, (kid, _) in KERNELS.items()}
@@ -71,6 +71,55 @@ def _ptr(a: np.ndarray, ctype: type) -> ct._Pointer:  # type: ignore[name-define
     return a.ctypes.data_as(ct.POINTER(ctype))
 
 
+def _describe(model: ConvertedModel, kernels: list[str] | None, hash8: bytes):
+    """The C descriptor (qsnn_model_t, its layers and the arrays they point into) of a model, as
+    is: nothing is validated here, so tests can hand the C check models Python would refuse."""
+    keep: list[np.ndarray] = []
+
+    def arr(a: np.ndarray, dtype: type) -> np.ndarray:
+        b = np.ascontiguousarray(a, dtype=dtype)
+        keep.append(b)
+        return b
+
+    layers = (_Layer * len(model.layers))()
+    for i, L in enumerate(model.layers):
+        d = layers[i]
+        d.n_in, d.n_out, d.w_bits, d.recurrent = L.n_in, L.n_out, L.w_bits, int(L.recurrent)
+        d.mem_bits, d.leak_shift = L.mem_bits, L.leak_shift
+        d.kernel = KERNELS[kernels[i] if kernels else "AUTO"][0]
+        d.kind = LAYER_KINDS["CONV" if L.is_conv else "DENSE"][0]
+        d.kt, d.kf, d.stride = L.kt, L.kf, L.stride
+        d.c_in, d.f_in = (L.c_in, L.f_in) if L.is_conv else (1, L.n_in)
+        d.c_out, d.f_out = L.rows, L.f_out
+        d.w = _ptr(arr(packing.pack_rows(L.w, L.w_bits), np.uint32), ct.c_uint32)
+        d.sh_ff = _ptr(arr(L.sh_ff, np.int8), ct.c_int8)
+        d.bias = _ptr(arr(L.bias, np.int16), ct.c_int16)
+        if L.recurrent:
+            assert L.w_rec is not None and L.sh_rec is not None
+            d.w_rec = _ptr(arr(packing.pack_rows(L.w_rec, 1), np.uint32), ct.c_uint32)
+            d.sh_rec = _ptr(arr(L.sh_rec, np.int8), ct.c_int8)
+    m = _Model()
+    m.format_version = model.format_version
+    m.hash[:] = list(hash8)
+    m.n_bands = model.n_bands
+    m.feat_mu = _ptr(arr(model.feat_mu, np.uint8), ct.c_uint8)
+    m.n_layers = len(model.layers)
+    m.layers = ct.cast(layers, ct.POINTER(_Layer))
+    m.n_classes = model.n_classes
+    m.w_out = _ptr(arr(packing.pack_rows(model.w_out, 8), np.uint32), ct.c_uint32)
+    m.b_out = _ptr(arr(model.b_out, np.int32), ct.c_int32)
+    return m, layers, keep
+
+
+def c_model_check(model: ConvertedModel, kernels: list[str] | None = None) -> int:
+    """qsnn_model_check() of the host-built core on `model`, without Python's validation first
+    (0 = QSNN_OK; the codes are spec.CORE_STATUS)."""
+    lib = clib.load()
+    _setup(lib)
+    m, _layers, _keep = _describe(model, kernels, bytes(8))
+    return int(lib.qsnn_model_check(ct.byref(m)))
+
+
 class CCore:
     """The host-built C core running one converted model.
 
@@ -83,45 +132,12 @@ class CCore:
         self.lib = clib.load()
         _setup(self.lib)
         self.model = model
-        keep: list[np.ndarray] = []
-
-        def arr(a: np.ndarray, dtype: type) -> np.ndarray:
-            b = np.ascontiguousarray(a, dtype=dtype)
-            keep.append(b)
-            return b
-
         if kernels is not None:
             unknown = [k for k in kernels if k not in KERNELS]
             if len(kernels) != len(model.layers) or unknown:
                 raise ValueError(f"kernels: one of {sorted(KERNELS)} per layer ({len(model.layers)}), got {kernels}")
-        self._layers = (_Layer * len(model.layers))()
-        for i, L in enumerate(model.layers):
-            d = self._layers[i]
-            d.n_in, d.n_out, d.w_bits, d.recurrent = L.n_in, L.n_out, L.w_bits, int(L.recurrent)
-            d.mem_bits, d.leak_shift = L.mem_bits, L.leak_shift
-            d.kernel = KERNELS[kernels[i] if kernels else "AUTO"][0]
-            d.kind = LAYER_KINDS["CONV" if L.is_conv else "DENSE"][0]
-            d.kt, d.kf, d.stride = L.kt, L.kf, L.stride
-            d.c_in, d.f_in = (L.c_in, L.f_in) if L.is_conv else (1, L.n_in)
-            d.c_out, d.f_out = L.rows, L.f_out
-            d.w = _ptr(arr(packing.pack_rows(L.w, L.w_bits), np.uint32), ct.c_uint32)
-            d.sh_ff = _ptr(arr(L.sh_ff, np.int8), ct.c_int8)
-            d.bias = _ptr(arr(L.bias, np.int16), ct.c_int16)
-            if L.recurrent:
-                assert L.w_rec is not None and L.sh_rec is not None
-                d.w_rec = _ptr(arr(packing.pack_rows(L.w_rec, 1), np.uint32), ct.c_uint32)
-                d.sh_rec = _ptr(arr(L.sh_rec, np.int8), ct.c_int8)
-        m = self._model = _Model()
-        m.format_version = model.format_version
-        m.hash[:] = list(model.hash8)
-        m.n_bands = model.n_bands
-        m.feat_mu = _ptr(arr(model.feat_mu, np.uint8), ct.c_uint8)
-        m.n_layers = len(model.layers)
-        m.layers = ct.cast(self._layers, ct.POINTER(_Layer))
-        m.n_classes = model.n_classes
-        m.w_out = _ptr(arr(packing.pack_rows(model.w_out, 8), np.uint32), ct.c_uint32)
-        m.b_out = _ptr(arr(model.b_out, np.int32), ct.c_int32)
-        self._keep = keep
+        m, self._layers, self._keep = _describe(model, kernels, model.hash8)
+        self._model = m
         rc = self.lib.qsnn_model_check(ct.byref(m))
         if rc != 0 and kernels is not None:
             for i in range(len(model.layers)):  # which choice does the core refuse?
@@ -136,6 +152,8 @@ class CCore:
                     what = f"{L.kind}, {L.w_bits}-bit weights, reads {'features' if i == 0 else 'spikes'}"
                     raise ValueError(f"kernel {kernels[i]} cannot run layer {i} ({what}): "
                                      f"qsnn_model_check returned {rc}")
+        if rc == CORE_STATUS["ERR_BOUNDS"][0]:
+            bounds.check(model)  # raises BoundsError naming the layer, row and bound
         if rc != 0:
             raise ValueError(f"the C core rejects this model: qsnn_model_check returned {rc}")
         self.state_bytes = int(self.lib.qsnn_state_bytes(ct.byref(m)))

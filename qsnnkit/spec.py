@@ -30,6 +30,20 @@ THETA = 1 << FRAC_BITS
 #: Range of the per-neuron rounding shifts sh_ff / sh_rec (scale(): sh > 0 rounds, sh <= 0 multiplies).
 SHIFT_MIN = -15
 SHIFT_MAX = 30
+#: Overflow bounds (docs/contract.md section 2; proved per model by qsnnkit.bounds and checked
+#: again by qsnn_model_check). ACC_BOUND: the largest magnitude of a synaptic accumulator and of
+#: scale()'s rounding intermediate acc + 2^(sh-1). CURRENT_BOUND: of a neuron's current before it
+#: saturates to int16 (scaled feed-forward + scaled recurrent + bias, fine units). READOUT_BOUND:
+#: of a per-class output summed over MAX_STEPS steps. They keep every value inside int32 and
+#: exact in float32 (integers up to 2^24; an integer current plus the rounding half below 2^23),
+#: so the PyTorch forward, the integer reference and C agree.
+ACC_BOUND = 1 << 24
+CURRENT_BOUND = (1 << 23) - 1
+READOUT_BOUND = 1 << 24
+#: Longest sample, in time steps, the overflow proof covers (a 1 s clip is CLIP_FRAMES = 49).
+MAX_STEPS = 64
+#: Largest magnitude of a centred feature |feat - mu| (features and mu are uint8).
+FEATURE_ABS_MAX = 255
 #: Stored membrane widths and feed-forward weight widths the core runs.
 MEM_BITS_MIN = 2
 MEM_BITS_MAX = 8
@@ -90,6 +104,7 @@ CORE_STATUS: dict[str, tuple[int, str]] = {
     "ERR_VERSION": (1, "model built for another format version"),
     "ERR_MODEL": (2, "descriptor violates the contract (sizes, widths, shifts)"),
     "ERR_ARENA": (3, "state arena too small or misaligned"),
+    "ERR_BOUNDS": (4, "an accumulator, current or output could leave its range (docs/contract.md section 2)"),
 }
 
 # -- the serial protocol (docs/protocol.md) ------------------------------------------------------

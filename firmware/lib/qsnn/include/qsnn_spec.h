@@ -16,6 +16,11 @@
 #define QSNN_MEM_BITS_MIN 2 /* stored membrane widths */
 #define QSNN_MEM_BITS_MAX 8
 #define QSNN_MAX_LAYERS 8u /* spiking layers per model */
+#define QSNN_ACC_BOUND 16777216u /* largest |synaptic accumulator| a model may reach */
+#define QSNN_CURRENT_BOUND 8388607u /* largest |current| before int16 saturation, fine units */
+#define QSNN_READOUT_BOUND 16777216u /* largest |per-class output| over QSNN_MAX_STEPS steps */
+#define QSNN_MAX_STEPS 64u /* longest sample (steps) the overflow bounds cover */
+#define QSNN_FEATURE_ABS_MAX 255u /* largest |feat - mu| */
 
 /* Front end (docs/frontend.md): 16 kHz int16 PCM, 30 ms frames every 20 ms, uint8 log-mel. */
 #define QSNN_FRONTEND_VERSION 1u /* front-end algorithm version (part of the model hash) */
@@ -36,6 +41,7 @@
 #define QSNN_ERR_VERSION 1 /* model built for another format version */
 #define QSNN_ERR_MODEL 2 /* descriptor violates the contract (sizes, widths, shifts) */
 #define QSNN_ERR_ARENA 3 /* state arena too small or misaligned */
+#define QSNN_ERR_BOUNDS 4 /* an accumulator, current or output could leave its range (docs/contract.md section 2) */
 
 /* Layer kinds (qsnn_layer_t.kind). */
 #define QSNN_LAYER_DENSE 0u /* every input to every neuron; optional 1-bit recurrence */

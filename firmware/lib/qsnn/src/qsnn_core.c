@@ -169,6 +169,93 @@ static int conv_ok(const qsnn_layer_t *L, const qsnn_layer_t *below, uint32_t n_
 }
 #endif
 
+/* ---- the overflow bounds (docs/contract.md section 2, qsnnkit/bounds.py) ---------------- */
+
+/* Sum of |w| over one packed row of n weights; 1-bit rows sum to n. */
+static uint32_t row_abs_sum(const uint32_t *row, uint32_t n, uint32_t bits)
+{
+    uint32_t j;
+    uint32_t s = 0;
+    if (bits == 1u) {
+        return n;
+    }
+    for (j = 0; j < n; ++j) {
+        const int32_t w = unpack_elem(row, j, bits);
+        s += (uint32_t)(w < 0 ? -w : w); /* n <= 65535, |w| <= 127: no wrap */
+    }
+    return s;
+}
+
+/* Largest |scale(acc, sh)| for |acc| <= a <= QSNN_ACC_BOUND, in *out; 0 when the rounding
+ * intermediate a + 2^(sh-1) passes QSNN_ACC_BOUND or the result passes QSNN_CURRENT_BOUND
+ * (either fails the model). 32-bit only: no 64-bit helpers on cores that lack them. */
+static int scaled_bound(uint32_t a, int sh, uint32_t *out)
+{
+    if (sh > 0) {
+        const uint32_t half = (uint32_t)1 << (unsigned)(sh - 1);
+        if (a > QSNN_ACC_BOUND - half) {
+            return 0;
+        }
+        *out = (a + half) >> (unsigned)sh;
+        return 1;
+    }
+    if (a > (QSNN_CURRENT_BOUND >> (unsigned)(-sh))) {
+        return 0;
+    }
+    *out = a << (unsigned)(-sh);
+    return 1;
+}
+
+static int shift_ok(int sh)
+{
+    return sh >= QSNN_SHIFT_MIN && sh <= QSNN_SHIFT_MAX;
+}
+
+static uint32_t abs32(int32_t v)
+{
+    return v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
+}
+
+/* The same bounds qsnnkit.bounds proves: every accumulator, rounding intermediate, current
+ * and per-class output of the model stays in its range for QSNN_MAX_STEPS steps. */
+static int bounds_ok(const qsnn_model_t *m)
+{
+    uint32_t l;
+    uint32_t p;
+    uint32_t n_last = m->n_bands;
+    for (l = 0; l < m->n_layers; ++l) {
+        const qsnn_layer_t *L = &m->layers[l];
+        const uint32_t fan = L->kind == QSNN_LAYER_CONV ? (uint32_t)L->c_in * L->kt * L->kf : L->n_in;
+        const uint32_t rows = L->kind == QSNN_LAYER_CONV ? L->c_out : L->n_out;
+        const uint32_t rw = QSNN_ROW_WORDS(fan, L->w_bits);
+        const uint32_t xmax = l == 0u ? QSNN_FEATURE_ABS_MAX : 1u;
+        for (p = 0; p < rows; ++p) {
+            /* <= 65535 * 127 * 255 < 2^32 */
+            const uint32_t a_ff = row_abs_sum(L->w + (size_t)p * rw, fan, L->w_bits) * xmax;
+            uint32_t s_ff;
+            uint32_t s_rec = 0;
+            if (!shift_ok(L->sh_ff[p]) || a_ff > QSNN_ACC_BOUND || !scaled_bound(a_ff, L->sh_ff[p], &s_ff)) {
+                return 0;
+            }
+            if (L->recurrent && (!shift_ok(L->sh_rec[p]) || !scaled_bound(L->n_out, L->sh_rec[p], &s_rec))) {
+                return 0; /* n_out <= 65535 < QSNN_ACC_BOUND */
+            }
+            if (s_ff + s_rec + abs32(L->bias[p]) > QSNN_CURRENT_BOUND) {
+                return 0; /* each term <= 2^23: no wrap */
+            }
+        }
+        n_last = L->n_out;
+    }
+    for (p = 0; p < m->n_classes; ++p) {
+        const uint32_t one = abs32(m->b_out[p]) + row_abs_sum(m->w_out + (size_t)p * QSNN_ROW_WORDS(n_last, 8u),
+                                                              n_last, 8u); /* <= 2^31 + 2^23 */
+        if (one > QSNN_READOUT_BOUND / QSNN_MAX_STEPS) {
+            return 0; /* one * QSNN_MAX_STEPS > QSNN_READOUT_BOUND */
+        }
+    }
+    return 1;
+}
+
 int qsnn_model_check(const qsnn_model_t *m)
 {
     uint32_t l;
@@ -218,7 +305,7 @@ int qsnn_model_check(const qsnn_model_t *m)
         }
         n_prev = L->n_out;
     }
-    return QSNN_OK;
+    return bounds_ok(m) ? QSNN_OK : QSNN_ERR_BOUNDS;
 }
 
 /* Bytes of a conv layer's input history: kt frames of its input. */
