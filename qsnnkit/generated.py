@@ -103,6 +103,12 @@ def render_proto_header() -> str:
     ]
     for name, (mid, doc) in spec.MESSAGES.items():
         parts.append(d(f"MSG_{name}", f"0x{mid:02X}u", doc))
+    requests = [f"MSG_{name}" for name, (mid, _) in spec.MESSAGES.items() if mid < 0x80]
+    responses = [f"MSG_{name}" for name, (mid, _) in spec.MESSAGES.items() if mid >= 0x80]
+    parts.append(d("PROTO_N_REQUESTS", len(requests), "host -> device message types", "uint32_t"))
+    parts.append(d("PROTO_REQUEST_TYPES", "{" + ", ".join(requests) + "}", "initialiser: every request type"))
+    parts.append(d("PROTO_N_RESPONSES", len(responses), "device -> host message types", "uint32_t"))
+    parts.append(d("PROTO_RESPONSE_TYPES", "{" + ", ".join(responses) + "}", "initialiser: every response type"))
     parts.append("\n/* ERROR codes. */\n")
     for name, (code, doc) in spec.ERRORS.items():
         parts.append(d(f"ERR_{name}", code, doc, "uint32_t"))

@@ -121,7 +121,7 @@ def test_nucleo_board_compiles_and_links_with_arm_none_eabi(tmp_path: Path) -> N
     assert "HAL_" not in syms  # register-level: no vendor HAL
 
 
-PORTABLE = [*sorted(QSNN_SRC_DIR.glob("*.c")), SRC_DIR / "proto.c", SRC_DIR / "main.c"]
+PORTABLE = [*sorted(QSNN_SRC_DIR.glob("*.c")), SRC_DIR / "proto.c", SRC_DIR / "app.c", SRC_DIR / "main.c"]
 
 CROSS = {
     "rv32imc": ["riscv64-unknown-elf-gcc", "-march=rv32imc", "-mabi=ilp32"],

@@ -92,13 +92,13 @@ def test_protocol_python_side_follows_the_spec() -> None:
 
 
 def test_device_code_uses_generated_layouts_not_magic_offsets() -> None:
-    """main.c reads and writes payloads only through proto_spec.h's offsets and sizes."""
-    text = (FIRMWARE_DIR / "src" / "main.c").read_text()
+    """app.c reads and writes payloads only through proto_spec.h's offsets and sizes."""
+    text = (FIRMWARE_DIR / "src" / "app.c").read_text()
     code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     code = re.sub(r"static size_t put_str\(.*?\n\}\n", "", code, flags=re.S)  # a string's own length byte
     assert "send_ident" in code
     magic = re.findall(r"put_u(?:16|32|64)\(p \+ \d+|p\[\d+u?\]|\b(?:40|44)u\b", code)
-    assert magic == [], f"hand-written payload offsets in main.c: {magic}"
+    assert magic == [], f"hand-written payload offsets in app.c: {magic}"
     for lay in spec.LAYOUTS.values():
         assert f"{lay.message}_HEAD_BYTES" in code or lay.message == "HELLO" and "HELLO_HEAD_BYTES" in code
 

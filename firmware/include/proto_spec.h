@@ -25,6 +25,10 @@
 #define MSG_ACK 0x82u /* u8 acknowledged type, u8 credits returned */
 #define MSG_RESULT 0x84u /* a clip's answer, outputs and counters */
 #define MSG_ERROR 0xEEu /* u8 code, u8 offending type, u16 0, u32 detail */
+#define PROTO_N_REQUESTS 5u /* host -> device message types */
+#define PROTO_REQUEST_TYPES {MSG_HELLO, MSG_CLIP_BEGIN, MSG_AUDIO, MSG_CLIP_END, MSG_BYE} /* initialiser: every request type */
+#define PROTO_N_RESPONSES 4u /* device -> host message types */
+#define PROTO_RESPONSE_TYPES {MSG_IDENT, MSG_ACK, MSG_RESULT, MSG_ERROR} /* initialiser: every response type */
 
 /* ERROR codes. */
 #define ERR_BAD_CRC 1u /* CRC mismatch */

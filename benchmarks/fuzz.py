@@ -1,0 +1,69 @@
+"""Long fuzz runs of the firmware's input side (tests/fuzz/: frame receiver, message handlers
+with session state, audio front end), each built with libFuzzer + ASan + UBSan, started from
+the committed seeds and regression inputs; prints a table and writes one row per harness to
+docs/results/fuzz.json (executions, seconds, edges covered of the instrumented total,
+features, corpus size, crashes, command, commit):
+
+    python benchmarks/fuzz.py [--harness frame,session,frontend] [--runs 10000000] [--seconds S]
+                              [--json docs/results/fuzz.json]
+
+A crash input is left in build/fuzz/run_<harness>/artifacts/ and the run exits 1: copy it to
+tests/fuzz/regressions/<harness>/ with a line in its README, and fix the firmware.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+import fuzz_support as fz  # noqa: E402
+
+from qsnnkit.train.sweep import git_commit  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="benchmarks/fuzz.py", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--harness", default=",".join(sorted(fz.HARNESSES)), help="comma-separated harnesses")
+    ap.add_argument("--runs", type=int, default=10_000_000, help="executions per harness (0: no limit)")
+    ap.add_argument("--seconds", type=int, default=None, help="time limit per harness")
+    ap.add_argument("--seed", type=int, default=1, help="libFuzzer's random seed")
+    ap.add_argument("--json", type=Path, default=REPO / "docs" / "results" / "fuzz.json",
+                    help="results file (rows of other harnesses are kept)")
+    args = ap.parse_args(argv)
+    names = [h for h in args.harness.split(",") if h]
+    bad = [h for h in names if h not in fz.HARNESSES]
+    if bad:
+        ap.error(f"unknown harness(es) {bad}; choose from {sorted(fz.HARNESSES)}")
+    command = "python benchmarks/fuzz.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    rows = {}
+    if args.json.exists():
+        rows = {r["harness"]: r for r in json.loads(args.json.read_text()).get("rows", [])}
+    failed = False
+    print(f"{'harness':10} {'executions':>12} {'seconds':>8} {'exec/s':>8} {'edges':>11} {'features':>9} {'corpus':>7}  crashes")
+    for h in names:
+        s = fz.fuzz(h, seconds=args.seconds, runs=args.runs or None, seed=args.seed)
+        rate = s.executions / s.seconds if s.seconds else 0.0
+        print(f"{h:10} {s.executions:>12,} {s.seconds:>8.0f} {rate:>8,.0f} {s.edges_covered:>5}/{s.edges_total:<5} "
+              f"{s.features:>9} {s.corpus_inputs:>7}  {len(s.crashes)}", flush=True)
+        if not s.ok:
+            failed = True
+            print(f"  {h}: returncode {s.returncode}, crash inputs {s.crashes}\n{s.log_tail}", file=sys.stderr)
+        rows[h] = {"harness": h, "executions": s.executions, "seconds": s.seconds, "edges_covered": s.edges_covered,
+                   "edges_total": s.edges_total, "features": s.features, "corpus_inputs": s.corpus_inputs,
+                   "crashes": len(s.crashes), "ok": s.ok, "sanitizers": "address,undefined (no recover)",
+                   "engine": "libFuzzer (clang 14)", "max_len": fz.MAX_LEN, "seed": args.seed,
+                   "command": command, "commit": git_commit()}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"about": "fuzz runs of the firmware's input side (benchmarks/fuzz.py)",
+                                     "rows": [rows[k] for k in sorted(rows)]}, indent=1) + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+/*
+ * app.c - the qsnnkit firmware's application: keyword spotting on audio streamed over the
+ * serial protocol (docs/protocol.md), exactly like on a live microphone: the front end runs
+ * on every hop of 320 samples as it arrives and the network on every frame it produces.
+ *
+ * Portable: everything board-specific is behind board.h; main.c is the receive loop. The
+ * host fuzz harnesses (tests/fuzz/) drive these same functions. The model is compiled in
+ * (qsnn_model.h / qsnn_model.c from the converter; QSNN_MODEL_DIR picks the folder).
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "app.h"
+#include "board.h"
+#include "proto.h"
+#include "qsnn_core.h"
+#include "qsnn_frontend.h"
+#include "qsnn_model.h"
+
+#define FIRMWARE_NAME "qsnnkit"
+#define FIRMWARE_VERSION "0.1.0"
+/* PROTO_RX_WINDOW (proto_spec.h) requests may be outstanding. With 1, nothing arrives
+ * while the device computes (each ACK is sent after the work is done), so no receive
+ * interrupt runs inside a measured section and the counts are exact. */
+#define MAX_AUDIO_SAMPLES (PROTO_MAX_PAYLOAD / 2u)
+
+/* Every payload layout (offsets, head sizes) comes from proto_spec.h. */
+
+static uint32_t arena[(QSNN_MODEL_ARENA_BYTES + 3u) / 4u];
+static qsnn_state_t net;
+static qsnn_fe_state_t fe;
+static int model_status;
+static uint32_t counter_overhead;
+
+static struct {
+    uint8_t active;
+    uint32_t expected;   /* samples announced by CLIP_BEGIN */
+    uint32_t received;
+    uint32_t hop_fill;
+    int16_t hop[QSNN_HOP_LEN];
+    uint32_t frames;
+    uint64_t fe_ticks;
+    uint64_t net_ticks;
+} clip;
+
+static proto_rx_t rx;
+static uint8_t tx_buf[PROTO_MAX_ENCODED + 1u];
+static uint8_t out_payload[PROTO_MAX_PAYLOAD];
+
+static void send(uint8_t type, uint8_t seq, const uint8_t *payload, uint16_t len)
+{
+    const size_t n = proto_encode(type, seq, payload, len, tx_buf);
+    board_uart_write(tx_buf, n);
+}
+
+static void send_error(uint8_t seq, uint8_t code, uint8_t about, uint32_t detail)
+{
+    uint8_t p[ERROR_HEAD_BYTES];
+    p[ERROR_OFF_CODE] = code;
+    p[ERROR_OFF_ABOUT] = about;
+    put_u16(p + ERROR_OFF_RESERVED, 0u);
+    put_u32(p + ERROR_OFF_DETAIL, detail);
+    send(MSG_ERROR, seq, p, (uint16_t)ERROR_HEAD_BYTES);
+}
+
+static void send_ack(uint8_t seq, uint8_t about)
+{
+    uint8_t p[ACK_HEAD_BYTES];
+    p[ACK_OFF_ABOUT] = about;
+    p[ACK_OFF_CREDITS] = 1u; /* one credit back */
+    send(MSG_ACK, seq, p, (uint16_t)ACK_HEAD_BYTES);
+}
+
+static size_t put_str(uint8_t *p, const char *s)
+{
+    size_t n = 0u;
+    while (s[n] != '\0' && n < IDENT_MAX_STRING) {
+        p[1u + n] = (uint8_t)s[n];
+        ++n;
+    }
+    p[0] = (uint8_t)n;
+    return 1u + n;
+}
+
+static void send_ident(uint8_t seq)
+{
+    uint8_t *p = out_payload;
+    size_t n;
+    uint32_t i;
+    p[IDENT_OFF_PROTOCOL_VERSION] = (uint8_t)PROTO_VERSION;
+    p[IDENT_OFF_COUNTER_UNIT] = board_info.counter_unit;
+    p[IDENT_OFF_RX_WINDOW] = (uint8_t)PROTO_RX_WINDOW;
+    p[IDENT_OFF_MODEL_STATUS] = (uint8_t)model_status;
+    put_u32(p + IDENT_OFF_COUNTER_HZ, board_info.counter_hz);
+    put_u32(p + IDENT_OFF_FORMAT_VERSION, qsnn_model.format_version);
+    for (i = 0; i < 8u; ++i) {
+        p[IDENT_OFF_MODEL_HASH + i] = qsnn_model.hash[i];
+    }
+    put_u16(p + IDENT_OFF_N_CLASSES, qsnn_model.n_classes);
+    put_u16(p + IDENT_OFF_N_BANDS, qsnn_model.n_bands);
+    put_u16(p + IDENT_OFF_HOP_LEN, QSNN_HOP_LEN);
+    put_u16(p + IDENT_OFF_MAX_PAYLOAD, PROTO_MAX_PAYLOAD);
+    put_u32(p + IDENT_OFF_ARENA_BYTES, (uint32_t)sizeof(arena));
+    put_u32(p + IDENT_OFF_STATIC_RAM_BYTES, board_static_ram_bytes());
+    put_u32(p + IDENT_OFF_FLASH_BYTES, board_flash_bytes());
+    put_u32(p + IDENT_OFF_STACK_BYTES, board_stack_size_bytes());
+    n = IDENT_HEAD_BYTES;
+    n += put_str(p + n, FIRMWARE_NAME);
+    n += put_str(p + n, FIRMWARE_VERSION);
+    n += put_str(p + n, board_info.name);
+    send(MSG_IDENT, seq, p, (uint16_t)n);
+}
+
+static void send_result(uint8_t seq)
+{
+    uint8_t *p = out_payload;
+    const uint32_t nc = qsnn_model.n_classes;
+    uint32_t k;
+    put_u16(p + RESULT_OFF_LABEL, (uint32_t)qsnn_argmax(net.out, (int)nc));
+    put_u16(p + RESULT_OFF_N_CLASSES, nc);
+    put_u32(p + RESULT_OFF_FRAMES, clip.frames);
+    put_u32(p + RESULT_OFF_SAMPLES, clip.received);
+    put_u64(p + RESULT_OFF_FRONTEND_TICKS, clip.fe_ticks);
+    put_u64(p + RESULT_OFF_NETWORK_TICKS, clip.net_ticks);
+    put_u32(p + RESULT_OFF_STATIC_RAM_BYTES, board_static_ram_bytes());
+    put_u32(p + RESULT_OFF_STACK_PEAK_BYTES, board_stack_peak_bytes());
+    put_u32(p + RESULT_OFF_FLASH_BYTES, board_flash_bytes());
+    for (k = 0; k < nc; ++k) {
+        put_u32(p + RESULT_HEAD_BYTES + 4u * k, (uint32_t)net.out[k]);
+    }
+    send(MSG_RESULT, seq, p, (uint16_t)(RESULT_HEAD_BYTES + 4u * nc));
+}
+
+/* Ticks of an empty measured section: subtracted from every measurement. */
+static uint32_t measure_overhead(void)
+{
+    uint32_t best = 0xFFFFFFFFu;
+    int i;
+    for (i = 0; i < 4; ++i) {
+        const uint32_t t0 = board_counter();
+        const uint32_t t1 = board_counter();
+        if (t1 - t0 < best) {
+            best = t1 - t0;
+        }
+    }
+    return best;
+}
+
+/* One hop of audio: front end, then the network on the frame it produced (if any). */
+static void run_hop(void)
+{
+    uint8_t feat[QSNN_N_BANDS];
+    uint32_t t0 = board_counter();
+    const int produced = qsnn_fe_push(&fe, clip.hop, feat);
+    uint32_t t1 = board_counter();
+    clip.fe_ticks += (uint32_t)(t1 - t0 - counter_overhead);
+    if (produced) {
+        t0 = board_counter();
+        qsnn_step(&net, feat);
+        t1 = board_counter();
+        clip.net_ticks += (uint32_t)(t1 - t0 - counter_overhead);
+        ++clip.frames;
+    }
+}
+
+static void clip_begin(uint32_t n_samples)
+{
+    qsnn_reset(&net);
+    qsnn_fe_reset(&fe);
+    clip.active = 1u;
+    clip.expected = n_samples;
+    clip.received = 0u;
+    clip.hop_fill = 0u;
+    clip.frames = 0u;
+    clip.fe_ticks = 0u;
+    clip.net_ticks = 0u;
+}
+
+static void handle(const proto_frame_t *f)
+{
+    const uint8_t *p = f->payload;
+    switch (f->type) {
+    case MSG_HELLO:
+        clip.active = 0u;
+        if (f->len != HELLO_HEAD_BYTES) {
+            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else if (p[HELLO_OFF_VERSION] != PROTO_VERSION) {
+            send_error(f->seq, ERR_VERSION, f->type, PROTO_VERSION);
+        } else {
+            send_ident(f->seq);
+        }
+        break;
+    case MSG_CLIP_BEGIN:
+        if (f->len != CLIP_BEGIN_HEAD_BYTES) {
+            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else if (model_status != QSNN_OK) {
+            send_error(f->seq, ERR_MODEL, f->type, (uint32_t)model_status);
+        } else if (clip.active) {
+            clip.active = 0u;
+            send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
+        } else {
+            clip_begin(get_u32(p + CLIP_BEGIN_OFF_N_SAMPLES));
+            send_ack(f->seq, f->type);
+        }
+        break;
+    case MSG_AUDIO: {
+        const uint32_t n = f->len / 2u;
+        uint32_t i;
+        if (!clip.active) {
+            send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
+        } else if (f->len == 0u || (f->len & 1u) != 0u || n > MAX_AUDIO_SAMPLES) {
+            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else if (clip.received + n > clip.expected) {
+            clip.active = 0u;
+            send_error(f->seq, ERR_SAMPLE_COUNT, f->type, clip.received + n);
+        } else {
+            for (i = 0; i < n; ++i) {
+                const int32_t v = (int32_t)get_u16(p + 2u * i);
+                clip.hop[clip.hop_fill++] = (int16_t)(v >= 32768 ? v - 65536 : v); /* two's complement, portably */
+                if (clip.hop_fill == QSNN_HOP_LEN) {
+                    run_hop();
+                    clip.hop_fill = 0u;
+                }
+            }
+            clip.received += n;
+            send_ack(f->seq, f->type);
+        }
+        break;
+    }
+    case MSG_CLIP_END:
+        if (!clip.active) {
+            send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
+        } else if (f->len != 0u) {
+            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else if (clip.received != clip.expected) {
+            clip.active = 0u;
+            send_error(f->seq, ERR_SAMPLE_COUNT, f->type, clip.received);
+        } else {
+            clip.active = 0u;
+            send_result(f->seq);
+        }
+        break;
+    case MSG_BYE:
+        if (f->len != BYE_HEAD_BYTES) {
+            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else {
+            send_ack(f->seq, f->type);
+            board_exit((int)p[BYE_OFF_CODE]);
+        }
+        break;
+    default:
+        send_error(f->seq, ERR_UNKNOWN_TYPE, f->type, 0u);
+        break;
+    }
+}
+
+void app_init(void)
+{
+    model_status = qsnn_model_check(&qsnn_model);
+    if (model_status == QSNN_OK && (qsnn_model.n_bands != QSNN_N_BANDS ||
+                                    qsnn_model.n_classes > RESULT_MAX_CLASSES)) {
+        model_status = QSNN_ERR_MODEL;
+    }
+    if (model_status == QSNN_OK && qsnn_state_bytes(&qsnn_model) > sizeof(arena)) {
+        model_status = QSNN_ERR_ARENA;
+    }
+    if (model_status == QSNN_OK) {
+        model_status = qsnn_state_init(&net, &qsnn_model, arena, sizeof(arena));
+    }
+    counter_overhead = measure_overhead();
+    app_reset();
+}
+
+void app_reset(void)
+{
+    clip.active = 0u;
+    clip.expected = 0u;
+    clip.received = 0u;
+    clip.hop_fill = 0u;
+    clip.frames = 0u;
+    proto_rx_init(&rx);
+}
+
+void app_rx_dropped(uint32_t dropped)
+{
+    proto_rx_resync(&rx);
+    clip.active = 0u;
+    send_error(0u, ERR_RX_OVERFLOW, 0u, dropped);
+}
+
+void app_rx_byte(uint8_t b)
+{
+    proto_frame_t f;
+    const int r = proto_rx_byte(&rx, b, &f);
+    if (r == PROTO_RX_FRAME) {
+        handle(&f);
+    } else if (r > 0) {
+        send_error(f.seq, (uint8_t)r, f.type, 0u);
+    }
+}

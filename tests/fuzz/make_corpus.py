@@ -1,0 +1,81 @@
+"""Write the committed seed corpus of the fuzz harnesses (tests/fuzz/corpus/<harness>/).
+
+Deterministic, from the protocol's own encoder and synthetic audio (a tone, a chirp, the int16
+extremes, silence), so the seeds need no dataset: `python tests/fuzz/make_corpus.py`.
+The record format of the session seeds is described in fuzz_session.c.
+"""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from qsnnkit import protocol, spec
+
+HERE = Path(__file__).parent
+REQUESTS = [name for name, (mid, _) in spec.MESSAGES.items() if mid < 0x80]
+
+
+def tone(n: int, f0: float = 440.0, f1: float | None = None, amp: float = 8000.0) -> np.ndarray:
+    t = np.arange(n) / spec.SAMPLE_RATE
+    f = f0 if f1 is None else f0 + (f1 - f0) * t / t[-1] / 2
+    return np.round(amp * np.sin(2 * np.pi * f * t)).astype(np.int16)
+
+
+def frame_record(name: str | int, seq: int, payload: bytes) -> bytes:
+    """op 0: a well-formed frame of a request type (by name) or a raw type (int, high bit set)."""
+    t = REQUESTS.index(name) if isinstance(name, str) else name
+    return bytes([0, t, seq]) + struct.pack("<H", len(payload)) + payload
+
+
+def session_seeds() -> dict[str, bytes]:
+    audio = tone(640, 300, 3000)
+    clip = (bytes([3, 20])  # CLIP_BEGIN 20 * 32 = 640 samples
+            + frame_record("AUDIO", 2, protocol.audio(audio[:320]))
+            + frame_record("AUDIO", 3, protocol.audio(audio[320:]))
+            + frame_record("CLIP_END", 4, b""))
+    return {
+        "hello": frame_record("HELLO", 1, protocol.hello()),
+        "hello_wrong_version": frame_record("HELLO", 1, bytes([7])),
+        "clip": frame_record("HELLO", 1, protocol.hello()) + clip + frame_record("BYE", 5, protocol.bye(0)),
+        "clip_short": bytes([3, 20]) + frame_record("AUDIO", 2, protocol.audio(audio[:100]))
+        + frame_record("CLIP_END", 3, b""),
+        "audio_outside_clip": frame_record("AUDIO", 9, protocol.audio(audio[:8])),
+        "unknown_type": frame_record(0x80 | 0x33, 1, b"xyz"),
+        "garbage_then_frame": bytes([1, 6]) + b"\x05\x01\x02\x00\xff\x00" + frame_record("HELLO", 1, protocol.hello()),
+        "overflow_then_clip": bytes([2]) + bytes([1, 1, 0]) + clip,
+        "clip_begin_twice": bytes([3, 20, 3, 21]),
+    }
+
+
+def frame_seeds() -> dict[str, bytes]:
+    h = protocol.encode_frame(spec.MESSAGES["HELLO"][0], 1, protocol.hello())
+    a = protocol.encode_frame(spec.MESSAGES["AUDIO"][0], 2, protocol.audio(tone(160)))
+    e = protocol.encode_frame(spec.MESSAGES["CLIP_END"][0], 3)
+    big = protocol.encode_frame(spec.MESSAGES["AUDIO"][0], 4, protocol.audio(tone(spec.MAX_PAYLOAD // 2)))
+    bad_crc = bytearray(h)
+    bad_crc[2] ^= 0x40
+    return {"hello": h, "audio": a, "clip_end": e, "max_payload": big, "three": h + a + e,
+            "bad_crc": bytes(bad_crc), "empty_frames": b"\x00\x00" + e, "no_delimiter": b"\x01" * 1100 + b"\x00" + h}
+
+
+def frontend_seeds() -> dict[str, bytes]:
+    hop = spec.HOP_LEN
+    ext = np.tile(np.array([-32768, 32767], np.int16), 2 * hop // 2 * 2)[: 3 * hop]
+    return {"tone": tone(4 * hop).astype("<i2").tobytes(), "chirp": tone(6 * hop, 100, 7000, 20000).astype("<i2").tobytes(),
+            "extremes": ext.astype("<i2").tobytes(), "silence": bytes(2 * 3 * hop),
+            "partial_hop": tone(hop + 100).astype("<i2").tobytes()}
+
+
+def main() -> None:
+    for harness, seeds in (("session", session_seeds()), ("frame", frame_seeds()), ("frontend", frontend_seeds())):
+        d = HERE / "corpus" / harness
+        d.mkdir(parents=True, exist_ok=True)
+        for name, data in seeds.items():
+            (d / name).write_bytes(data)
+        print(f"{harness}: {len(seeds)} seeds in {d}")
+
+
+if __name__ == "__main__":
+    main()
