@@ -86,11 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     ck = a.checkpoint or build_dir() / "train" / "model.safetensors"
     out = a.out or build_dir() / "model"
     try:
-        model, meta = checkpoint.load(ck)
+        model, meta = checkpoint.load(ck)  # its errors name the file
         prov = provenance(ck, model, meta, a.data_root)
-        cm = integerize(model, list(meta.get("classes", data.CLASSES)), provenance=prov)
     except (FileNotFoundError, ValueError) as e:
         print(f"qsnn-convert: {e}", file=sys.stderr)
+        return 2
+    try:
+        classes = meta.get("classes", data.CLASSES)
+        if not isinstance(classes, list):
+            raise ValueError(f"class names must be a list, got {type(classes).__name__}")
+        cm = integerize(model, classes, provenance=prov)
+    except ValueError as e:  # includes bounds.BoundsError: the layer, row and bound
+        print(f"qsnn-convert: {ck}: {e}", file=sys.stderr)
         return 2
     kernels = None if a.kernels is None else [k.strip().upper() for k in a.kernels.split(",")]
     try:

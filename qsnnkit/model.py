@@ -105,6 +105,10 @@ def _layer_meta(L: IntLayer) -> dict[str, object]:
     return m
 
 
+#: Longest class name a model may carry (it is written into C sources, reports and tables).
+MAX_CLASS_NAME = 64
+
+
 @dataclass
 class ConvertedModel:
     feat_mu: np.ndarray  # int32 [n_bands], 0..255
@@ -195,6 +199,11 @@ class ConvertedModel:
         rng("readout bias", self.b_out, -(2**31), 2**31 - 1)
         if len(self.classes) != self.n_classes:
             raise ValueError(f"{len(self.classes)} class names for {self.n_classes} outputs")
+        for i, name in enumerate(self.classes):
+            if not isinstance(name, str) or not 1 <= len(name) <= MAX_CLASS_NAME:
+                raise ValueError(f"class {i}: a name is a string of 1..{MAX_CLASS_NAME} characters, got {name!r}")
+            if any(not ch.isprintable() for ch in name):
+                raise ValueError(f"class {i}: name {name!r} holds control characters (newlines, NUL, ...)")
 
     # -- hash ------------------------------------------------------------------------------
     def _meta(self) -> dict[str, object]:
@@ -271,6 +280,9 @@ def load_converted(path: str | Path) -> ConvertedModel:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"converted model {path} not found (make one with qsnn-convert)")
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":  # np.load would try other formats and blame pickles
+            raise _refuse(path, "not a converted qsnnkit model (.npz): no zip archive header")
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}

@@ -33,7 +33,32 @@ def load(path: str | Path) -> tuple[QSNN, dict[str, object]]:
         raise ValueError(f"{path} is not a safetensors checkpoint: {e}") from e
     if "config" not in md:
         raise ValueError(f"{path} has no qsnnkit config in its metadata")
-    model = QSNN(QSNNConfig.from_json(md["config"]))
-    model.load_state_dict(load_file(str(path)))
+    try:
+        cfg = QSNNConfig.from_json(md["config"])
+    except (ValueError, TypeError, KeyError) as e:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path}: its config metadata is not a valid qsnnkit configuration: {e}") from e
+    try:
+        meta = json.loads(md.get("meta", "{}"))
+    except ValueError as e:
+        raise ValueError(f"{path}: its meta metadata is not valid JSON: {e}") from e
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: its meta metadata is not a JSON object")
+    model = QSNN(cfg)
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types
+        raise ValueError(f"{path} is not a readable safetensors checkpoint: {e}") from e
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"{path}: tensors do not match its config: missing {missing}, unexpected {unexpected}")
+    for k, v in expected.items():
+        if tuple(tensors[k].shape) != tuple(v.shape) or tensors[k].dtype != v.dtype:
+            raise ValueError(f"{path}: tensor {k} is {tensors[k].dtype} {tuple(tensors[k].shape)}, its config needs "
+                             f"{v.dtype} {tuple(v.shape)}")
+        if not torch.isfinite(tensors[k]).all():
+            raise ValueError(f"{path}: tensor {k} holds NaN or infinite values")
+    model.load_state_dict(tensors)
     model.eval()
-    return model, json.loads(md.get("meta", "{}"))
+    return model, meta
