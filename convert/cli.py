@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qsnnkit import data
+from qsnnkit import bounds, data
 from qsnnkit import reference
 from qsnnkit.convert import codegen
 from qsnnkit.convert.integerize import integerize
@@ -109,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     codegen.emit(cm, out, kernels)
     report: dict[str, object] = {"model_hash": cm.hash_hex, "format_version": cm.format_version,
                                  "bytes": codegen.weight_bytes(cm), "state_bytes": codegen.arena_bytes(cm),
-                                 "kernels": resolved, "provenance": prov}
+                                 "kernels": resolved,
+                                 "overflow_proof": [{"where": b.where, "quantity": b.quantity, "worst": b.worst,
+                                                     "limit": b.limit} for b in bounds.check(cm)],
+                                 "provenance": prov}
     for split in splits:
         sp = load_split(a.data_root, split)
         report[split] = compare(model, cm, features(sp.pcm, desc=f"{split} features"), sp.labels)

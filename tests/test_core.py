@@ -415,6 +415,46 @@ def test_torch_model_equals_reference_per_step(conv, hidden_bits: int) -> None:
         assert np.array_equal(CCore(cm).run_clip(feats[i]), ref[i])
 
 
+@pytest.mark.parametrize("conv,hidden_bits", [(((8, 5, 5, 2), (16, 3, 5, 2)), 1), ((), 2)])
+def test_batch_norm_folds_exactly(conv, hidden_bits: int) -> None:
+    """--norm bn: after training steps (batch statistics, running statistics updated), the
+    evaluation forward with the folded power-of-two scales and biases equals the integer
+    reference per step, and the C core; the fold really moved the shifts and biases."""
+    from qsnnkit.convert.integerize import integerize
+    from qsnnkit.train.model import QSNN, QSNNConfig
+
+    torch.manual_seed(1)
+    hidden, rec = ((32,), (True,)) if conv else ((32, 24), (True, False))
+    m = QSNN(QSNNConfig(conv=conv, hidden=hidden, recurrent=rec, hidden_bits=hidden_bits, norm="bn"))
+    feats = np.random.default_rng(1).integers(40, 230, size=(6, 49, 40)).astype(np.uint8)
+    with torch.no_grad():
+        m.feat_mu.fill_(120.0)
+        for p in m.bn_log2:
+            p.uniform_(-1.5, 1.5)
+        for b in m.bias:
+            b.uniform_(0.0, 1.0)
+    opt = torch.optim.SGD(m.parameters(), lr=0.05)
+    m.train()
+    for _ in range(3):
+        loss = m(torch.from_numpy(feats)).logits_sum.pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(float(getattr(m, f"bn_var{i}").mean()) != 1.0 for i in range(len(m.spec)))
+    m.eval()
+    cm = integerize(m, [f"c{i}" for i in range(12)])
+    plain = m.quantized(fold_bn=False)
+    assert any(not torch.equal(torch.as_tensor(cm.layers[i].bias, dtype=torch.float32),
+                               plain["bias"][i].detach() * 2**FRAC_BITS) for i in range(len(cm.layers)))
+    ref, tr = reference.run_batch(cm, feats, trace=True)
+    assert tr is not None and all(0.01 < s.mean() < 0.99 for s in tr.spk)
+    with torch.no_grad():
+        o = m(torch.from_numpy(feats), trace=True)
+    assert_torch_equals_reference(o, cm, ref, tr)
+    for i in range(len(feats)):
+        assert np.array_equal(CCore(cm).run_clip(feats[i]), ref[i])
+
+
 def test_binary_kernel_on_wide_rows_equals_reference() -> None:
     """Rows of 1,000 and 2,000 binary inputs (32 and 63 words: several ten-group blocks of the
     popcount plus a tail) and a 2,000-wide recurrence give the reference's numbers per step."""

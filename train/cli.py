@@ -42,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-bits", type=int, default=c.hidden_bits, choices=[1, 2, 4, 8],
                    help="weight width of every layer after the first (1: binary with WS-DR)")
     p.add_argument("--leak-shift", type=int, default=c.leak_shift, help="leak u -= u >> k")
+    p.add_argument("--norm", default=c.norm, choices=["none", "bn"],
+                   help="bn: batch norm of every layer's feed-forward current in training, its scale rounded to a "
+                        "power of two so it folds into the integer shifts and biases")
     return p
 
 
@@ -59,6 +62,8 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
     ]
     if cfg.hidden_bits != 1:
         args += ["--hidden-bits", str(cfg.hidden_bits)]
+    if cfg.norm != "none":
+        args += ["--norm", cfg.norm]
     if cfg.conv:
         args += ["--conv", ",".join(":".join(map(str, c)) for c in cfg.conv)]
     if st.augment:
@@ -85,7 +90,7 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
     cfg = QSNNConfig(hidden=tuple(int(x) for x in items(a.hidden)),
                      recurrent=tuple(x == "1" for x in items(a.recurrent)),
                      mem_bits=a.mem_bits, leak_shift=a.leak_shift, conv=conv,  # type: ignore[arg-type]
-                     hidden_bits=a.hidden_bits)
+                     hidden_bits=a.hidden_bits, norm=a.norm)
     st = TrainSettings(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                        lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=a.augment,
                        limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std)

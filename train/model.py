@@ -17,7 +17,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from qsnnkit import spec
+from qsnnkit.spec import FRAC_BITS
 from qsnnkit.train import quant
+
+
+NORMS = ("none", "bn")
+#: Running-statistics momentum and epsilon of the power-of-two batch norm.
+BN_MOMENTUM = 0.1
+BN_EPS = 1e-5
 
 
 @dataclass(frozen=True)
@@ -36,8 +43,14 @@ class QSNNConfig:
     mem_bits: int = 4
     leak_shift: int = 1
     in_shift: int = 5  # features enter as (feat - mu) * 2^-in_shift
+    #: normalisation of every spiking layer's feed-forward current in training: "none", or "bn":
+    #: batch norm whose per-row scale is rounded to a power of two, so it folds into sh_ff and
+    #: the bias at conversion (nothing new on the device)
+    norm: str = "none"
 
     def __post_init__(self) -> None:
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
         if self.hidden_bits not in (1, 2, 4, 8):
             raise ValueError(f"hidden_bits must be 1, 2, 4 or 8, got {self.hidden_bits}")
         if len(self.hidden) != len(self.recurrent) or not (self.hidden or self.conv):
@@ -125,14 +138,46 @@ class QSNN(nn.Module):
             if L["recurrent"]:
                 self.w_rec.append(nn.Parameter(torch.randn(n_out, n_out) / math.sqrt(n_out)))
                 self.gain_rec.append(nn.Parameter(torch.full((n_out,), -4.0)))
+        self.bn_log2 = nn.ParameterList()  # per row: log2 of the batch norm's gain
+        if cfg.norm == "bn":
+            for li, L in enumerate(self.spec):
+                rows = int(L["rows"])
+                self.bn_log2.append(nn.Parameter(torch.zeros(rows)))
+                self.register_buffer(f"bn_mean{li}", torch.zeros(rows))
+                self.register_buffer(f"bn_var{li}", torch.ones(rows))
         n_in = int(self.spec[-1]["n_out"])
         self.w_out = nn.Parameter(torch.randn(cfg.n_classes, n_in) / math.sqrt(n_in))
         self.b_out = nn.Parameter(torch.zeros(cfg.n_classes))
         self.tanh_t = 1.0  # backward sharpness of the binary sign (scheduled by the trainer)
 
     # -- quantized parameters, as the integer model sees them ---------------------------
-    def quantized(self) -> dict[str, list]:
-        """Effective (float, on-grid) weights plus their integer codes and exponents."""
+    def bn_exponent(self, li: int, var: Tensor, w_int: Tensor, w_exp: Tensor) -> Tensor:
+        """Per-row power-of-two exponent k of the batch norm's scale 2^g / sqrt(var + eps),
+        rounded with a straight-through gradient (to g and, in training, to the batch variance).
+
+        Clamped so the folded row stays provable (qsnnkit.bounds): its weight exponent w_exp + k
+        stays in the quantizer's range, and its largest possible feed-forward current (every
+        input at the end of its range) stays within half of CURRENT_BOUND. A dead row (variance
+        near 0) would otherwise ask for a scale no integer layer can hold."""
+        log2_s = self.bn_log2[li] - 0.5 * torch.log2(var + BN_EPS)
+        lo, hi = quant.EXP_RANGE_FIRST if li == 0 else quant.EXP_RANGE_HIDDEN
+        x_log2 = math.log2(spec.FEATURE_ABS_MAX) - self.cfg.in_shift if li == 0 else 0.0
+        worst = torch.log2(w_int.abs().sum(dim=1).clamp(min=1.0)) + x_log2 + w_exp + FRAC_BITS  # log2 fine units
+        top = torch.floor(math.log2(spec.CURRENT_BOUND // 2) - worst)
+        k = quant.round_half_up(log2_s)
+        return k + (torch.minimum(torch.clamp(k.detach(), lo - w_exp, hi - w_exp), top) - k.detach())
+
+    def bn_bias(self, li: int, mean: Tensor, k: Tensor) -> Tensor:
+        """The folded bias beta - mean * 2^k on the fine grid, saturated to int16."""
+        return quant.sat16_fine(quant.to_fine_grid(self.bias[li] - mean * torch.pow(2.0, k)))
+
+    def quantized(self, fold_bn: bool = True) -> dict[str, list]:
+        """Effective (float, on-grid) weights plus their integer codes and exponents.
+
+        With batch norm (cfg.norm == "bn") and ``fold_bn``, the running statistics are folded
+        in: each row's weights and exponent take the norm's power-of-two scale and the bias is
+        the folded one, exactly what the integer model runs. Training (batch statistics) asks
+        for ``fold_bn=False`` and applies the norm itself."""
         cfg = self.cfg
         out: dict[str, list] = {"w": [], "w_int": [], "w_exp": [], "rec": [], "rec_int": [], "rec_exp": [], "bias": []}
         ri = 0
@@ -143,6 +188,14 @@ class QSNN(nn.Module):
                 wq, wi, we = quant.binary_weight(self.w[li], self.gain[li], self.tanh_t)
             else:
                 wq, wi, we = quant.int_pow2_weight(self.w[li], cfg.hidden_bits)
+            if cfg.norm == "bn" and fold_bn:
+                mean, var = getattr(self, f"bn_mean{li}"), getattr(self, f"bn_var{li}")
+                k = self.bn_exponent(li, var, wi, we.detach())
+                wq = wq * torch.pow(2.0, k).view(-1, 1)
+                we = we + k.detach()
+                bias = self.bn_bias(li, mean, k)
+            else:
+                bias = quant.sat16_fine(quant.to_fine_grid(self.bias[li]))
             out["w"].append(wq)
             out["w_int"].append(wi)
             out["w_exp"].append(we)
@@ -154,75 +207,85 @@ class QSNN(nn.Module):
             out["rec"].append(rq)
             out["rec_int"].append(rint)
             out["rec_exp"].append(rexp)
-            out["bias"].append(quant.sat16_fine(quant.to_fine_grid(self.bias[li])))
+            out["bias"].append(bias)
         wo, woi, woe = quant.int8_pow2_weight(self.w_out, per_channel=False)
         scale = torch.pow(2.0, woe[0])
         bo = quant.round_half_up(self.b_out / scale) * scale
         out["w_out"], out["w_out_int"], out["w_out_exp"], out["b_out"] = [wo], [woi], [woe[0]], [bo]
         return out
 
+    def _batch_norm(self, li: int, acc: Tensor, w_int: Tensor, w_exp: Tensor) -> Tensor:
+        """Training: the feed-forward current of layer li ([B, T, rows, positions]) through the
+        power-of-two batch norm with this batch's statistics (updating the running ones)."""
+        dims = (0, 1, 3)
+        mean = acc.mean(dim=dims)
+        var = acc.var(dim=dims, unbiased=False)
+        with torch.no_grad():
+            n = acc.numel() // acc.shape[2]
+            rm, rv = getattr(self, f"bn_mean{li}"), getattr(self, f"bn_var{li}")
+            rm.mul_(1 - BN_MOMENTUM).add_(BN_MOMENTUM * mean.detach())
+            rv.mul_(1 - BN_MOMENTUM).add_(BN_MOMENTUM * var.detach() * n / max(n - 1, 1))
+        k = self.bn_exponent(li, var, w_int, w_exp)
+        scale = torch.pow(2.0, k)
+        return quant.to_fine_grid(acc * scale.view(1, 1, -1, 1)) + self.bn_bias(li, mean, k).view(1, 1, -1, 1)
+
     def forward(self, feats: Tensor, trace: bool = False) -> ForwardOut:
         """feats: [B, T, n_bands] integer features (uint8 or float holding integers).
 
-        Convolution layers have no recurrence, so each runs over the whole clip at once (a
-        causal conv2d over time x frequency, then the LIF steps in time order); the dense
-        layers then run step by step. The numbers are those of the step-by-step contract."""
+        Layer by layer: each layer's feed-forward currents for the whole clip at once (a causal
+        conv2d over time x frequency, or one matrix product), then its LIF steps in time order
+        with its own recurrence; then the readout summed over time. Every value lies on the
+        contract's grids, so these are the numbers of the step-by-step contract (the sums are
+        exact in any order: qsnnkit.bounds). In training with cfg.norm == "bn" the feed-forward
+        currents go through the power-of-two batch norm with batch statistics; in evaluation
+        the folded running statistics are used, as on the device."""
         cfg = self.cfg
-        q = self.quantized()
+        batch_norm = cfg.norm == "bn" and self.training
+        q = self.quantized(fold_bn=not batch_norm)
         B, T, _ = feats.shape
         x_all = (feats.to(torch.float32) - self.feat_mu) * (2.0 ** -cfg.in_shift)
         dev = x_all.device
-        n_layers = len(self.spec)
-        spike_sum = [torch.zeros((), device=dev) for _ in range(n_layers)]
-        tm: list[list[Tensor]] = [[] for _ in range(n_layers)]
-        ts: list[list[Tensor]] = [[] for _ in range(n_layers)]
+        rates: list[Tensor] = []
+        tm: list[Tensor] = []
+        ts: list[Tensor] = []
         seq = x_all.unsqueeze(2)  # [B, T, channels, positions] of the layer below
-        li = 0
-        while li < n_layers and self.spec[li]["kind"] == "conv":
-            L = self.spec[li]
-            kt, kf, stride = int(L["kt"]), int(L["kf"]), int(L["stride"])
-            w4 = q["w"][li].view(int(L["rows"]), int(L["c_in"]), kt, kf)
-            inp = F.pad(seq.permute(0, 2, 1, 3), (kf // 2, kf // 2, kt - 1, 0))  # causal in time
-            acc = F.conv2d(inp, w4, stride=(1, stride))  # [B, C, T, f_out]
-            cur = quant.sat16_fine(quant.to_fine_grid(acc) + q["bias"][li].view(1, -1, 1, 1))
-            cur = cur.permute(0, 2, 1, 3).reshape(B, T, -1)  # neuron n = c * f_out + f
-            u = torch.zeros(B, cur.shape[2], device=dev)
-            spikes = []
+        for li, L in enumerate(self.spec):
+            if L["kind"] == "conv":
+                kt, kf, stride = int(L["kt"]), int(L["kf"]), int(L["stride"])
+                w4 = q["w"][li].view(int(L["rows"]), int(L["c_in"]), kt, kf)
+                inp = F.pad(seq.permute(0, 2, 1, 3), (kf // 2, kf // 2, kt - 1, 0))  # causal in time
+                acc = F.conv2d(inp, w4, stride=(1, stride)).permute(0, 2, 1, 3)  # [B, T, C, f_out]
+            else:
+                acc = (seq.reshape(B, T, -1) @ q["w"][li].t()).unsqueeze(3)  # [B, T, N, 1]
+            if batch_norm:
+                cur = self._batch_norm(li, acc, q["w_int"][li], q["w_exp"][li].detach())
+            else:
+                cur = quant.to_fine_grid(acc) + q["bias"][li].view(1, 1, -1, 1)
+            cur = cur.reshape(B, T, -1)  # neuron n = c * f_out + f
+            n_out = cur.shape[2]
+            u = torch.zeros(B, n_out, device=dev)
+            spk = torch.zeros(B, n_out, device=dev)
+            spikes, mems = [], []
             for t in range(T):
-                u, spk = quant.lif_step(u, cur[:, t], cfg.leak_shift, cfg.mem_bits)
+                c = cur[:, t]
+                if q["rec"][li] is not None:
+                    c = c + quant.to_fine_grid(spk @ q["rec"][li].t())
+                u, spk = quant.lif_step(u, quant.sat16_fine(c), cfg.leak_shift, cfg.mem_bits)  # charge, fire, reset, store
                 spikes.append(spk)
                 if trace:
-                    tm[li].append(u.detach() * 2 ** (cfg.mem_bits - 1))
-                    ts[li].append(spk.detach())
+                    mems.append(u.detach() * 2 ** (cfg.mem_bits - 1))
             sp = torch.stack(spikes, dim=1)  # [B, T, N]
-            spike_sum[li] = sp.mean() * T
-            seq = sp.view(B, T, int(L["rows"]), int(L["f_out"]))
-            li += 1
-        first_dense = li
-        below_seq = seq.reshape(B, T, -1)
-        u_d = [torch.zeros(B, int(L["n_out"]), device=dev) for L in self.spec[first_dense:]]
-        s_d = [torch.zeros(B, int(L["n_out"]), device=dev) for L in self.spec[first_dense:]]
-        logits = torch.zeros(B, cfg.n_classes, device=dev)
-        for t in range(T):
-            below = below_seq[:, t]
-            for k, li in enumerate(range(first_dense, n_layers)):
-                c = quant.to_fine_grid(below @ q["w"][li].t())
-                if q["rec"][li] is not None:
-                    c = c + quant.to_fine_grid(s_d[k] @ q["rec"][li].t())
-                c = quant.sat16_fine(c + q["bias"][li])
-                u_d[k], spk = quant.lif_step(u_d[k], c, cfg.leak_shift, cfg.mem_bits)  # charge, fire, reset, store
-                s_d[k] = spk
-                spike_sum[li] = spike_sum[li] + spk.mean()
-                if trace:
-                    tm[li].append(u_d[k].detach() * 2 ** (cfg.mem_bits - 1))
-                    ts[li].append(spk.detach())
-                below = spk
-            logits = logits + below @ q["w_out"][0].t() + q["b_out"][0]
-        rates = [ss / T for ss in spike_sum]
+            rates.append(sp.mean())
+            if trace:
+                tm.append(torch.stack(mems, dim=1))
+                ts.append(sp.detach())
+            seq = sp.view(B, T, int(L["rows"]), -1)
+        last = seq.reshape(B, T, -1)
+        logits = (last @ q["w_out"][0].t()).sum(dim=1) + T * q["b_out"][0]
         res = ForwardOut(logits_sum=logits, rates=rates)
         if trace:
-            res.trace_mem = [torch.stack(v, dim=1) for v in tm]
-            res.trace_spk = [torch.stack(v, dim=1) for v in ts]
+            res.trace_mem = tm
+            res.trace_spk = ts
         return res
 
     def readout_exponent(self) -> int:

@@ -12,6 +12,11 @@ from torch import Tensor
 from qsnnkit.spec import FRAC_BITS  # fine units: 2^-FRAC_BITS of the firing threshold
 I16_MIN, I16_MAX = -32768, 32767
 
+#: Range of the per-row weight exponent e (first layer, later layers): it keeps the layer's
+#: shift in SHIFT_MIN..SHIFT_MAX (first layer sh = in_shift - e - F, later layers sh = -(e + F)).
+EXP_RANGE_FIRST = (-26.0, 12.0)
+EXP_RANGE_HIDDEN = (-30.0, 7.0)
+
 
 def round_half_up(x: Tensor) -> Tensor:
     """floor(x + 0.5) with a straight-through gradient: the contract's only rounding rule."""
@@ -61,7 +66,7 @@ def binary_weight(w: Tensor, log2_gain: Tensor, t: float) -> tuple[Tensor, Tenso
     signs = _SignSTE.apply(w_std, t)
     base = torch.round(torch.log2(w_std.abs().mean(dim=1, keepdim=True))).detach()
     expo = base + round_half_up(log2_gain.view(-1, 1))
-    expo = torch.clamp(expo, -30.0, 7.0)
+    expo = torch.clamp(expo, *EXP_RANGE_HIDDEN)
     alpha = torch.pow(2.0, expo)
     return alpha * signs, signs.detach(), expo.detach().view(-1)
 
@@ -77,7 +82,7 @@ def int8_pow2_weight(w: Tensor, per_channel: bool) -> tuple[Tensor, Tensor, Tens
     else:
         mx = w.detach().abs().amax().view(1, 1).expand(w.shape[0], 1)
     e = torch.ceil(torch.log2(torch.clamp(mx, min=1e-12) / 127.0))
-    e = torch.clamp(e, -26.0, 12.0)  # keeps every rounding shift <= 23: exact in float32
+    e = torch.clamp(e, *EXP_RANGE_FIRST)
     scale = torch.pow(2.0, e)
     q = torch.clamp(round_half_up(w / scale), -127, 127)
     return q * scale, q.detach(), e.detach().view(-1)
@@ -96,7 +101,7 @@ def int_pow2_weight(w: Tensor, bits: int) -> tuple[Tensor, Tensor, Tensor]:
     top = float(2 ** (bits - 1) - 1)
     sd = w.detach().std(dim=1, keepdim=True)
     e = torch.round(torch.log2(torch.clamp(sd * CLIP_SIGMAS[bits] / top, min=1e-12)))
-    e = torch.clamp(e, -30.0, 7.0)
+    e = torch.clamp(e, *EXP_RANGE_HIDDEN)
     scale = torch.pow(2.0, e)
     q = torch.clamp(round_half_up(w / scale), -top, top)
     return q * scale, q.detach(), e.detach().view(-1)
