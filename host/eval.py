@@ -129,8 +129,11 @@ class Evaluator:
     """Runs clips on one or more devices (QEMU instances or one port) and on the reference."""
 
     def __init__(self, args: argparse.Namespace, model) -> None:  # noqa: ANN001 - ConvertedModel
+        from qsnnkit.host.qemu import parse_port
+
         self.args = args
         self.model = model
+        self.target = parse_port(args.port)  # emulated target, or None for a real port
         self.ident: P.Ident | None = None
         self.error: BaseException | None = None
         self.lock = threading.Lock()
@@ -171,10 +174,10 @@ class Evaluator:
 
     def _worker_qemu(self, jobs, out, bar) -> None:  # noqa: ANN001
         from qsnnkit.host.device import Device
-        from qsnnkit.host.qemu import QemuBoard
+        from qsnnkit.host.qemu import TARGETS, QemuBoard
 
         try:
-            with QemuBoard(self.args.elf) as qb:
+            with QemuBoard(self.args.elf, board=TARGETS[self.target][0]) as qb:
                 assert qb.transport is not None
                 dev = Device(qb.transport, timeout=self.args.timeout)
                 try:
@@ -216,7 +219,7 @@ class Evaluator:
         for i, (p, lab) in enumerate(items):
             jobs.put((i, p, lab))
         out: list[ClipRecord | None] = [None] * len(items)
-        qemu = self.args.port == "qemu"
+        qemu = self.target is not None
         n_workers = max(1, min(self.args.jobs, len(items))) if qemu else 1
         target = self._worker_qemu if qemu else self._worker_port
         with tqdm(total=len(items), desc="clips on device", unit="clip", disable=self.args.quiet) as bar:
@@ -239,18 +242,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Evaluate the firmware on a device over its serial port against the integer reference.",
     )
     ap.add_argument("--port", default="qemu",
-                    help="serial device, pyserial URL (socket://127.0.0.1:4444) or 'qemu' to boot the emulated "
-                         "board with the built firmware (default: qemu)")
+                    help="serial device, pyserial URL (socket://127.0.0.1:4444), or an emulated board booted with "
+                         "the built firmware: 'qemu' or 'qemu:m4' (STM32F405, Cortex-M4, env qemu_m4), 'qemu:m0' "
+                         "(nRF51822, Cortex-M0, env qemu_m0) (default: qemu)")
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL,
                     help=f"converted model (.npz) the firmware was built with (default: {DEFAULT_MODEL})")
     ap.add_argument("--elf", type=Path, default=None,
-                    help="firmware for --port qemu (default: .pio/build/qemu_m4/firmware.elf)")
+                    help="firmware for --port qemu[:target] (default: .pio/build/<its env>/firmware.elf)")
     ap.add_argument("--data-root", type=Path, default=None,
                     help="dataset root (default: $QSNN_DATA_ROOT or ../shared/data)")
     ap.add_argument("--split", choices=["train", "val", "test", "all"], default="test")
     ap.add_argument("--limit", type=int, default=None, help="evaluate N clips spread evenly over the split")
     ap.add_argument("--json", type=Path, default=None, help="also write the summary to this JSON file")
-    ap.add_argument("--jobs", type=int, default=2, help="parallel QEMU instances for --port qemu (default 2)")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel QEMU instances for --port qemu[:target] (default 2)")
     ap.add_argument("--baud", type=int, default=115200, help="baud rate of a real serial port (default 115200)")
     ap.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for each device response")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -268,12 +272,14 @@ def main(argv: list[str] | None = None) -> int:
         from qsnnkit.model import load_converted
         from qsnnkit.data import list_split
 
-        if args.port == "qemu":
-            from qsnnkit.host.qemu import default_elf
+        from qsnnkit.host.qemu import TARGETS, default_elf, parse_port
 
-            args.elf = args.elf or default_elf()
+        qemu_target = parse_port(args.port)
+        if qemu_target is not None:
+            env = TARGETS[qemu_target][1]
+            args.elf = args.elf or default_elf(env)
             if not args.elf.is_file():
-                raise FileNotFoundError(f"firmware {args.elf} not found: build it first with `pio run -e qemu_m4`")
+                raise FileNotFoundError(f"firmware {args.elf} not found: build it first with `pio run -e {env}`")
         model = load_converted(args.model)
         items = spread(list_split(args.data_root, args.split), args.limit)
         if not items:
@@ -287,10 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qsnn-eval: error: {e}", file=sys.stderr)
         return 1
     assert ev.ident is not None
-    target = f"qemu:{ev.ident.board}" if args.port == "qemu" else ev.ident.board
+    target = f"qemu:{ev.ident.board}" if qemu_target is not None else ev.ident.board
     summary = summarize(records, ev.ident, model.hash_hex, target, wall, {
         "port": args.port, "split": args.split, "model": str(args.model),
-        "jobs": args.jobs if args.port == "qemu" else 1,
+        "jobs": args.jobs if qemu_target is not None else 1,
     })
     lat = summary["latency"]
     assert isinstance(lat, dict)

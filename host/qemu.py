@@ -20,8 +20,25 @@ from qsnnkit.host.transport import SocketTransport
 from qsnnkit.paths import FIRMWARE_DIR, REPO_ROOT
 
 BOARDS_DIR = FIRMWARE_DIR / "platforms" / "qemu-cortex-m" / "boards"
-DEFAULT_BOARD = "netduinoplus2"
-DEFAULT_ENV = "qemu_m4"
+#: Emulated targets of `--port qemu:<name>`: name -> (board file, PlatformIO env).
+TARGETS: dict[str, tuple[str, str]] = {
+    "m4": ("netduinoplus2", "qemu_m4"),
+    "m0": ("microbit", "qemu_m0"),
+}
+DEFAULT_TARGET = "m4"
+DEFAULT_BOARD, DEFAULT_ENV = TARGETS[DEFAULT_TARGET]
+
+
+def parse_port(port: str) -> str | None:
+    """The emulated target a --port value names ('qemu' is the default target, 'qemu:m0' ...),
+    or None for a real serial port; ValueError for an unknown target."""
+    if port != "qemu" and not port.startswith("qemu:"):
+        return None
+    name = port.partition(":")[2] or DEFAULT_TARGET
+    if name not in TARGETS:
+        raise ValueError(f"--port {port}: unknown emulated target {name!r}; choose from "
+                         f"{', '.join('qemu:' + t for t in TARGETS)}")
+    return name
 
 _live: set["QemuBoard"] = set()
 
@@ -59,10 +76,11 @@ class QemuBoard:
     """One emulated board: ``with QemuBoard(elf) as qb: Device(qb.transport)...``."""
 
     def __init__(self, elf: str | Path | None = None, board: str = DEFAULT_BOARD, boot_timeout: float = 15.0):
-        self.elf = Path(elf) if elf else default_elf()
+        env = next((e for b, e in TARGETS.values() if b == board), DEFAULT_ENV)
+        self.elf = Path(elf) if elf else default_elf(env)
         if not self.elf.is_file():
             raise FileNotFoundError(
-                f"firmware {self.elf} not found: build it first with `pio run -e {DEFAULT_ENV}` "
+                f"firmware {self.elf} not found: build it first with `pio run -e {env}` "
                 "(in the repository root)"
             )
         self.board = board

@@ -108,8 +108,8 @@ def build_firmware(model_dir: Path, env_name: str = "qemu_m4", build_dir: Path |
     return build_dir / env_name / "firmware.elf", res
 
 
-def built_firmware(model_dir: Path) -> Path:
-    elf, res = build_firmware(model_dir)
+def built_firmware(model_dir: Path, env_name: str = "qemu_m4") -> Path:
+    elf, res = build_firmware(model_dir, env_name)
     if res.returncode != 0:
-        raise AssertionError(f"pio run -e qemu_m4 failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+        raise AssertionError(f"pio run -e {env_name} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
     return elf

@@ -51,6 +51,31 @@ def test_eval_on_qemu_is_bit_exact(tmp_path: Path) -> None:
     assert s["target"].startswith("qemu:")
 
 
+def test_eval_on_cortex_m0_is_bit_exact(tmp_path: Path) -> None:
+    """The same model on QEMU's microbit (nRF51822, Cortex-M0: no DSP extension, no 64-bit
+    multiply instruction, 16 KB of RAM), through `--port qemu:m0`: the same outputs as the
+    reference on every clip; its counter is the 16 MHz TIMER0 (62.5 instructions per tick)."""
+    model_dir = fw.model_dir_for_tests()
+    elf = fw.built_firmware(model_dir, "qemu_m0")
+    out = tmp_path / "eval.json"
+    cmd = [sys.executable, str(REPO_ROOT / "host" / "eval.py"), "--port", "qemu:m0", "--elf", str(elf),
+           "--model", str(model_dir / "model.npz"), "--split", "test", "--limit", "12",
+           "--jobs", "2", "--json", str(out), "--quiet"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert res.returncode == 0, f"eval failed ({res.returncode}):\n{res.stdout}\n{res.stderr[-4000:]}"
+    s = json.loads(out.read_text())
+    assert s["samples"] == 12 and s["agreement"] == 1.0, s.get("mismatches", [None])[0]
+    assert s["target"] == "qemu:qemu-microbit-nrf51822" and s["latency"]["unit"] == "timer_16mhz"
+    assert s["latency"]["counter_hz"] == 16_000_000 and s["latency"]["network"]["median"] > 0
+    assert 0 < s["ram_bytes"]["static"] + s["ram_bytes"]["stack_reserved"] <= 16 * 1024
+
+
+def test_eval_refuses_an_unknown_emulated_target(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, str(REPO_ROOT / "host" / "eval.py"), "--port", "qemu:z80"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0 and "unknown emulated target 'z80'" in res.stderr and "qemu:m0" in res.stderr
+
+
 def test_eval_refuses_a_device_built_with_another_model(tmp_path: Path) -> None:
     elf = fw.built_firmware(fw.model_dir_for_tests())
     other = fw.random_model(tmp_path / "other", seed=12345)

@@ -102,6 +102,7 @@
 /* What board_counter() counts (IDENT counter_unit). */
 #define BOARD_COUNTER_INSTRUCTIONS 0u /* QEMU -icount shift=0: one tick per guest instruction */
 #define BOARD_COUNTER_CYCLES 1u /* a real core's cycle counter (DWT->CYCCNT, CCOUNT) */
+#define BOARD_COUNTER_TIMER_16MHZ 2u /* a 16 MHz timer; under QEMU -icount shift=0 one tick is 62.5 guest instructions */
 
 /* Exit codes of the firmware (QEMU's exit status through semihosting). */
 #define EXIT_OK 0 /* BYE 0 */
