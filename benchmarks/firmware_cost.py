@@ -1,6 +1,7 @@
 """Firmware cost per model on the emulated boards: builds the firmware for each converted
 model (offline PlatformIO), runs host/eval.py on the test split, and writes one row per
-model and target to docs/results/firmware.json and a table to stdout:
+model and target (qemu:m4, the STM32F405; qemu:m0, the nRF51822) to
+docs/results/firmware.json and a table to stdout:
 
     python benchmarks/firmware_cost.py [MODEL_DIR ...] [--limit N] [--out docs/results/firmware.json]
 
@@ -9,7 +10,8 @@ firmware/models/default. Rows: model, target, flash_bytes, ram_static_bytes,
 stack_peak_bytes, state_bytes, frontend_instructions_per_clip,
 network_instructions_per_clip (medians over the clips run), sops_per_inference (integer
 reference, the same clips), counter_unit, counter_resolution, agreement, samples,
-model_hash, command, commit. Instruction counts are QEMU's (-icount shift=0), not cycles.
+model_hash, command, commit. Instruction counts are QEMU's (-icount shift=0), not cycles;
+on the M0 they come from 16 MHz timer ticks, 62.5 instructions each (counter_resolution).
 Existing rows for other models or targets are kept; a row for the same model and target is
 replaced.
 """
@@ -34,7 +36,11 @@ from qsnnkit.dataset import features, load_split  # noqa: E402
 from qsnnkit.model import load_converted  # noqa: E402
 from qsnnkit.train.sweep import git_commit  # noqa: E402
 
-TARGETS = {"qemu:m4": ("qemu_m4", "qemu-netduinoplus2-stm32f405", 1)}
+#: target -> (PlatformIO env, board name, instructions per counter tick). Under QEMU's
+#: -icount shift=0 each guest instruction is 1 ns: TIM2 at 1 GHz (M4) counts instructions,
+#: TIMER0 at 16 MHz (M0) one tick per 62.5 instructions.
+TARGETS = {"qemu:m4": ("qemu_m4", "qemu-netduinoplus2-stm32f405", 1.0),
+           "qemu:m0": ("qemu_m0", "qemu-microbit-nrf51822", 62.5)}
 
 
 def measure(model_dir: Path, target: str, limit: int | None) -> dict[str, object]:
@@ -45,7 +51,7 @@ def measure(model_dir: Path, target: str, limit: int | None) -> dict[str, object
     model = load_converted(model_dir / "model.npz")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "eval.json"
-        cmd = [sys.executable, str(REPO / "host" / "eval.py"), "--port", "qemu", "--elf", str(elf), "--model",
+        cmd = [sys.executable, str(REPO / "host" / "eval.py"), "--port", target, "--elf", str(elf), "--model",
                str(model_dir / "model.npz"), "--split", "test", "--json", str(out), "--quiet"]
         if limit is not None:
             cmd += ["--limit", str(limit)]
@@ -64,14 +70,14 @@ def measure(model_dir: Path, target: str, limit: int | None) -> dict[str, object
         "model": name,
         "target": target, "board": board, "flash_bytes": s["flash_bytes"], "ram_static_bytes": s["ram_bytes"]["static"],
         "stack_peak_bytes": s["ram_bytes"]["stack_peak"], "state_bytes": s["ram_bytes"]["arena"],
-        "frontend_instructions_per_clip": s["latency"]["frontend"]["median"],
-        "network_instructions_per_clip": s["latency"]["network"]["median"],
-        "network_instructions_per_clip_p95": s["latency"]["network"]["p95"],
+        "frontend_instructions_per_clip": s["latency"]["frontend"]["median"] * resolution,
+        "network_instructions_per_clip": s["latency"]["network"]["median"] * resolution,
+        "network_instructions_per_clip_p95": s["latency"]["network"]["p95"] * resolution,
         "sops_per_inference": ops["sops_per_inference"], "macs_per_inference": ops["macs_per_inference"],
         "counter_unit": s["latency"]["unit"], "counter_resolution": resolution,
         "agreement": s["agreement"], "samples": s["samples"], "model_hash": model.short_hash,
         "kernels": report.get("kernels"),
-        "command": f"python benchmarks/firmware_cost.py {name}" + (f" --limit {limit}" if limit else ""),
+        "command": f"python benchmarks/firmware_cost.py {name} --target {target}" + (f" --limit {limit}" if limit else ""),
         "commit": git_commit(),
     }
 
