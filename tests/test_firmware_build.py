@@ -143,3 +143,15 @@ def test_portable_code_compiles_for_other_isas(target: str, tmp_path: Path) -> N
         res = subprocess.run(cmd, capture_output=True, text=True)
         assert res.returncode == 0, f"{target}: " + " ".join(cmd) + "\n" + res.stderr
         assert obj.stat().st_size > 0
+
+
+def test_every_board_name_fits_ident() -> None:
+    """IDENT carries the board name in a buffer sized by BOARD_NAME_MAX (firmware/src/app.c)."""
+    import re as _re
+
+    limit = int(_re.search(r"#define BOARD_NAME_MAX (\d+)u", (REPO_ROOT / "firmware" / "include" / "board.h")
+                           .read_text()).group(1))
+    names = []
+    for f in sorted((REPO_ROOT / "firmware" / "src" / "boards").glob("*.c")):
+        names += _re.findall(r'board_info_t board_info = \{"([^"]*)"', f.read_text())
+    assert len(names) >= 3 and all(0 < len(n) <= limit for n in names), names

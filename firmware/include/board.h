@@ -18,8 +18,11 @@
  * (EXIT_*): proto_spec.h, generated from qsnnkit/spec.py. */
 #include "proto_spec.h"
 
+/* Longest board name IDENT carries (a longer one is cut there; tests check every board's). */
+#define BOARD_NAME_MAX 48u
+
 typedef struct {
-    const char *name;       /* board name reported in IDENT */
+    const char *name;       /* board name reported in IDENT (at most BOARD_NAME_MAX characters) */
     uint8_t counter_unit;   /* BOARD_COUNTER_* */
     uint32_t counter_hz;    /* core clock for cycles; 0 for instructions */
 } board_info_t;

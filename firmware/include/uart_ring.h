@@ -1,20 +1,29 @@
 /*
  * uart_ring.h - single-producer / single-consumer byte ring between the UART receive
  * interrupt (producer) and the main loop (consumer). No locks: the interrupt only writes
- * `head`, the main loop only writes `tail`; both are aligned 32-bit words, which a
- * single-core MCU reads and writes atomically. Size is a power of two.
+ * `head` and `head_i`, the main loop only `tail` and `tail_i`; aligned words and halfwords,
+ * which a single-core MCU reads and writes atomically.
  */
 #ifndef UART_RING_H
 #define UART_RING_H
 
 #include <stdint.h>
 
-#define UART_RING_SIZE 2048u /* must be a power of two */
+#include "proto_spec.h"
+
+/* One whole request frame, its delimiter included. The host keeps one request outstanding
+ * (PROTO_RX_WINDOW), but an emulated UART can deliver a frame faster than the main loop takes
+ * it (QEMU's nRF51 model does: a 256-byte ring overflowed there), so the ring holds a frame.
+ * A host that ignores the window gets RX_OVERFLOW, not lost data. Not a power of two: the
+ * indices wrap by comparison (no division, which the Cortex-M0 lacks). */
+#define UART_RING_SIZE (PROTO_MAX_ENCODED + 1u)
 
 typedef struct {
     volatile uint8_t buf[UART_RING_SIZE];
-    volatile uint32_t head;    /* next write (interrupt) */
-    volatile uint32_t tail;    /* next read (main loop) */
+    volatile uint32_t head;    /* bytes ever written (interrupt) */
+    volatile uint32_t tail;    /* bytes ever read (main loop) */
+    volatile uint16_t head_i;  /* next write index (interrupt) */
+    volatile uint16_t tail_i;  /* next read index (main loop) */
     volatile uint32_t dropped; /* bytes lost because the ring was full */
 } uart_ring_t;
 
@@ -22,11 +31,13 @@ typedef struct {
 static inline void uart_ring_put(uart_ring_t *r, uint8_t b)
 {
     const uint32_t h = r->head;
+    const uint16_t i = r->head_i;
     if (h - r->tail >= UART_RING_SIZE) {
         r->dropped = r->dropped + 1u;
         return;
     }
-    r->buf[h & (UART_RING_SIZE - 1u)] = b;
+    r->buf[i] = b;
+    r->head_i = (uint16_t)(i + 1u == UART_RING_SIZE ? 0u : i + 1u);
     r->head = h + 1u;
 }
 
@@ -34,10 +45,12 @@ static inline void uart_ring_put(uart_ring_t *r, uint8_t b)
 static inline int uart_ring_get(uart_ring_t *r, uint8_t *b)
 {
     const uint32_t t = r->tail;
+    const uint16_t i = r->tail_i;
     if (t == r->head) {
         return 0;
     }
-    *b = r->buf[t & (UART_RING_SIZE - 1u)];
+    *b = r->buf[i];
+    r->tail_i = (uint16_t)(i + 1u == UART_RING_SIZE ? 0u : i + 1u);
     r->tail = t + 1u;
     return 1;
 }

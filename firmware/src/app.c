@@ -44,8 +44,22 @@ static struct {
 } clip;
 
 static proto_rx_t rx;
-static uint8_t tx_buf[PROTO_MAX_ENCODED + 1u];
-static uint8_t out_payload[PROTO_MAX_PAYLOAD];
+/* Response buffers sized to the largest response this firmware sends, not to the protocol's
+ * payload limit (requests can be that long; responses here are short): IDENT with its three
+ * strings (the board name cut at BOARD_NAME_MAX), or RESULT with this model's classes. */
+#define IDENT_BYTES_MAX                                                                              \
+    (IDENT_HEAD_BYTES + 3u + (sizeof(FIRMWARE_NAME) - 1u) + (sizeof(FIRMWARE_VERSION) - 1u) + BOARD_NAME_MAX)
+#define RESULT_BYTES (RESULT_HEAD_BYTES + 4u * QSNN_MODEL_N_CLASSES)
+#define OUT_PAYLOAD_BYTES (IDENT_BYTES_MAX > RESULT_BYTES ? IDENT_BYTES_MAX : RESULT_BYTES)
+#define OUT_BODY_BYTES (PROTO_HEADER_BYTES + OUT_PAYLOAD_BYTES + PROTO_CRC_BYTES)
+/* COBS adds one code byte per started block of 254, then the 0x00 delimiter. */
+#define TX_BUF_BYTES (OUT_BODY_BYTES + OUT_BODY_BYTES / 254u + 2u)
+
+typedef char out_payload_holds_error_and_ack[(OUT_PAYLOAD_BYTES >= ERROR_HEAD_BYTES && OUT_PAYLOAD_BYTES >= ACK_HEAD_BYTES &&
+                                              QSNN_MODEL_N_CLASSES <= RESULT_MAX_CLASSES) ? 1 : -1];
+
+static uint8_t tx_buf[TX_BUF_BYTES];
+static uint8_t out_payload[OUT_PAYLOAD_BYTES];
 
 static void send(uint8_t type, uint8_t seq, const uint8_t *payload, uint16_t len)
 {
@@ -71,10 +85,10 @@ static void send_ack(uint8_t seq, uint8_t about)
     send(MSG_ACK, seq, p, (uint16_t)ACK_HEAD_BYTES);
 }
 
-static size_t put_str(uint8_t *p, const char *s)
+static size_t put_str(uint8_t *p, const char *s, size_t max)
 {
     size_t n = 0u;
-    while (s[n] != '\0' && n < IDENT_MAX_STRING) {
+    while (s[n] != '\0' && n < max) {
         p[1u + n] = (uint8_t)s[n];
         ++n;
     }
@@ -105,9 +119,9 @@ static void send_ident(uint8_t seq)
     put_u32(p + IDENT_OFF_FLASH_BYTES, board_flash_bytes());
     put_u32(p + IDENT_OFF_STACK_BYTES, board_stack_size_bytes());
     n = IDENT_HEAD_BYTES;
-    n += put_str(p + n, FIRMWARE_NAME);
-    n += put_str(p + n, FIRMWARE_VERSION);
-    n += put_str(p + n, board_info.name);
+    n += put_str(p + n, FIRMWARE_NAME, sizeof(FIRMWARE_NAME) - 1u);
+    n += put_str(p + n, FIRMWARE_VERSION, sizeof(FIRMWARE_VERSION) - 1u);
+    n += put_str(p + n, board_info.name, BOARD_NAME_MAX);
     send(MSG_IDENT, seq, p, (uint16_t)n);
 }
 
