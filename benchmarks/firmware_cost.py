@@ -3,14 +3,17 @@ model (offline PlatformIO), runs host/eval.py on the test split, and writes one 
 model and target (qemu:m4, the STM32F405; qemu:m0, the nRF51822) to
 docs/results/firmware.json and a table to stdout:
 
-    python benchmarks/firmware_cost.py [MODEL_DIR ...] [--limit N] [--out docs/results/firmware.json]
+    python benchmarks/firmware_cost.py [MODEL_DIR ...] [--target qemu:m4|qemu:m0] [--limit N]
+                                       [--out docs/results/firmware.json]
 
 MODEL_DIR holds model.npz, qsnn_model.h and qsnn_model.c (qsnn-convert's output); default:
 firmware/models/default. Rows: model, target, flash_bytes, ram_static_bytes,
 stack_peak_bytes, state_bytes, frontend_instructions_per_clip,
 network_instructions_per_clip (medians over the clips run), sops_per_inference (integer
-reference, the same clips), counter_unit, counter_resolution, agreement, samples,
-model_hash, command, commit. Instruction counts are QEMU's (-icount shift=0), not cycles;
+reference, the same clips), worst_hop_instructions (the slowest 20 ms hop of any clip, front
+end plus network) and worst_hop_ms_floor_at_clock (that many instructions at one cycle each
+at the real chip's clock: a floor, since QEMU counts instructions, not cycles),
+counter_unit, counter_resolution, agreement, samples, model_hash, command, commit. Instruction counts are QEMU's (-icount shift=0), not cycles;
 on the M0 they come from 16 MHz timer ticks, 62.5 instructions each (counter_resolution).
 Existing rows for other models or targets are kept; a row for the same model and target is
 replaced.
@@ -41,6 +44,10 @@ from qsnnkit.train.sweep import git_commit  # noqa: E402
 #: TIMER0 at 16 MHz (M0) one tick per 62.5 instructions.
 TARGETS = {"qemu:m4": ("qemu_m4", "qemu-netduinoplus2-stm32f405", 1.0),
            "qemu:m0": ("qemu_m0", "qemu-microbit-nrf51822", 62.5)}
+#: The real chip's clock (Hz): STM32F405 at 168 MHz, nRF51822 at 16 MHz. A hop of N instructions
+#: takes at least N cycles, so N / clock is a floor on its time there (QEMU counts instructions).
+CLOCK_HZ = {"qemu:m4": 168_000_000, "qemu:m0": 16_000_000}
+HOP_MS = 20.0
 
 
 def measure(model_dir: Path, target: str, limit: int | None) -> dict[str, object]:
@@ -73,6 +80,9 @@ def measure(model_dir: Path, target: str, limit: int | None) -> dict[str, object
         "frontend_instructions_per_clip": s["latency"]["frontend"]["median"] * resolution,
         "network_instructions_per_clip": s["latency"]["network"]["median"] * resolution,
         "network_instructions_per_clip_p95": s["latency"]["network"]["p95"] * resolution,
+        "worst_hop_instructions": s["latency"]["worst_hop"] * resolution,
+        "worst_hop_ms_floor_at_clock": s["latency"]["worst_hop"] * resolution / CLOCK_HZ[target] * 1e3,
+        "clock_hz": CLOCK_HZ[target], "hop_ms": HOP_MS,
         "sops_per_inference": ops["sops_per_inference"], "macs_per_inference": ops["macs_per_inference"],
         "counter_unit": s["latency"]["unit"], "counter_resolution": resolution,
         "agreement": s["agreement"], "samples": s["samples"], "model_hash": model.short_hash,

@@ -44,6 +44,7 @@ class ClipRecord:
     frontend_ticks: int
     network_ticks: int
     frames: int
+    worst_hop_ticks: int
     stack_peak_bytes: int
     wall_s: float
     device_outputs: list[int]
@@ -98,6 +99,9 @@ def summarize(records: list[ClipRecord], ident: P.Ident, model_hash: str, target
         "total": stats([a + b for a, b in zip(fe, net)]),
         "frontend_per_hop_mean": float(sum(fe)) / max(1, sum(r.frames + 1 for r in records)),
         "network_per_frame_mean": float(sum(net)) / max(1, frames),
+        # the slowest 20 ms hop of any clip (front end + the network step it fed), in the
+        # counter's unit: what must keep up with a microphone
+        "worst_hop": max(r.worst_hop_ticks for r in records),
     }
     mism = [r for r in records if not r.exact]
     return {
@@ -167,6 +171,7 @@ class Evaluator:
                 path=str(path), label=int(label), device_label=int(res.label),
                 reference_label=int(np.argmax(ref)), exact=bool(np.array_equal(dev_out, ref)),
                 frontend_ticks=res.frontend_ticks, network_ticks=res.network_ticks, frames=res.frames,
+                worst_hop_ticks=res.worst_hop_ticks,
                 stack_peak_bytes=res.stack_peak_bytes, wall_s=wall,
                 device_outputs=[int(v) for v in dev_out], reference_outputs=[int(v) for v in ref],
             )

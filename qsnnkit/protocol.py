@@ -271,6 +271,7 @@ class Result:
     static_ram_bytes: int
     stack_peak_bytes: int
     flash_bytes: int
+    worst_hop_ticks: int  # the slowest hop: front end + the network step it fed
     outputs: list[int] = field(default_factory=list)  # int32 per class
 
     def pack(self) -> bytes:

@@ -109,7 +109,7 @@ CORE_STATUS: dict[str, tuple[int, str]] = {
 
 # -- the serial protocol (docs/protocol.md) ------------------------------------------------------
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: RESULT carries worst_hop_ticks
 MAX_PAYLOAD = 1024
 HEADER_BYTES = 4  # type u8 | seq u8 | len u16
 CRC_BYTES = 2
@@ -234,6 +234,7 @@ LAYOUTS: dict[str, Layout] = {
         F("frontend_ticks", "u64", "counter ticks in the front end"),
         F("network_ticks", "u64", "counter ticks in the network"),
         F("static_ram_bytes", "u32"), F("stack_peak_bytes", "u32", "painted-stack peak"), F("flash_bytes", "u32"),
+        F("worst_hop_ticks", "u32", "counter ticks of the slowest hop: front end plus the network step it fed"),
     ), tail="n_classes int32 per-class outputs"),
 }
 del F

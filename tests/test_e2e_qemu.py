@@ -45,6 +45,8 @@ def test_eval_on_qemu_is_bit_exact(tmp_path: Path) -> None:
     for part in ("frontend", "network", "total"):
         assert set(lat[part]) >= {"median", "p95"} and lat[part]["median"] > 0
     assert abs(lat["total"]["mean"] - lat["frontend"]["mean"] - lat["network"]["mean"]) < 1e-6 * lat["total"]["mean"]
+    # the slowest hop: more than an average hop, less than a whole clip
+    assert lat["total"]["median"] / 50 < lat["worst_hop"] < lat["total"]["median"]
     ram = s["ram_bytes"]
     assert 0 < ram["static"] < 128 * 1024 and 0 < ram["stack_peak"] <= ram["stack_reserved"]
     assert 0 < s["flash_bytes"] < 1024 * 1024

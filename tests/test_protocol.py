@@ -157,7 +157,7 @@ def test_message_pack_unpack() -> None:
     ident = P.Ident(1, "instructions", 1, 0, 0, 1, "0123456789abcdef", 12, 40, 320, 1024, 264, 6520, 12696, 8192,
                     "qsnnkit", "0.1.0", "board")
     assert P.Ident.unpack(ident.pack()) == ident
-    res = P.Result(3, 49, 16000, 2**33 + 5, 17, 1, 2, 3, [-(2**31), 2**31 - 1, 0])
+    res = P.Result(3, 49, 16000, 2**33 + 5, 17, 1, 2, 3, 2**32 - 1, [-(2**31), 2**31 - 1, 0])
     assert P.Result.unpack(res.pack()) == res
     with pytest.raises(P.ProtocolError):
         P.Result.unpack(res.pack()[:-1])

@@ -78,7 +78,8 @@ def test_result_round_trip(frames: int, samples: int, nc: int, data) -> None:  #
     outs = data.draw(st.lists(st.integers(-(2**31), 2**31 - 1), min_size=nc, max_size=nc))
     r = p.Result(label=data.draw(st.integers(0, nc - 1)), frames=frames, samples=samples,
                  frontend_ticks=data.draw(st.integers(0, 2**64 - 1)), network_ticks=data.draw(st.integers(0, 2**64 - 1)),
-                 static_ram_bytes=1, stack_peak_bytes=2, flash_bytes=3, outputs=outs)
+                 static_ram_bytes=1, stack_peak_bytes=2, flash_bytes=3,
+                 worst_hop_ticks=data.draw(st.integers(0, 2**32 - 1)), outputs=outs)
     assert p.Result.unpack(r.pack()) == r
 
 

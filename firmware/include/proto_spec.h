@@ -5,7 +5,7 @@
 #ifndef PROTO_SPEC_H
 #define PROTO_SPEC_H
 
-#define PROTO_VERSION 1u
+#define PROTO_VERSION 2u
 #define PROTO_MAX_PAYLOAD 1024u
 #define PROTO_HEADER_BYTES 4u /* type u8 | seq u8 | len u16 LE */
 #define PROTO_CRC_BYTES 2u /* CRC-16/CCITT-FALSE, LE */
@@ -85,7 +85,7 @@
 #define IDENT_OFF_STACK_BYTES 40u /* stack reserved by the linker script */
 #define IDENT_HEAD_BYTES 44u /* fixed part of the payload */
 
-/* RESULT payload: label u16, n_classes u16, frames u32, samples u32, frontend_ticks u64, network_ticks u64, static_ram_bytes u32, stack_peak_bytes u32, flash_bytes u32; then n_classes int32 per-class outputs */
+/* RESULT payload: label u16, n_classes u16, frames u32, samples u32, frontend_ticks u64, network_ticks u64, static_ram_bytes u32, stack_peak_bytes u32, flash_bytes u32, worst_hop_ticks u32; then n_classes int32 per-class outputs */
 #define RESULT_OFF_LABEL 0u /* argmax of the outputs, ties to the lowest index */
 #define RESULT_OFF_N_CLASSES 2u
 #define RESULT_OFF_FRAMES 4u /* network steps run */
@@ -95,9 +95,10 @@
 #define RESULT_OFF_STATIC_RAM_BYTES 28u
 #define RESULT_OFF_STACK_PEAK_BYTES 32u /* painted-stack peak */
 #define RESULT_OFF_FLASH_BYTES 36u
-#define RESULT_HEAD_BYTES 40u /* fixed part of the payload */
+#define RESULT_OFF_WORST_HOP_TICKS 40u /* counter ticks of the slowest hop: front end plus the network step it fed */
+#define RESULT_HEAD_BYTES 44u /* fixed part of the payload */
 #define IDENT_MAX_STRING 255u /* longest IDENT string */
-#define RESULT_MAX_CLASSES 246u /* classes one RESULT can carry */
+#define RESULT_MAX_CLASSES 245u /* classes one RESULT can carry */
 
 /* What board_counter() counts (IDENT counter_unit). */
 #define BOARD_COUNTER_INSTRUCTIONS 0u /* QEMU -icount shift=0: one tick per guest instruction */

@@ -41,6 +41,7 @@ static struct {
     uint32_t frames;
     uint64_t fe_ticks;
     uint64_t net_ticks;
+    uint32_t worst_hop; /* ticks of the slowest hop, front end and network together */
 } clip;
 
 static proto_rx_t rx;
@@ -139,6 +140,7 @@ static void send_result(uint8_t seq)
     put_u32(p + RESULT_OFF_STATIC_RAM_BYTES, board_static_ram_bytes());
     put_u32(p + RESULT_OFF_STACK_PEAK_BYTES, board_stack_peak_bytes());
     put_u32(p + RESULT_OFF_FLASH_BYTES, board_flash_bytes());
+    put_u32(p + RESULT_OFF_WORST_HOP_TICKS, clip.worst_hop);
     for (k = 0; k < nc; ++k) {
         put_u32(p + RESULT_HEAD_BYTES + 4u * k, (uint32_t)net.out[k]);
     }
@@ -167,13 +169,18 @@ static void run_hop(void)
     uint32_t t0 = board_counter();
     const int produced = qsnn_fe_push(&fe, clip.hop, feat);
     uint32_t t1 = board_counter();
-    clip.fe_ticks += (uint32_t)(t1 - t0 - counter_overhead);
+    uint32_t hop = (uint32_t)(t1 - t0 - counter_overhead);
+    clip.fe_ticks += hop;
     if (produced) {
         t0 = board_counter();
         qsnn_step(&net, feat);
         t1 = board_counter();
         clip.net_ticks += (uint32_t)(t1 - t0 - counter_overhead);
+        hop += (uint32_t)(t1 - t0 - counter_overhead);
         ++clip.frames;
+    }
+    if (hop > clip.worst_hop) {
+        clip.worst_hop = hop;
     }
 }
 
@@ -188,6 +195,7 @@ static void clip_begin(uint32_t n_samples)
     clip.frames = 0u;
     clip.fe_ticks = 0u;
     clip.net_ticks = 0u;
+    clip.worst_hop = 0u;
 }
 
 static void handle(const proto_frame_t *f)
