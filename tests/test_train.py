@@ -64,7 +64,7 @@ def test_bad_config_is_refused() -> None:
 @pytest.mark.parametrize("cfg,st", [
     (QSNNConfig(), TrainSettings()),
     (QSNNConfig(conv=((8, 5, 5, 2),), hidden=(32,), recurrent=(True,), hidden_bits=4, norm="bn"),
-     TrainSettings(epochs=3)),
+     TrainSettings(epochs=3, loss_on="sum")),
     (QSNNConfig(hidden=(64, 32, 16), recurrent=(False, True, True), mem_bits=8, leak_shift=1),
      TrainSettings(epochs=7, batch_size=32, lr=3e-3, weight_decay=0.0, lambda_sr=0.0, seed=5, threads=2,
                    augment=True, limit=100, gain_lr_scale=0.0, binary_init_std=0.0, device="cuda")),

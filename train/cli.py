@@ -32,6 +32,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--binary-init-std", type=float, default=d.binary_init_std,
                    help="std of the latent binary weights at init (0: 1/sqrt(fan_in)); sets how often signs flip")
     p.add_argument("--device", default=d.device, help="torch device (cpu, cuda)")
+    p.add_argument("--loss-on", default=d.loss_on, choices=["mean", "sum"],
+                   help="cross-entropy on the readout's mean over the clip's frames, or on its sum (49x sharper "
+                        "logits; the device's argmax is the same either way)")
     p.add_argument("--conv", default="",
                    help="streaming convolutions before the dense layers, comma-separated channels:kt:kf:stride "
                         "(e.g. 32:5:5:2,64:3:5:2: kt-frame causal time kernel, kf-band frequency kernel)")
@@ -68,6 +71,8 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
         args += ["--conv", ",".join(":".join(map(str, c)) for c in cfg.conv)]
     if st.augment:
         args.append("--augment")
+    if st.loss_on != "mean":
+        args += ["--loss-on", st.loss_on]
     if st.limit is not None:
         args += ["--limit", str(st.limit)]
     fixed = QSNNConfig()
@@ -93,7 +98,8 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
                      hidden_bits=a.hidden_bits, norm=a.norm)
     st = TrainSettings(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                        lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=a.augment,
-                       limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std)
+                       limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std,
+                       loss_on=a.loss_on)
     return cfg, st
 
 

@@ -35,6 +35,7 @@ class TrainSettings:
     device: str = "cpu"
     gain_lr_scale: float = 1.0  # learning-rate factor of the power-of-two gains (0: frozen)
     binary_init_std: float = 1.0  # std of the latent binary weights at init (0: 1/sqrt(fan_in))
+    loss_on: str = "mean"  # cross-entropy on the readout's mean over time ("mean") or its sum ("sum": sharper)
 
 
 @dataclass
@@ -158,7 +159,7 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
             fb = torch.from_numpy(feats[idx]).to(st.device)
             yb = torch.from_numpy(tr_labels[idx]).to(st.device)
             o = model(fb)
-            logits = o.logits_sum / fb.shape[1]
+            logits = o.logits_sum / fb.shape[1] if st.loss_on == "mean" else o.logits_sum
             loss = F.cross_entropy(logits, yb)
             if st.lambda_sr > 0:
                 loss = loss + st.lambda_sr * torch.stack([(r - 0.5) ** 2 for r in o.rates]).mean()
