@@ -177,3 +177,30 @@ def test_float32_is_wrong_just_past_the_current_bound() -> None:
     assert torch.equal(quant.to_fine_grid(at) * 2**spec.FRAC_BITS, at * 2**spec.FRAC_BITS)
     past = torch.tensor([spec.CURRENT_BOUND + 2], dtype=torch.float32) / 2**spec.FRAC_BITS  # 2^23 + 1
     assert not torch.equal(quant.to_fine_grid(past) * 2**spec.FRAC_BITS, past * 2**spec.FRAC_BITS)
+
+
+def test_c_state_init_refuses_a_small_misaligned_or_missing_arena() -> None:
+    """qsnn_state_init: QSNN_ERR_ARENA for an arena one byte short, misaligned or NULL; OK for
+    the exact size qsnn_state_bytes reports; QSNN_ERR_BOUNDS before looking at the arena for a
+    model the bounds refuse."""
+    import ctypes as ct
+
+    from qsnnkit import clib
+    from qsnnkit.ccore import _describe, _setup, _State
+
+    lib = clib.load()
+    _setup(lib)
+    m, _layers, _keep = _describe(load_converted(DEFAULT_MODEL), None, bytes(8))
+    need = int(lib.qsnn_state_bytes(ct.byref(m)))
+    buf = (ct.c_uint32 * (need // 4 + 2))()
+    base = ct.addressof(buf)
+    st = _State()
+    arena_err = spec.CORE_STATUS["ERR_ARENA"][0]
+    assert lib.qsnn_state_init(ct.byref(st), ct.byref(m), base, need - 1) == arena_err
+    assert lib.qsnn_state_init(ct.byref(st), ct.byref(m), base + 2, need) == arena_err
+    assert lib.qsnn_state_init(ct.byref(st), ct.byref(m), None, need) == arena_err
+    assert lib.qsnn_state_init(ct.byref(st), ct.byref(m), base, need) == 0
+    bad = copy.deepcopy(load_converted(DEFAULT_MODEL))
+    bad.layers[0].sh_ff[:] = spec.SHIFT_MIN
+    mb, _l2, _k2 = _describe(bad, None, bytes(8))
+    assert lib.qsnn_state_init(ct.byref(st), ct.byref(mb), base, need) == ERR_BOUNDS

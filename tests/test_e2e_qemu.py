@@ -115,3 +115,4 @@ def test_streaming_conv_model_on_qemu_is_bit_exact(tmp_path: Path) -> None:
         raise AssertionError(f"first mismatch {m['path']}: device {m['device_outputs']} != "
                              f"reference {m['reference_outputs']}")
     assert s["model_hash"] == load_converted(model_dir / "model.npz").short_hash
+

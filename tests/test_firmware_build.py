@@ -155,3 +155,16 @@ def test_every_board_name_fits_ident() -> None:
     for f in sorted((REPO_ROOT / "firmware" / "src" / "boards").glob("*.c")):
         names += _re.findall(r'board_info_t board_info = \{"([^"]*)"', f.read_text())
     assert len(names) >= 3 and all(0 < len(n) <= limit for n in names), names
+
+
+@pytest.mark.parametrize("sanitize", [False, True])
+def test_uart_ring_holds_a_frame_drops_the_rest_and_wraps(tmp_path: Path, sanitize: bool) -> None:
+    """The RX ring (firmware/include/uart_ring.h) on the host, plain and under ASan + UBSan:
+    one whole request frame fits, bytes beyond it are counted as dropped (the device reports
+    RX_OVERFLOW), and the indices wrap correctly at its size, which is not a power of two."""
+    exe = tmp_path / "ring"
+    flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"] if sanitize else []
+    subprocess.run(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", *flags, "-I", str(REPO_ROOT / "firmware" / "include"),
+                    str(REPO_ROOT / "tests" / "c" / "ring_main.c"), "-o", str(exe)], check=True)
+    res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
