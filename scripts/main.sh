@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: train -> convert -> build the firmware -> evaluate the test split on the
-# emulated board (QEMU netduinoplus2, Cortex-M4), or on a real board with --port PORT.
+# emulated board (QEMU netduinoplus2, Cortex-M4; --port qemu:m0 for the nRF51822, Cortex-M0),
+# or on a real board with --port PORT (flashed beforehand: see docs/firmware.md).
 # Everything it makes goes to build/ (ignored); the committed default model is untouched.
 #   scripts/main.sh [--epochs N] [--port PORT] [--limit N]
 set -euo pipefail
@@ -11,7 +12,7 @@ while [ $# -gt 0 ]; do
     --epochs) EPOCHS=(--epochs "$2"); shift 2 ;;
     --port) PORT="$2"; shift 2 ;;
     --limit) LIMIT=(--limit "$2"); shift 2 ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "main.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -22,8 +23,10 @@ echo "== 1/4 train (CPU; defaults of qsnn-train unless --epochs) =="
 python -m qsnnkit.train.cli "${EPOCHS[@]}" --out build/train
 echo "== 2/4 convert =="
 python -m qsnnkit.convert.cli build/train/model.safetensors --out build/model
-echo "== 3/4 build firmware (pio run -e qemu_m4, model build/model) =="
-QSNN_MODEL_DIR="$PWD/build/model" pio run -e qemu_m4 -d . -s
+ENV=qemu_m4
+if [ "$PORT" = "qemu:m0" ]; then ENV=qemu_m0; fi
+echo "== 3/4 build firmware (pio run -e $ENV, model build/model) =="
+QSNN_MODEL_DIR="$PWD/build/model" pio run -e "$ENV" -d . -s
 echo "== 4/4 evaluate on the device ($PORT) =="
 python host/eval.py --port "$PORT" --model build/model/model.npz --split test "${LIMIT[@]}" --json build/eval.json
 echo "main job: done in $(( $(date +%s) - start )) s; results in build/eval.json"
