@@ -24,6 +24,7 @@ BOARDS_DIR = FIRMWARE_DIR / "platforms" / "qemu-cortex-m" / "boards"
 TARGETS: dict[str, tuple[str, str]] = {
     "m4": ("netduinoplus2", "qemu_m4"),
     "m0": ("microbit", "qemu_m0"),
+    "m7": ("mps2-an500", "qemu_m7"),
 }
 DEFAULT_TARGET = "m4"
 DEFAULT_BOARD, DEFAULT_ENV = TARGETS[DEFAULT_TARGET]

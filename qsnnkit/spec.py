@@ -154,7 +154,7 @@ ERRORS: dict[str, tuple[int, str]] = {
 COUNTER_UNITS: dict[str, tuple[int, str]] = {
     "INSTRUCTIONS": (0, "QEMU -icount shift=0: one tick per guest instruction"),
     "CYCLES": (1, "a real core's cycle counter (DWT->CYCCNT, CCOUNT)"),
-    "TIMER_16MHZ": (2, "a 16 MHz timer; under QEMU -icount shift=0 one tick is 62.5 guest instructions"),
+    "TIMER": (2, "ticks of a timer at counter_hz; under QEMU -icount shift=0 one tick is 1e9 / counter_hz guest instructions"),
 }
 
 #: Exit codes of the firmware (QEMU's exit status through semihosting): name -> (code, meaning).

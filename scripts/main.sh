@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: train -> convert -> build the firmware -> evaluate the test split on the
-# emulated board (QEMU netduinoplus2, Cortex-M4; --port qemu:m0 for the nRF51822, Cortex-M0),
+# emulated board (QEMU netduinoplus2, Cortex-M4; --port qemu:m0 for the nRF51822, Cortex-M0,
+# qemu:m7 for the MPS2 AN500, Cortex-M7),
 # or on a real board with --port PORT (flashed beforehand: see docs/firmware.md).
 # Everything it makes goes to build/ (ignored); the committed default model is untouched.
 #   scripts/main.sh [--epochs N] [--port PORT] [--limit N]
@@ -12,7 +13,7 @@ while [ $# -gt 0 ]; do
     --epochs) EPOCHS=(--epochs "$2"); shift 2 ;;
     --port) PORT="$2"; shift 2 ;;
     --limit) LIMIT=(--limit "$2"); shift 2 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "main.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -23,8 +24,11 @@ echo "== 1/4 train (CPU; defaults of qsnn-train unless --epochs) =="
 python -m qsnnkit.train.cli "${EPOCHS[@]}" --out build/train
 echo "== 2/4 convert =="
 python -m qsnnkit.convert.cli build/train/model.safetensors --out build/model
-ENV=qemu_m4
-if [ "$PORT" = "qemu:m0" ]; then ENV=qemu_m0; fi
+case "$PORT" in
+  qemu:m0) ENV=qemu_m0 ;;
+  qemu:m7) ENV=qemu_m7 ;;
+  *) ENV=qemu_m4 ;;
+esac
 echo "== 3/4 build firmware (pio run -e $ENV, model build/model) =="
 QSNN_MODEL_DIR="$PWD/build/model" pio run -e "$ENV" -d . -s
 echo "== 4/4 evaluate on the device ($PORT) =="

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from qsnnkit.model import load_converted
 from qsnnkit.paths import REPO_ROOT
 
@@ -53,23 +55,29 @@ def test_eval_on_qemu_is_bit_exact(tmp_path: Path) -> None:
     assert s["target"].startswith("qemu:")
 
 
-def test_eval_on_cortex_m0_is_bit_exact(tmp_path: Path) -> None:
+@pytest.mark.parametrize("target,env,board,hz,ram", [
+    ("m0", "qemu_m0", "qemu-microbit-nrf51822", 16_000_000, 16 * 1024),
+    ("m7", "qemu_m7", "qemu-mps2-an500-cortex-m7", 25_000_000, 128 * 1024),
+])
+def test_eval_on_other_cortex_m_cores_is_bit_exact(tmp_path: Path, target: str, env: str, board: str, hz: int,
+                                                   ram: int) -> None:
     """The same model on QEMU's microbit (nRF51822, Cortex-M0: no DSP extension, no 64-bit
-    multiply instruction, 16 KB of RAM), through `--port qemu:m0`: the same outputs as the
-    reference on every clip; its counter is the 16 MHz TIMER0 (62.5 instructions per tick)."""
+    multiply instruction, 16 KB of RAM) and mps2-an500 (Cortex-M7), through `--port qemu:<core>`:
+    the same outputs as the reference on every clip; their counters are timers (16 MHz: 62.5
+    instructions per tick; 25 MHz: 40), reported as such."""
     model_dir = fw.model_dir_for_tests()
-    elf = fw.built_firmware(model_dir, "qemu_m0")
+    elf = fw.built_firmware(model_dir, env)
     out = tmp_path / "eval.json"
-    cmd = [sys.executable, str(REPO_ROOT / "host" / "eval.py"), "--port", "qemu:m0", "--elf", str(elf),
+    cmd = [sys.executable, str(REPO_ROOT / "host" / "eval.py"), "--port", f"qemu:{target}", "--elf", str(elf),
            "--model", str(model_dir / "model.npz"), "--split", "test", "--limit", "12",
            "--jobs", "2", "--json", str(out), "--quiet"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ))
     assert res.returncode == 0, f"eval failed ({res.returncode}):\n{res.stdout}\n{res.stderr[-4000:]}"
     s = json.loads(out.read_text())
     assert s["samples"] == 12 and s["agreement"] == 1.0, s.get("mismatches", [None])[0]
-    assert s["target"] == "qemu:qemu-microbit-nrf51822" and s["latency"]["unit"] == "timer_16mhz"
-    assert s["latency"]["counter_hz"] == 16_000_000 and s["latency"]["network"]["median"] > 0
-    assert 0 < s["ram_bytes"]["static"] + s["ram_bytes"]["stack_reserved"] <= 16 * 1024
+    assert s["target"] == f"qemu:{board}" and s["latency"]["unit"] == "timer"
+    assert s["latency"]["counter_hz"] == hz and s["latency"]["network"]["median"] > 0
+    assert 0 < s["ram_bytes"]["static"] + s["ram_bytes"]["stack_reserved"] <= ram
 
 
 def test_eval_refuses_an_unknown_emulated_target(tmp_path: Path) -> None:

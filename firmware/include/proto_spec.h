@@ -103,7 +103,7 @@
 /* What board_counter() counts (IDENT counter_unit). */
 #define BOARD_COUNTER_INSTRUCTIONS 0u /* QEMU -icount shift=0: one tick per guest instruction */
 #define BOARD_COUNTER_CYCLES 1u /* a real core's cycle counter (DWT->CYCCNT, CCOUNT) */
-#define BOARD_COUNTER_TIMER_16MHZ 2u /* a 16 MHz timer; under QEMU -icount shift=0 one tick is 62.5 guest instructions */
+#define BOARD_COUNTER_TIMER 2u /* ticks of a timer at counter_hz; under QEMU -icount shift=0 one tick is 1e9 / counter_hz guest instructions */
 
 /* Exit codes of the firmware (QEMU's exit status through semihosting). */
 #define EXIT_OK 0 /* BYE 0 */

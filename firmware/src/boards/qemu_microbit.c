@@ -6,7 +6,7 @@
  * the baud rate or the pins, which are set as on the real board (TX P0.24, RX P0.25, 115200).
  * Counter: TIMER0 (0x40008000) in 32-bit timer mode at 16 MHz, read by a capture task. Under
  * QEMU's -icount shift=0 every instruction advances virtual time by 1 ns, so one tick is 62.5
- * instructions: the counter unit is TIMER_16MHZ (docs/firmware.md). Exit: semihosting.
+ * instructions: the counter unit is TIMER at 16 MHz (docs/firmware.md). Exit: semihosting.
  */
 #include <stdint.h>
 
@@ -37,7 +37,7 @@
 #define TIMER_PRESCALER REG32(TIMER0_BASE + 0x510u)
 #define TIMER_CC0 REG32(TIMER0_BASE + 0x540u)
 
-const board_info_t board_info = {"qemu-microbit-nrf51822", BOARD_COUNTER_TIMER_16MHZ, 16000000u};
+const board_info_t board_info = {"qemu-microbit-nrf51822", BOARD_COUNTER_TIMER, 16000000u};
 
 static uart_ring_t rx_ring;
 
