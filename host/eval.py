@@ -249,7 +249,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--port", default="qemu",
                     help="serial device, pyserial URL (socket://127.0.0.1:4444), or an emulated board booted with "
                          "the built firmware: 'qemu' or 'qemu:m4' (STM32F405, Cortex-M4, env qemu_m4), 'qemu:m0' "
-                         "(nRF51822, Cortex-M0, env qemu_m0), 'qemu:m7' (MPS2 AN500, Cortex-M7, env qemu_m7) (default: qemu)")
+                         "(nRF51822, Cortex-M0, env qemu_m0), 'qemu:m7' (MPS2 AN500, Cortex-M7, env qemu_m7), 'qemu:rv32' (SiFive FE310, rv32imac, "
+                         "env qemu_rv32) (default: qemu)")
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL,
                     help=f"converted model (.npz) the firmware was built with (default: {DEFAULT_MODEL})")
     ap.add_argument("--elf", type=Path, default=None,

@@ -1,8 +1,8 @@
 """Boot the firmware on an emulated board (qemu-system-arm) and talk to it over TCP.
 
-The QEMU machine and its arguments come from the board file of the in-repo PlatformIO
-platform (firmware/platforms/qemu-cortex-m/boards/<board>.json, "qemu" section), the same
-place `pio run -e qemu_m4 -t upload` reads them from. The host listens on a free local
+The QEMU executable, machine and arguments come from the board file of the in-repo PlatformIO
+platforms (firmware/platforms/qemu-cortex-m|qemu-riscv/boards/<board>.json, "qemu" section), the
+same place `pio run -e <env> -t upload` reads them from. The host listens on a free local
 port and QEMU connects its first serial port to it (`server=off,nodelay=on`), so there is
 no port race between parallel instances.
 """
@@ -19,12 +19,14 @@ from pathlib import Path
 from qsnnkit.host.transport import SocketTransport
 from qsnnkit.paths import FIRMWARE_DIR, REPO_ROOT
 
-BOARDS_DIR = FIRMWARE_DIR / "platforms" / "qemu-cortex-m" / "boards"
+#: The in-repo PlatformIO platforms whose board files carry a "qemu" section.
+BOARDS_DIRS = [FIRMWARE_DIR / "platforms" / p / "boards" for p in ("qemu-cortex-m", "qemu-riscv")]
 #: Emulated targets of `--port qemu:<name>`: name -> (board file, PlatformIO env).
 TARGETS: dict[str, tuple[str, str]] = {
     "m4": ("netduinoplus2", "qemu_m4"),
     "m0": ("microbit", "qemu_m0"),
     "m7": ("mps2-an500", "qemu_m7"),
+    "rv32": ("sifive_e", "qemu_rv32"),
 }
 DEFAULT_TARGET = "m4"
 DEFAULT_BOARD, DEFAULT_ENV = TARGETS[DEFAULT_TARGET]
@@ -56,9 +58,10 @@ def default_elf(env: str = DEFAULT_ENV) -> Path:
 
 
 def qemu_config(board: str = DEFAULT_BOARD) -> dict:
-    path = BOARDS_DIR / f"{board}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no emulated board {board!r} ({path} missing)")
+    found = [d / f"{board}.json" for d in BOARDS_DIRS if (d / f"{board}.json").is_file()]
+    if not found:
+        raise FileNotFoundError(f"no emulated board {board!r} (no {board}.json in {', '.join(map(str, BOARDS_DIRS))})")
+    path = found[0]
     cfg = json.loads(path.read_text())
     if "qemu" not in cfg:
         raise ValueError(f"{path} has no 'qemu' section")
@@ -67,9 +70,11 @@ def qemu_config(board: str = DEFAULT_BOARD) -> dict:
 
 def qemu_command(elf: Path, serial: str, board: str = DEFAULT_BOARD) -> list[str]:
     cfg = qemu_config(board)
-    exe = shutil.which("qemu-system-arm")
+    name = cfg.get("executable", "qemu-system-arm")
+    exe = shutil.which(name)
     if exe is None:
-        raise FileNotFoundError("qemu-system-arm not found: apt-get install --no-install-recommends qemu-system-arm")
+        package = "qemu-system-arm" if name == "qemu-system-arm" else "qemu-system-misc"
+        raise FileNotFoundError(f"{name} not found: apt-get install --no-install-recommends {package}")
     return [exe, "-M", cfg["machine"], *cfg.get("args", []), "-serial", serial, "-kernel", str(elf)]
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: train -> convert -> build the firmware -> evaluate the test split on the
 # emulated board (QEMU netduinoplus2, Cortex-M4; --port qemu:m0 for the nRF51822, Cortex-M0,
-# qemu:m7 for the MPS2 AN500, Cortex-M7),
+# qemu:m7 for the MPS2 AN500, Cortex-M7, qemu:rv32 for the SiFive FE310, RISC-V),
 # or on a real board with --port PORT (flashed beforehand: see docs/firmware.md).
 # Everything it makes goes to build/ (ignored); the committed default model is untouched.
 #   scripts/main.sh [--epochs N] [--port PORT] [--limit N]
@@ -27,6 +27,7 @@ python -m qsnnkit.convert.cli build/train/model.safetensors --out build/model
 case "$PORT" in
   qemu:m0) ENV=qemu_m0 ;;
   qemu:m7) ENV=qemu_m7 ;;
+  qemu:rv32) ENV=qemu_rv32 ;;
   *) ENV=qemu_m4 ;;
 esac
 echo "== 3/4 build firmware (pio run -e $ENV, model build/model) =="

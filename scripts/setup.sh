@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian/Ubuntu machine for qsnnkit: Debian toolchains (Cortex-M compiler,
-# newlib, QEMU; RISC-V and Xtensa cross compilers for the portability checks; clang with
+# newlib, QEMU for Arm and RISC-V; RISC-V and Xtensa cross compilers; clang with
 # libFuzzer and the sanitizers for the fuzz harnesses) and a Python virtual environment in
 # .venv with the project installed. Idempotent: quick when done.
 # Source it (`. scripts/setup.sh`) to get the venv activated, or run it.
@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 APT_PACKAGES=(gcc make python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
   qemu-system-arm gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf gcc-xtensa-lx106
-  clang libclang-rt-14-dev)
+  qemu-system-misc clang libclang-rt-14-dev)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

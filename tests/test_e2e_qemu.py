@@ -58,13 +58,15 @@ def test_eval_on_qemu_is_bit_exact(tmp_path: Path) -> None:
 @pytest.mark.parametrize("target,env,board,hz,ram", [
     ("m0", "qemu_m0", "qemu-microbit-nrf51822", 16_000_000, 16 * 1024),
     ("m7", "qemu_m7", "qemu-mps2-an500-cortex-m7", 25_000_000, 128 * 1024),
+    ("rv32", "qemu_rv32", "qemu-sifive-e-fe310-rv32imac", 0, 16 * 1024),
 ])
 def test_eval_on_other_cortex_m_cores_is_bit_exact(tmp_path: Path, target: str, env: str, board: str, hz: int,
                                                    ram: int) -> None:
     """The same model on QEMU's microbit (nRF51822, Cortex-M0: no DSP extension, no 64-bit
-    multiply instruction, 16 KB of RAM) and mps2-an500 (Cortex-M7), through `--port qemu:<core>`:
-    the same outputs as the reference on every clip; their counters are timers (16 MHz: 62.5
-    instructions per tick; 25 MHz: 40), reported as such."""
+    multiply instruction, 16 KB of RAM), mps2-an500 (Cortex-M7) and sifive_e (FE310, rv32imac,
+    16 KB), through `--port qemu:<core>`: the same outputs as the reference on every clip; the
+    Cortex-M counters are timers (16 MHz: 62.5 instructions per tick; 25 MHz: 40), the RISC-V's
+    is mcycle (one per instruction under -icount), reported as such."""
     model_dir = fw.model_dir_for_tests()
     elf = fw.built_firmware(model_dir, env)
     out = tmp_path / "eval.json"
@@ -75,7 +77,7 @@ def test_eval_on_other_cortex_m_cores_is_bit_exact(tmp_path: Path, target: str, 
     assert res.returncode == 0, f"eval failed ({res.returncode}):\n{res.stdout}\n{res.stderr[-4000:]}"
     s = json.loads(out.read_text())
     assert s["samples"] == 12 and s["agreement"] == 1.0, s.get("mismatches", [None])[0]
-    assert s["target"] == f"qemu:{board}" and s["latency"]["unit"] == "timer"
+    assert s["target"] == f"qemu:{board}" and s["latency"]["unit"] == ("timer" if hz else "instructions")
     assert s["latency"]["counter_hz"] == hz and s["latency"]["network"]["median"] > 0
     assert 0 < s["ram_bytes"]["static"] + s["ram_bytes"]["stack_reserved"] <= ram
 

@@ -90,4 +90,4 @@ __attribute__((section(".isr_vector"), used)) const vector_t cortex_m_vectors[16
 };
 
 /* Stack painting and the memory report use the same pattern. */
-const uint32_t cortex_m_stack_paint = STACK_PAINT;
+const uint32_t board_stack_paint = STACK_PAINT;

@@ -1,0 +1,15 @@
+/* start.S - RISC-V reset entry: machine mode, the stack at __stack_top, traps to
+ * riscv_trap (a fault ends the program), then riscv_reset() in startup.c. */
+    .section .text.init, "ax"
+    .globl _start
+_start:
+    la sp, __stack_top
+    la t0, riscv_trap_entry
+    csrw mtvec, t0
+    call riscv_reset
+1:  j 1b
+
+    .align 2
+riscv_trap_entry:
+    call riscv_trap
+2:  j 2b
