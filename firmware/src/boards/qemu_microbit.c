@@ -12,7 +12,6 @@
 
 #include "board.h"
 #include "../cortex_m/cortex_m.h"
-#include "uart_ring.h"
 
 #define UART0_BASE 0x40002000u
 #define UART0_IRQN 2u
@@ -39,8 +38,6 @@
 
 const board_info_t board_info = {"qemu-microbit-nrf51822", BOARD_COUNTER_TIMER, 16000000u};
 
-static uart_ring_t rx_ring;
-
 void board_init(void)
 {
     TIMER_MODE = 0u;      /* timer */
@@ -63,7 +60,7 @@ void cortex_m_irq(uint32_t irqn)
     if (irqn == UART0_IRQN) {
         while (UART_RXDRDY != 0u) {
             UART_RXDRDY = 0u; /* clear the event before reading: a byte arriving now raises it again */
-            uart_ring_put(&rx_ring, (uint8_t)UART_RXD);
+            uart_ring_put(&cortex_m_rx_ring, (uint8_t)UART_RXD);
         }
     }
 }
@@ -79,25 +76,6 @@ void board_uart_write(const uint8_t *buf, size_t n)
     }
 }
 
-int board_uart_read(uint8_t *byte)
-{
-    return uart_ring_get(&rx_ring, byte);
-}
-
-uint32_t board_uart_rx_dropped(void)
-{
-    return rx_ring.dropped;
-}
-
-void board_uart_wait(void)
-{
-    irq_disable();
-    if (uart_ring_empty(&rx_ring)) {
-        wait_for_interrupt();
-    }
-    irq_enable();
-}
-
 uint32_t board_counter(void)
 {
     TIMER_CAPTURE0 = 1u;
@@ -106,14 +84,5 @@ uint32_t board_counter(void)
 
 void board_exit(int code)
 {
-    /* SYS_EXIT_EXTENDED (0x20) with {ADP_Stopped_ApplicationExit, code}. */
-    volatile uint32_t block[2];
-    register uint32_t r0 __asm__("r0") = 0x20u;
-    register volatile uint32_t *r1 __asm__("r1") = block;
-    block[0] = 0x20026u;
-    block[1] = (uint32_t)code;
-    __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
-    for (;;) {
-        wait_for_interrupt();
-    }
+    cortex_m_semihost_exit(code);
 }

@@ -47,14 +47,5 @@ uint32_t board_counter(void)
 
 void board_exit(int code)
 {
-    /* SYS_EXIT_EXTENDED (0x20) with {ADP_Stopped_ApplicationExit, code}. */
-    volatile uint32_t block[2];
-    register uint32_t r0 __asm__("r0") = 0x20u;
-    register volatile uint32_t *r1 __asm__("r1") = block;
-    block[0] = 0x20026u;
-    block[1] = (uint32_t)code;
-    __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
-    for (;;) {
-        wait_for_interrupt();
-    }
+    cortex_m_semihost_exit(code);
 }

@@ -1,14 +1,13 @@
 /*
  * stm32f4_serial.c - the serial hooks of every STM32F4 board (board.h): one USART, its
- * receive interrupt filling the RX ring, polled transmit. A board picks the USART and
- * its IRQ with stm32f4_serial_start() from board_init(); the rest is the same on all.
+ * receive interrupt filling the RX ring (read back by cortex_m/rx_ring.c), polled transmit.
+ * A board picks the USART and its IRQ with stm32f4_serial_start() from board_init().
  */
 #include <stdint.h>
 
 #include "board.h"
 #include "stm32f4_usart.h"
 
-static uart_ring_t rx_ring;
 static uint32_t usart_base;
 static uint32_t usart_irqn;
 
@@ -23,7 +22,7 @@ void stm32f4_serial_start(uint32_t base, uint32_t irqn, uint32_t brr)
 void cortex_m_irq(uint32_t irqn)
 {
     if (irqn == usart_irqn) {
-        stm32f4_usart_isr(usart_base, &rx_ring);
+        stm32f4_usart_isr(usart_base, &cortex_m_rx_ring);
     }
 }
 
@@ -32,21 +31,3 @@ void board_uart_write(const uint8_t *buf, size_t n)
     stm32f4_usart_write(usart_base, buf, n);
 }
 
-int board_uart_read(uint8_t *byte)
-{
-    return uart_ring_get(&rx_ring, byte);
-}
-
-uint32_t board_uart_rx_dropped(void)
-{
-    return rx_ring.dropped;
-}
-
-void board_uart_wait(void)
-{
-    irq_disable();
-    if (uart_ring_empty(&rx_ring)) {
-        wait_for_interrupt();
-    }
-    irq_enable();
-}

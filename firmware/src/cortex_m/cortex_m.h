@@ -1,11 +1,17 @@
 /*
- * cortex_m.h - the few Armv7-M core registers and instructions the firmware uses
- * (no CMSIS dependency: the addresses are architectural, from the Armv7-M ARM).
+ * cortex_m.h - the few Armv6-M / Armv7-M core registers and instructions the firmware uses
+ * (no CMSIS dependency: the addresses are architectural, from the Arm ARMs), and the RX ring
+ * of the interrupt-driven serial boards (rx_ring.c).
  */
 #ifndef CORTEX_M_H
 #define CORTEX_M_H
 
 #include <stdint.h>
+
+#include "uart_ring.h"
+
+/* Filled by the board's UART receive interrupt; read by board_uart_read() (rx_ring.c). */
+extern uart_ring_t cortex_m_rx_ring;
 
 #define REG32(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
 
@@ -44,5 +50,20 @@ static inline void wait_for_interrupt(void)
 /* Called from the vector table for every external interrupt, with its number
  * (IPSR - 16). Each Cortex-M board implements it. */
 void cortex_m_irq(uint32_t irqn);
+
+/* End the program under QEMU (semihosting SYS_EXIT_EXTENDED with {ADP_Stopped_ApplicationExit,
+ * code}: QEMU exits with `code`); the emulated boards' board_exit(). */
+__attribute__((noreturn)) static inline void cortex_m_semihost_exit(int code)
+{
+    volatile uint32_t block[2];
+    register uint32_t r0 __asm__("r0") = 0x20u;
+    register volatile uint32_t *r1 __asm__("r1") = block;
+    block[0] = 0x20026u;
+    block[1] = (uint32_t)code;
+    __asm__ volatile("bkpt 0xAB" : "+r"(r0) : "r"(r1) : "memory");
+    for (;;) {
+        wait_for_interrupt();
+    }
+}
 
 #endif /* CORTEX_M_H */
