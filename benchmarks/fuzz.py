@@ -57,9 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         rows[h] = {"harness": h, "executions": s.executions, "seconds": s.seconds, "edges_covered": s.edges_covered,
                    "edges_total": s.edges_total, "features": s.features, "corpus_inputs": s.corpus_inputs,
                    "crashes": len(s.crashes), "ok": s.ok, "sanitizers": "address,undefined (no recover)",
-                   "engine": "libFuzzer (clang 14)", "max_len": fz.MAX_LEN, "seed": args.seed,
+                   "engine": "libFuzzer (clang 14)", "max_len": fz.MAX_LEN[h], "seed": args.seed,
                    "command": command, "commit": git_commit()}
     args.json.parent.mkdir(parents=True, exist_ok=True)
+    if args.json.exists():  # merge with rows another run wrote meanwhile (harnesses run in parallel)
+        rows = {r["harness"]: r for r in json.loads(args.json.read_text()).get("rows", [])} | {h: rows[h] for h in names}
     args.json.write_text(json.dumps({"about": "fuzz runs of the firmware's input side (benchmarks/fuzz.py)",
                                      "rows": [rows[k] for k in sorted(rows)]}, indent=1) + "\n")
     return 1 if failed else 0
