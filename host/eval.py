@@ -85,8 +85,29 @@ def stats(values: list[int]) -> dict[str, float]:
     return {"median": float(np.median(a)), "p95": float(np.percentile(a, 95)), "mean": float(a.mean())}
 
 
+def confusion(labels: list[int], answers: list[int], n_classes: int) -> list[list[int]]:
+    """Counts [true class][answered class]."""
+    m = np.zeros((n_classes, n_classes), dtype=np.int64)
+    for t, a in zip(labels, answers):
+        m[t, a] += 1
+    return m.tolist()
+
+
+def clip_row(r: ClipRecord, data_root: Path | None) -> dict[str, object]:
+    """One clip of the report: `id` is its path relative to the data root."""
+    p = Path(r.path)
+    try:
+        cid = str(p.relative_to(data_root)) if data_root is not None else str(p)
+    except ValueError:
+        cid = str(p)
+    return {"id": cid, "label": r.label, "predicted": r.device_label, "reference_predicted": r.reference_label,
+            "outputs": r.device_outputs, "reference_outputs": r.reference_outputs, "agreement": r.exact,
+            "frames": r.frames, "frontend_ticks": r.frontend_ticks, "network_ticks": r.network_ticks,
+            "worst_hop_ticks": r.worst_hop_ticks, "stack_peak_bytes": r.stack_peak_bytes, "wall_s": r.wall_s}
+
+
 def summarize(records: list[ClipRecord], ident: P.Ident, model_hash: str, target: str, wall_total: float,
-              extra: dict[str, object]) -> dict[str, object]:
+              extra: dict[str, object], data_root: Path | None = None) -> dict[str, object]:
     n = len(records)
     fe = [r.frontend_ticks for r in records]
     net = [r.network_ticks for r in records]
@@ -125,6 +146,9 @@ def summarize(records: list[ClipRecord], ident: P.Ident, model_hash: str, target
         "protocol_version": ident.protocol_version,
         "wall_s_per_clip": stats([r.wall_s for r in records]) | {"total": wall_total},
         "mismatches": [asdict(r) for r in mism[:10]],
+        # rows: true class, columns: the device's answer (classes in the model's order)
+        "confusion": confusion([r.label for r in records], [r.device_label for r in records], ident.n_classes),
+        "clips": [clip_row(r, data_root) for r in records],  # every clip: labels, outputs, counters
         **extra,
     }
 
@@ -300,10 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     assert ev.ident is not None
     target = f"qemu:{ev.ident.board}" if qemu_target is not None else ev.ident.board
+    from qsnnkit.data import resolve_root
+
     summary = summarize(records, ev.ident, model.hash_hex, target, wall, {
         "port": args.port, "split": args.split, "model": str(args.model),
         "jobs": args.jobs if qemu_target is not None else 1,
-    })
+    }, data_root=resolve_root(args.data_root))
     lat = summary["latency"]
     assert isinstance(lat, dict)
     print(

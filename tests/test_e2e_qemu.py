@@ -53,6 +53,13 @@ def test_eval_on_qemu_is_bit_exact(tmp_path: Path) -> None:
     assert 0 < ram["static"] < 128 * 1024 and 0 < ram["stack_peak"] <= ram["stack_reserved"]
     assert 0 < s["flash_bytes"] < 1024 * 1024
     assert s["target"].startswith("qemu:")
+    # the report follows the shared results schema (../shared/tools/check_results.py)
+    checker = REPO_ROOT.parent / "shared" / "tools" / "check_results.py"
+    chk = subprocess.run([sys.executable, str(checker), str(tmp_path), str(out)], capture_output=True, text=True)
+    assert chk.returncode == 0, chk.stdout + chk.stderr
+    # every clip is in the report, and the confusion matrix counts each once
+    assert len(s["clips"]) == N_CLIPS and sum(map(sum, s["confusion"])) == N_CLIPS
+    assert sum(s["confusion"][k][k] for k in range(len(s["confusion"]))) == round(s["accuracy"] * N_CLIPS)
 
 
 @pytest.mark.parametrize("target,env,board,hz,ram", [
