@@ -62,13 +62,13 @@ def test_eval_on_qemu_is_bit_exact(tmp_path: Path) -> None:
     assert sum(s["confusion"][k][k] for k in range(len(s["confusion"]))) == round(s["accuracy"] * N_CLIPS)
 
 
-@pytest.mark.parametrize("target,env,board,hz,ram", [
-    ("m0", "qemu_m0", "qemu-microbit-nrf51822", 16_000_000, 16 * 1024),
-    ("m7", "qemu_m7", "qemu-mps2-an500-cortex-m7", 25_000_000, 128 * 1024),
-    ("rv32", "qemu_rv32", "qemu-sifive-e-fe310-rv32imac", 0, 16 * 1024),
+@pytest.mark.parametrize("target,env,board,hz,ram,clips", [
+    ("m0", "qemu_m0", "qemu-microbit-nrf51822", 16_000_000, 16 * 1024, N_CLIPS),  # the M4's clips
+    ("m7", "qemu_m7", "qemu-mps2-an500-cortex-m7", 25_000_000, 128 * 1024, 12),
+    ("rv32", "qemu_rv32", "qemu-sifive-e-fe310-rv32imac", 0, 16 * 1024, 12),
 ])
-def test_eval_on_other_cortex_m_cores_is_bit_exact(tmp_path: Path, target: str, env: str, board: str, hz: int,
-                                                   ram: int) -> None:
+def test_eval_on_other_cores_is_bit_exact(tmp_path: Path, target: str, env: str, board: str, hz: int,
+                                          ram: int, clips: int) -> None:
     """The same model on QEMU's microbit (nRF51822, Cortex-M0: no DSP extension, no 64-bit
     multiply instruction, 16 KB of RAM), mps2-an500 (Cortex-M7) and sifive_e (FE310, rv32imac,
     16 KB), through `--port qemu:<core>`: the same outputs as the reference on every clip; the
@@ -78,12 +78,12 @@ def test_eval_on_other_cortex_m_cores_is_bit_exact(tmp_path: Path, target: str, 
     elf = fw.built_firmware(model_dir, env)
     out = tmp_path / "eval.json"
     cmd = [sys.executable, str(REPO_ROOT / "host" / "eval.py"), "--port", f"qemu:{target}", "--elf", str(elf),
-           "--model", str(model_dir / "model.npz"), "--split", "test", "--limit", "12",
+           "--model", str(model_dir / "model.npz"), "--split", "test", "--limit", str(clips),
            "--jobs", "2", "--json", str(out), "--quiet"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ))
     assert res.returncode == 0, f"eval failed ({res.returncode}):\n{res.stdout}\n{res.stderr[-4000:]}"
     s = json.loads(out.read_text())
-    assert s["samples"] == 12 and s["agreement"] == 1.0, s.get("mismatches", [None])[0]
+    assert s["samples"] == clips and s["agreement"] == 1.0, s.get("mismatches", [None])[0]
     assert s["target"] == f"qemu:{board}" and s["latency"]["unit"] == ("timer" if hz else "instructions")
     assert s["latency"]["counter_hz"] == hz and s["latency"]["network"]["median"] > 0
     assert 0 < s["ram_bytes"]["static"] + s["ram_bytes"]["stack_reserved"] <= ram
