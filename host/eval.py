@@ -59,7 +59,11 @@ def check_ident(ident: P.Ident, model_hash: str, n_classes: int, format_version:
     if ident.protocol_version != P.PROTOCOL_VERSION:
         raise Refused(f"device speaks protocol version {ident.protocol_version}, this host speaks {P.PROTOCOL_VERSION}")
     if ident.model_status != 0:
-        raise Refused(f"the model compiled into the firmware failed qsnn_model_check (code {ident.model_status})")
+        from qsnnkit.spec import CORE_STATUS
+
+        name, why = next(((n, d) for n, (c, d) in CORE_STATUS.items() if c == ident.model_status), ("?", "unknown code"))
+        raise Refused(f"the model compiled into the firmware failed qsnn_model_check: QSNN_{name} "
+                      f"(code {ident.model_status}: {why})")
     if ident.model_hash != model_hash[:16]:
         raise Refused(
             f"device runs model {ident.model_hash}, but MODEL is {model_hash[:16]}: build the firmware with this "
