@@ -87,6 +87,9 @@ def _parse(harness: str, r: subprocess.CompletedProcess, artifacts: Path) -> Run
     execs, cov, ft, corp = (int(v) for v in done[-1]) if done else (0, 0, 0, 0)
     if secs:
         execs = int(secs.group(1))
+    units = re.search(r"stat::number_of_executed_units:\s+(\d+)", log)  # -print_final_stats, also on SIGUSR1
+    if units:
+        execs = max(execs, int(units.group(1)))
     crashes = sorted(str(p) for p in artifacts.glob("*-*") if p.name.split("-")[0] in ("crash", "leak", "timeout", "oom"))
     return RunStats(harness, r.returncode, execs, float(secs.group(2)) if secs else 0.0, cov,
                     int(total.group(1)) if total else 0, ft, corp, crashes, log[-3000:])
