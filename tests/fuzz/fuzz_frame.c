@@ -11,17 +11,11 @@
  * Then the input is taken as a payload: encode, receive, compare (the encoder's round trip).
  */
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "proto.h"
 
-#define CHECK(c)       \
-    do {               \
-        if (!(c)) {    \
-            abort();   \
-        }              \
-    } while (0)
 
 static void receive_once(const uint8_t *enc, size_t n, proto_frame_t *f, uint8_t *copy)
 {

@@ -7,19 +7,13 @@
  * from a reset state gives the same features again (no state leaks between clips).
  */
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "qsnn_frontend.h"
 
 #define MAX_HOPS 64u
 
-#define CHECK(c)       \
-    do {               \
-        if (!(c)) {    \
-            abort();   \
-        }              \
-    } while (0)
 
 static uint32_t run(qsnn_fe_state_t *st, const int16_t *pcm, uint32_t hops, uint8_t *out)
 {

@@ -22,19 +22,13 @@
  */
 #include <setjmp.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
 #include "host_board.h"
+#include "fuzz_check.h"
 #include "proto.h"
 
-#define CHECK(c)       \
-    do {               \
-        if (!(c)) {    \
-            abort();   \
-        }              \
-    } while (0)
 
 static const uint8_t request_types[PROTO_N_REQUESTS] = PROTO_REQUEST_TYPES;
 static const uint8_t response_types[PROTO_N_RESPONSES] = PROTO_RESPONSE_TYPES;

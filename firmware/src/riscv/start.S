@@ -1,12 +1,12 @@
 /* start.S - RISC-V reset entry: machine mode, the stack at __stack_top, traps to
- * riscv_trap (a fault ends the program), then riscv_reset() in startup.c. */
+ * riscv_trap (a fault ends the program), then startup_reset() in common/startup.c. */
     .section .text.init, "ax"
     .globl _start
 _start:
     la sp, __stack_top
     la t0, riscv_trap_entry
     csrw mtvec, t0
-    call riscv_reset
+    call startup_reset
 1:  j 1b
 
     .align 2
