@@ -28,12 +28,8 @@ def layer_kernels(model: ConvertedModel, kernels: list[str] | None = None) -> li
 
 
 def weight_bytes(model: ConvertedModel) -> dict[str, int]:
-    """Bytes of the packed model data in flash, by part."""
-    w = sum(4 * len(packing.pack_rows(L.w, L.w_bits)) for L in model.layers)
-    r = sum(4 * len(packing.pack_rows(L.w_rec, 1)) for L in model.layers if L.w_rec is not None)
-    o = 4 * len(packing.pack_rows(model.w_out, 8))
-    p = sum(L.rows * (1 + 2) + (L.n_out if L.recurrent else 0) for L in model.layers) + model.n_bands + 4 * model.n_classes
-    return {"weights": w, "recurrent": r, "readout": o, "params": p, "total": w + r + o + p}
+    """Bytes of the packed model data in flash, by part (one definition: qsnnkit.packing)."""
+    return packing.model_bytes(model)
 
 
 def provenance_line(model: ConvertedModel) -> str:

@@ -4,156 +4,216 @@
     ident = dev.connect()            # HELLO -> IDENT, retried until the device answers
     result = dev.run_clip(pcm)       # CLIP_BEGIN, AUDIO hop by hop, CLIP_END -> RESULT
 
-Every request gets exactly one response with the same sequence number. The host keeps at
-most ``ident.rx_window`` requests outstanding (credit flow control), so the device's
-receive ring never overflows. An ERROR frame raises DeviceError, except that a request the
-device received corrupted (BAD_CRC, FRAMING, BAD_LENGTH) is sent again, up to RETRIES times.
+Exactly once over a faulty line (docs/protocol.md, "Exactly once"):
+
+- Every request gets exactly one response with the same ``seq``; a frame whose ``seq`` is
+  not the outstanding request's (a late or duplicated answer to an earlier one, an ERROR
+  about a fragment of a damaged frame) is dropped, and so is a damaged incoming frame.
+- A request is re-sent *unchanged* (same ``seq``, so the same CRC) when the device reports
+  damaged bytes (BAD_CRC, FRAMING, BAD_LENGTH, TOO_LONG; whatever ``seq`` it could read,
+  often none), when a damaged frame arrives in place of its answer, or when no answer
+  comes within ``timeout`` seconds. The device
+  answers a re-sent request it has already processed from its cache, so nothing is done
+  twice; its receive interrupt is held off inside measured sections, so a re-send never
+  changes an instruction count.
+- A request is sent at most ``1 + retries`` times; then :class:`LinkError` names it.
+- An answer that shows the device lost the clip (BAD_STATE, SAMPLE_COUNT: it was reset or
+  its receive ring overflowed) raises :class:`ClipLost`; :meth:`run_clip_retrying`
+  re-identifies the device and sends the whole clip again, up to ``clip_retries`` times.
 """
 from __future__ import annotations
 
+import random
 import time
-from collections import deque
+from collections import Counter, deque
 
 import numpy as np
 
 from qsnnkit import protocol as P
 from qsnnkit.host.transport import Transport
 
-RETRIES = 3
-_RESEND_ON = {P.Err.BAD_CRC, P.Err.FRAMING, P.Err.BAD_LENGTH}
+#: Re-sends of one request (after the first send) before giving up.
+RETRIES = 8
+#: Whole-clip attempts after the first before giving up.
+CLIP_RETRIES = 4
+#: ERROR codes that mean "your request arrived damaged": send it again.
+_RESEND_ON = {P.Err.BAD_CRC, P.Err.FRAMING, P.Err.BAD_LENGTH, P.Err.TOO_LONG}
+#: ERROR codes that mean "the device no longer holds the clip": send the clip again.
+_CLIP_LOST_ON = {P.Err.BAD_STATE, P.Err.SAMPLE_COUNT}
+
+
+def _damage_report(f: P.Frame) -> bool:
+    """An ERROR saying that bytes reached the device damaged."""
+    try:
+        return P.ErrorMsg.unpack(f.payload).code in _RESEND_ON
+    except Exception:  # noqa: BLE001 - a malformed ERROR payload is no such report
+        return False
+
+
+class LinkError(P.ProtocolError):
+    """No valid answer to a request after every re-send."""
+
+
+class ClipLost(P.DeviceError):
+    """The device lost the clip in progress (reset, receive overflow); send it again."""
 
 
 class Device:
-    def __init__(self, transport: Transport, timeout: float = 20.0):
+    def __init__(self, transport: Transport, timeout: float = 2.0, retries: int = RETRIES,
+                 clip_retries: int = CLIP_RETRIES):
         self.t = transport
         self.timeout = timeout
+        self.retries = retries
+        self.clip_retries = clip_retries
         self.reader = P.FrameReader()
-        self.inbox: deque[P.Frame] = deque()
-        self.seq = 0
+        self.inbox: deque[P.Frame | P.FrameError] = deque()
+        # a random start: a re-started host never reuses the seq of the request the device
+        # last answered (its cache would answer a different request); 0 is never used, so
+        # ERRORs about unreadable fragments (seq 0) never match a request
+        self.seq = random.randrange(1, 256)
         self.ident: P.Ident | None = None
+        self.ident_payload = b""
         self.window = 1
+        #: what the link did: re-sends by cause, dropped stale/damaged frames, clip restarts
+        self.faults: Counter[str] = Counter()
 
     # -- framing ---------------------------------------------------------------------------
     def _next_seq(self) -> int:
-        self.seq = (self.seq + 1) & 0xFF
+        self.seq = self.seq % 255 + 1  # 1..255
         return self.seq
 
-    def _pump(self, deadline: float) -> bool:
-        """Read what arrived until the deadline; True if at least one frame came."""
+    def _pump(self, deadline: float) -> None:
+        """Read what arrives until the deadline or the first frame (damaged ones included)."""
         data = self.t.read(max(0.0, deadline - time.monotonic()))
-        if not data:
-            return False
-        for item in self.reader.feed(data):
-            if isinstance(item, P.FrameError):
-                raise P.ProtocolError(f"corrupted frame from the device: {item} ({item.code.name})")
-            self.inbox.append(item)
-        return bool(self.inbox)
+        if data:
+            self.inbox.extend(self.reader.feed(data))
 
-    def _take(self, seq: int, timeout: float | None = None) -> P.Frame:
-        """The response to request ``seq``; ERROR frames for other requests raise too."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+    def _await(self, seq: int, deadline: float) -> P.Frame | P.FrameError | None:
+        """The answer to ``seq``, a damaged frame (which may have been it), or None at the
+        deadline. Answers to other requests are dropped."""
         while True:
             while self.inbox:
                 f = self.inbox.popleft()
-                if f.type == P.Msg.ERROR:
-                    # never ignored; its seq may be garbled when the request was corrupted
-                    raise P.DeviceError(P.ErrorMsg.unpack(f.payload))
+                if isinstance(f, P.FrameError):
+                    self.faults["damaged_response"] += 1
+                    return f
                 if f.seq == seq:
                     return f
-                # a late answer to an earlier, already abandoned request: drop it
+                if f.type == P.Msg.ERROR and _damage_report(f):
+                    # a damaged frame arrived, whatever seq could be read from it: with one
+                    # request outstanding it was most likely that request (a re-send of one
+                    # already answered costs only a cached answer)
+                    return f
+                self.faults["stale_response"] += 1
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"no response from the device within {self.timeout:.0f} s (request seq {seq})")
+                return None
             self._pump(deadline)
 
-    def request(self, type_: P.Msg, payload: bytes = b"", expect: P.Msg = P.Msg.ACK) -> P.Frame:
-        for attempt in range(RETRIES + 1):
-            seq = self._next_seq()
-            self.t.write(P.encode_frame(type_, seq, payload))
-            try:
-                f = self._take(seq)
-            except P.DeviceError as e:
-                if e.err.code in _RESEND_ON and attempt < RETRIES:
+    def exchange(self, type_: P.Msg, payload: bytes = b"", timeout: float | None = None,
+                 attempts: int | None = None, lead_zero: bool = False) -> P.Frame:
+        """Send one request (re-sent unchanged until a valid answer comes) and return the
+        answer: any frame with its seq, an ERROR included, except 'arrived damaged'."""
+        seq = self._next_seq()
+        frame = P.encode_frame(type_, seq, payload)
+        timeout = self.timeout if timeout is None else timeout
+        attempts = self.retries + 1 if attempts is None else attempts
+        last = "no answer"
+        for attempt in range(attempts):
+            if attempt:
+                self.faults[f"resend_{last.split(' ')[0]}"] += 1
+            # a re-send starts with a 0x00: it ends whatever partial frame the device holds
+            self.t.write((b"\x00" if (attempt or lead_zero) else b"") + frame)
+            f = self._await(seq, time.monotonic() + timeout)
+            if f is None:
+                last = f"timeout (nothing valid within {timeout:g} s)"
+                continue
+            if isinstance(f, P.FrameError):
+                last = f"damaged ({f.code.name} in the answer)"
+                continue
+            if f.type == P.Msg.ERROR:
+                err = P.ErrorMsg.unpack(f.payload)
+                if err.code in _RESEND_ON:
+                    last = f"damaged (device reported {P.Err(err.code).name})"
                     continue
-                raise
-            if f.type != expect:
-                raise P.ProtocolError(f"{type_.name}: expected {expect.name}, got type {f.type:#04x}")
             return f
-        raise AssertionError("unreachable")
+        raise LinkError(f"{type_.name} (seq {seq}): no valid answer after {attempts} sends; last fault: {last}")
+
+    def request(self, type_: P.Msg, payload: bytes = b"", expect: P.Msg = P.Msg.ACK) -> P.Frame:
+        f = self.exchange(type_, payload)
+        if f.type == P.Msg.ERROR:
+            err = P.ErrorMsg.unpack(f.payload)
+            if err.code in _CLIP_LOST_ON:
+                raise ClipLost(err)
+            raise P.DeviceError(err)
+        if f.type != expect:
+            raise P.ProtocolError(f"{type_.name}: expected {expect.name}, got type {f.type:#04x}")
+        return f
 
     # -- session ---------------------------------------------------------------------------
     def connect(self, attempts: int = 40, interval: float = 0.25) -> P.Ident:
         """HELLO until an IDENT comes back (a device that is still booting drops bytes)."""
-        last: Exception | None = None
-        for _ in range(attempts):
-            seq = self._next_seq()
-            # a lone 0x00 first ends whatever partial frame the device may hold
-            self.t.write(b"\x00" + P.encode_frame(P.Msg.HELLO, seq, P.hello()))
-            try:
-                f = self._take(seq, timeout=interval)
-            except TimeoutError as e:
-                last = e
-                continue
-            except P.DeviceError as e:
-                if e.err.code == P.Err.VERSION:
-                    raise P.ProtocolError(
-                        f"the device speaks protocol version {e.err.detail}, this host speaks "
-                        f"{P.PROTOCOL_VERSION}: update the firmware or qsnnkit so that they match"
-                    ) from e
-                # bytes of an earlier HELLO that arrived half-way through the device's boot
-                if e.err.code not in _RESEND_ON:
-                    raise
-                last = e
-                continue
-            if f.type != P.Msg.IDENT:
-                raise P.ProtocolError(f"HELLO answered with type {f.type:#04x}, expected IDENT")
-            self.ident = P.Ident.unpack(f.payload)
-            self.window = max(1, self.ident.rx_window)
-            self._drain(0.05)
-            return self.ident
-        raise TimeoutError(f"the device did not answer HELLO within {attempts * interval:.0f} s: {last}")
-
-    def _drain(self, quiet: float) -> None:
-        """Drop stale answers to earlier HELLO attempts (and errors about their fragments)."""
-        deadline = time.monotonic() + quiet
-        while time.monotonic() < deadline:
-            self._pump(deadline)
-        self.inbox.clear()
+        try:
+            f = self.exchange(P.Msg.HELLO, P.hello(), timeout=interval, attempts=attempts, lead_zero=True)
+        except LinkError as e:
+            raise TimeoutError(f"the device did not answer HELLO within {attempts * interval:.0f} s: {e}") from e
+        if f.type == P.Msg.ERROR:
+            err = P.ErrorMsg.unpack(f.payload)
+            if err.code == P.Err.VERSION:
+                raise P.ProtocolError(
+                    f"the device speaks protocol version {err.detail}, this host speaks "
+                    f"{P.PROTOCOL_VERSION}: update the firmware or qsnnkit so that they match"
+                )
+            raise P.DeviceError(err)
+        if f.type != P.Msg.IDENT:
+            raise P.ProtocolError(f"HELLO answered with type {f.type:#04x}, expected IDENT")
+        ident = P.Ident.unpack(f.payload)
+        self.ident_payload = bytes(f.payload)
+        if self.ident is not None and ident.model_hash != self.ident.model_hash:
+            raise P.ProtocolError(f"the device came back with another model ({ident.model_hash}, "
+                                  f"was {self.ident.model_hash})")
+        self.ident = ident
+        self.window = max(1, ident.rx_window)
+        return ident
 
     def run_clip(self, pcm: np.ndarray, hop: int | None = None) -> P.Result:
-        """Stream one clip (int16 PCM, already padded/cut by the caller) hop by hop."""
+        """Stream one clip (int16 PCM, already padded/cut by the caller) hop by hop, once.
+        Raises ClipLost when the device lost it (see run_clip_retrying)."""
         if self.ident is None:
             raise RuntimeError("connect() first")
         pcm = np.ascontiguousarray(pcm, dtype=np.int16)
         hop = hop or self.ident.hop_len
         self.request(P.Msg.CLIP_BEGIN, P.clip_begin(int(pcm.size)))
-        chunks = [pcm[i:i + hop] for i in range(0, pcm.size, hop)]
-        pending: deque[tuple[int, bytes]] = deque()
-        for c in chunks:
-            payload = P.audio(c)
-            if len(pending) >= self.window:
-                self._ack(*pending.popleft())
-            seq = self._next_seq()
-            self.t.write(P.encode_frame(P.Msg.AUDIO, seq, payload))
-            pending.append((seq, payload))
-        while pending:
-            self._ack(*pending.popleft())
+        # window 1 (this firmware): one AUDIO outstanding, the next sent when it is answered
+        for i in range(0, pcm.size, hop):
+            self.request(P.Msg.AUDIO, P.audio(pcm[i:i + hop]))
         f = self.request(P.Msg.CLIP_END, b"", expect=P.Msg.RESULT)
         return P.Result.unpack(f.payload)
 
-    def _ack(self, seq: int, payload: bytes) -> None:
-        try:
-            f = self._take(seq)
-        except P.DeviceError as e:
-            if e.err.code in _RESEND_ON and self.window == 1:
-                self.request(P.Msg.AUDIO, payload)  # resend (with a fresh seq)
-                return
-            raise
-        if f.type != P.Msg.ACK:
-            raise P.ProtocolError(f"AUDIO: expected ACK, got type {f.type:#04x}")
+    def run_clip_retrying(self, pcm: np.ndarray, name: str = "clip") -> P.Result:
+        """run_clip, sent again from its start (after re-identifying the device) when the
+        device lost it or the link gave up on a request; at most 1 + clip_retries times."""
+        for attempt in range(self.clip_retries + 1):
+            try:
+                return self.run_clip(pcm)
+            except (ClipLost, LinkError) as e:
+                why = e
+                self.faults["clip_restart"] += 1
+                if attempt == self.clip_retries:
+                    break
+                try:
+                    self.connect()  # HELLO also ends the device's clip in progress
+                except (TimeoutError, LinkError) as e2:
+                    raise LinkError(f"{name}: the device did not come back after: {why}; {e2}") from e2
+        raise LinkError(f"{name}: given up after {self.clip_retries + 1} attempts; last fault: {why}")
 
     def bye(self, code: int = 0) -> None:
-        """Ask the device to exit (QEMU then ends with status ``code``)."""
-        self.request(P.Msg.BYE, P.bye(code))
+        """Ask the device to exit (QEMU then ends with status ``code``; a board resets). The
+        device leaves right after its ACK, so a lost ACK cannot be asked for again: the
+        caller checks the exit (QemuBoard.wait) rather than the ACK."""
+        try:
+            self.exchange(P.Msg.BYE, P.bye(code), attempts=2)
+        except (LinkError, ConnectionError):
+            pass
 
     def close(self) -> None:
         self.t.close()

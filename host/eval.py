@@ -11,6 +11,12 @@ counter ticks it spent in each. The same clip goes through the integer reference
 (qsnnkit.frontend.clip_features + qsnnkit.reference.run_clip); ``agreement`` is the
 fraction of clips whose device outputs equal the reference's exactly.
 
+Over a faulty line every clip is counted exactly once (host/device.py: re-sends answered
+from the device's cache, per-clip retry after a device reset). ``--json OUT.json`` also
+appends every clip, as it finishes, to ``OUT.jsonl`` (one JSON line per clip after a header
+line naming the run); ``--resume`` continues an interrupted run from that log.
+``--fault-rate`` puts a seeded faulty line (host/relay.py) between host and emulated board.
+
 Refuses a device whose protocol version or model hash differs from MODEL's. Exit status:
 0 all clips bit-exact, 3 some clip disagreed, 1 an error (message on stderr).
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import queue
 import sys
 import threading
@@ -28,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from qsnnkit import protocol as P
+from qsnnkit.host.relay import DIRECTIONS, KINDS
 from qsnnkit.spec import exit_meaning
 from qsnnkit.paths import FIRMWARE_DIR
 
@@ -97,13 +105,110 @@ def confusion(labels: list[int], answers: list[int], n_classes: int) -> list[lis
     return m.tolist()
 
 
+def clip_id(path: str | Path, data_root: Path | None) -> str:
+    """A clip's id: its path relative to the data root (the whole path outside it)."""
+    p = Path(path)
+    try:
+        return str(p.relative_to(data_root)) if data_root is not None else str(p)
+    except ValueError:
+        return str(p)
+
+
+class ResumeRefused(ValueError):
+    """--resume of a log written by a different run."""
+
+
+class RunLog:
+    """The per-clip log of a run (JSON lines): a header naming the run, then one line per clip,
+    each appended whole (one write, flushed and fsync'ed) as soon as the clip is done, so an
+    interrupted run loses at most the clip in progress. ``--resume`` reads it back."""
+
+    #: header fields that must match for --resume
+    IDENTITY = ("model_hash", "firmware", "board", "protocol_version", "split", "limit", "data_root", "model")
+
+    def __init__(self, path: Path, run: dict[str, object], resume: bool):
+        self.path = path
+        self.run = run
+        self.done: dict[str, ClipRecord] = {}
+        self.header: dict[str, object] | None = None
+        self.dropped_tail = False
+        if resume:
+            self._read()
+        elif path.exists():
+            path.unlink()  # a fresh run replaces an old log
+        self._lock = threading.Lock()
+
+    def _read(self) -> None:
+        if not self.path.is_file():
+            raise ResumeRefused(f"--resume: no run log {self.path} (it is written next to --json as the run goes)")
+        raw_log = self.path.read_bytes()
+        lines = raw_log.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        elif lines:
+            lines.pop()  # a line cut short by the interruption: that clip runs again
+            self.dropped_tail = True
+        for n, raw in enumerate(lines, 1):
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise ResumeRefused(f"--resume: {self.path} line {n} is not JSON ({e}); not a run log of qsnn-eval") from e
+            if n == 1:
+                if row.get("kind") != "run":
+                    raise ResumeRefused(f"--resume: {self.path} does not start with a run header")
+                self.header = row
+                for k in ("split", "limit", "data_root", "model"):
+                    if row.get(k) != self.run.get(k):
+                        raise ResumeRefused(f"--resume: the log's {k} is {row.get(k)!r}, this run's is "
+                                            f"{self.run.get(k)!r}; resume with the same arguments or start afresh")
+                continue
+            if row.get("kind") != "clip":
+                raise ResumeRefused(f"--resume: {self.path} line {n}: unexpected kind {row.get('kind')!r}")
+            try:
+                rec = ClipRecord(**{k: row[k] for k in ClipRecord.__dataclass_fields__})
+            except (KeyError, TypeError) as e:
+                raise ResumeRefused(f"--resume: {self.path} line {n}: a clip without {e}") from e
+            if rec.path in self.done:
+                raise ResumeRefused(f"--resume: {self.path} holds clip {rec.path} twice")
+            self.done[rec.path] = rec
+        if self.dropped_tail:  # appends continue after the last whole line
+            os.truncate(self.path, raw_log.rfind(b"\n") + 1)
+
+    def ident(self) -> P.Ident | None:
+        """The device's IDENT as the log's header recorded it."""
+        raw = self.header.get("ident") if self.header else None
+        return P.Ident.unpack(bytes.fromhex(str(raw))) if raw else None
+
+    def start(self, ident: P.Ident, payload: bytes) -> None:
+        """Write the header (a fresh run) or check the device against it (--resume)."""
+        dev = {"model_hash": ident.model_hash, "firmware": f"{ident.firmware} {ident.firmware_version}",
+               "board": ident.board, "protocol_version": ident.protocol_version}
+        if self.header is not None:
+            for k, v in dev.items():
+                if self.header.get(k) != v:
+                    raise ResumeRefused(f"--resume: the log was written with {k} {self.header.get(k)!r}, the device "
+                                        f"now has {v!r}; start afresh (without --resume)")
+            return
+        self.header = {"kind": "run", **dev, **self.run, "ident": payload.hex()}
+        self._write(self.header)
+
+    def append(self, rec: ClipRecord) -> None:
+        self._write({"kind": "clip", **asdict(rec)})
+
+    def _write(self, row: dict[str, object]) -> None:
+        line = (json.dumps(row) + "\n").encode()
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
 def clip_row(r: ClipRecord, data_root: Path | None) -> dict[str, object]:
     """One clip of the report: `id` is its path relative to the data root."""
-    p = Path(r.path)
-    try:
-        cid = str(p.relative_to(data_root)) if data_root is not None else str(p)
-    except ValueError:
-        cid = str(p)
+    cid = clip_id(r.path, data_root)
     return {"id": cid, "label": r.label, "predicted": r.device_label, "reference_predicted": r.reference_label,
             "outputs": r.device_outputs, "reference_outputs": r.reference_outputs, "agreement": r.exact,
             "frames": r.frames, "frontend_ticks": r.frontend_ticks, "network_ticks": r.network_ticks,
@@ -169,6 +274,11 @@ class Evaluator:
         self.ident: P.Ident | None = None
         self.error: BaseException | None = None
         self.lock = threading.Lock()
+        self.link: dict[str, int] = {}      # host-side link events (re-sends, restarts), all devices
+        self.injected: dict[str, int] = {}  # faults the relay injected, all devices
+        self.injected_dir: dict[str, dict[str, int]] = {}  # the same by direction
+        self.log: "RunLog | None" = None
+        self.data_root: Path | None = None
 
     def _reference(self, pcm: np.ndarray) -> np.ndarray:
         from qsnnkit.reference import run_clip
@@ -184,6 +294,8 @@ class Evaluator:
         check_ident(ident, self.model.hash_hex, self.model.n_classes, self.model.format_version)
         with self.lock:
             self.ident = self.ident or ident
+            if self.log is not None:
+                self.log.start(ident, dev.ident_payload)
         while self.error is None:
             try:
                 i, path, label = jobs.get_nowait()
@@ -191,7 +303,7 @@ class Evaluator:
                 return
             pcm = fit_clip(read_wav(path))
             t0 = time.perf_counter()
-            res = dev.run_clip(pcm)
+            res = dev.run_clip_retrying(pcm, name=self._clip_id(path))
             wall = time.perf_counter() - t0
             ref = self._reference(pcm)
             dev_out = np.asarray(res.outputs, dtype=np.int64)
@@ -203,16 +315,47 @@ class Evaluator:
                 stack_peak_bytes=res.stack_peak_bytes, wall_s=wall,
                 device_outputs=[int(v) for v in dev_out], reference_outputs=[int(v) for v in ref],
             )
+            if self.log is not None:
+                self.log.append(out[i])
             bar.update(1)
 
-    def _worker_qemu(self, jobs, out, bar) -> None:  # noqa: ANN001
+    def _clip_id(self, path: Path) -> str:
+        return clip_id(path, self.data_root)
+
+    def _tally(self, dev, relay) -> None:  # noqa: ANN001
+        with self.lock:
+            for k, v in dev.faults.items():
+                self.link[k] = self.link.get(k, 0) + v
+            if relay is not None:
+                for k, v in relay.kind_counts().items():
+                    self.injected[k] = self.injected.get(k, 0) + v
+                for key, v in relay.counts.items():
+                    d, _, kind = key.rpartition(".")
+                    if d:
+                        row = self.injected_dir.setdefault(d, {})
+                        row[kind] = row.get(kind, 0) + v
+
+    def _worker_qemu(self, jobs, out, bar, worker: int = 0) -> None:  # noqa: ANN001
         from qsnnkit.host.device import Device
         from qsnnkit.host.qemu import TARGETS, QemuBoard
 
+        from qsnnkit.host.relay import FaultyRelay
+        from qsnnkit.host.transport import SocketTransport
+
+        a = self.args
+        relay = None
+        dev = None
         try:
-            with QemuBoard(self.args.elf, board=TARGETS[self.target][0]) as qb:
+            with QemuBoard(a.elf, board=TARGETS[self.target][0], resettable=a.fault_reset_rate > 0) as qb:
                 assert qb.transport is not None
-                dev = Device(qb.transport, timeout=self.args.timeout)
+                transport = qb.transport
+                if a.fault_rate > 0 or a.fault_reset_rate > 0:
+                    # the faulty line sits between this host and the board's serial socket
+                    # one fault sequence per board, from the run's seed and the board's index
+                    relay = FaultyRelay(qb.transport.sock, a.fault_rate, a.fault_seed * 1000 + worker,
+                                        a.fault_reset_rate, qb.reset)
+                    transport = SocketTransport.connect("127.0.0.1", relay.port)
+                dev = Device(transport, timeout=a.timeout, retries=a.retries, clip_retries=a.clip_retries)
                 try:
                     self._serve(dev, jobs, out, bar)
                 except (ConnectionError, TimeoutError) as e:
@@ -230,33 +373,49 @@ class Evaluator:
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
             with self.lock:
                 self.error = self.error or e
+        finally:
+            if dev is not None:
+                self._tally(dev, relay)
+            if relay is not None:
+                relay.close()
 
-    def _worker_port(self, jobs, out, bar) -> None:  # noqa: ANN001
+    def _worker_port(self, jobs, out, bar, worker: int = 0) -> None:  # noqa: ANN001
         from qsnnkit.host.device import Device
         from qsnnkit.host.transport import open_port
 
         try:
             t = open_port(self.args.port, self.args.baud)
+            a = self.args
+            dev = Device(t, timeout=a.timeout, retries=a.retries, clip_retries=a.clip_retries)
             try:
-                self._serve(Device(t, timeout=self.args.timeout), jobs, out, bar)
+                self._serve(dev, jobs, out, bar)
             finally:
+                self._tally(dev, None)
                 t.close()
         except BaseException as e:  # noqa: BLE001
             with self.lock:
                 self.error = self.error or e
 
-    def run(self, items: list[tuple[Path, int]]) -> list[ClipRecord]:
+    def run(self, items: list[tuple[Path, int]], done: dict[str, ClipRecord] | None = None) -> list[ClipRecord]:
+        """Every item's record, in order; those in ``done`` (from a resumed log) are not run again."""
         from tqdm import tqdm
 
+        done = done or {}
         jobs: queue.Queue[tuple[int, Path, int]] = queue.Queue()
-        for i, (p, lab) in enumerate(items):
-            jobs.put((i, p, lab))
         out: list[ClipRecord | None] = [None] * len(items)
+        for i, (p, lab) in enumerate(items):
+            if str(p) in done:
+                out[i] = done[str(p)]
+            else:
+                jobs.put((i, p, lab))
         qemu = self.target is not None
-        n_workers = max(1, min(self.args.jobs, len(items))) if qemu else 1
+        n_workers = max(1, min(self.args.jobs, jobs.qsize())) if qemu else 1
         target = self._worker_qemu if qemu else self._worker_port
-        with tqdm(total=len(items), desc="clips on device", unit="clip", disable=self.args.quiet) as bar:
-            threads = [threading.Thread(target=target, args=(jobs, out, bar), daemon=True) for _ in range(n_workers)]
+        if jobs.empty():
+            return [r for r in out if r is not None]
+        with tqdm(total=len(items), initial=len(items) - jobs.qsize(), desc="clips on device", unit="clip",
+                  disable=self.args.quiet) as bar:
+            threads = [threading.Thread(target=target, args=(jobs, out, bar, k), daemon=True) for k in range(n_workers)]
             for t in threads:
                 t.start()
             for t in threads:
@@ -272,7 +431,9 @@ class Evaluator:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="qsnn-eval",
-        description="Evaluate the firmware on a device over its serial port against the integer reference.",
+        description="Evaluate the firmware on a device over its serial port against the integer reference. "
+                    "Also: `qsnn-eval report RUN.json` (table, Markdown and plots of a run) and "
+                    "`qsnn-eval compare A.json B.json` (two runs side by side).",
     )
     ap.add_argument("--port", default="qemu",
                     help="serial device, pyserial URL (socket://127.0.0.1:4444), or an emulated board booted with "
@@ -287,20 +448,95 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="dataset root (default: $QSNN_DATA_ROOT or ../shared/data)")
     ap.add_argument("--split", choices=["train", "val", "test", "all"], default="test")
     ap.add_argument("--limit", type=int, default=None, help="evaluate N clips spread evenly over the split")
-    ap.add_argument("--json", type=Path, default=None, help="also write the summary to this JSON file")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="also write the summary and every clip to this JSON file, and each clip as it finishes to "
+                         "the run log beside it (same name, .jsonl)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the run whose log is beside --json: clips already in it are not run again; "
+                         "refused when the model, firmware, board, split, limit or data root differ")
     ap.add_argument("--jobs", type=int, default=2, help="parallel QEMU instances for --port qemu[:target] (default 2)")
     ap.add_argument("--baud", type=int, default=115200, help="baud rate of a real serial port (default 115200)")
-    ap.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for each device response")
+    ap.add_argument("--timeout", type=float, default=2.0,
+                    help="seconds to wait for an answer before sending a request again (default 2)")
+    ap.add_argument("--retries", type=int, default=8,
+                    help="re-sends of one request before the clip is started again (default 8)")
+    ap.add_argument("--clip-retries", type=int, default=4,
+                    help="times a clip is started again (device reset, link gave up) before the run stops with an "
+                         "error naming the clip (default 4)")
+    ap.add_argument("--fault-rate", type=float, default=0.0,
+                    help="emulated boards only: put a faulty line between host and board that corrupts, drops, "
+                         "duplicates or delays this fraction of the bytes each way (host/relay.py; e.g. 0.001)")
+    ap.add_argument("--fault-reset-rate", type=float, default=0.0,
+                    help="emulated boards only: also reset the board with this probability per byte sent to it "
+                         "(e.g. 3e-6: about one reset per 10 clips)")
+    ap.add_argument("--fault-seed", type=int, default=1, help="seed of the injected faults (default 1)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         ap.error("--limit must be at least 1")
     if args.jobs < 1:
         ap.error("--jobs must be at least 1")
+    if args.timeout <= 0 or args.retries < 0 or args.clip_retries < 0:
+        ap.error("--timeout must be positive, --retries and --clip-retries at least 0")
+    if not (0 <= args.fault_rate < 1 and 0 <= args.fault_reset_rate < 1):
+        ap.error("--fault-rate and --fault-reset-rate are probabilities per byte, in [0, 1)")
+    if (args.fault_rate or args.fault_reset_rate) and not (args.port == "qemu" or args.port.startswith("qemu:")):
+        ap.error("--fault-rate / --fault-reset-rate need an emulated board (--port qemu[:target])")
+    if args.resume and args.json is None:
+        ap.error("--resume needs --json (the run log is the .jsonl beside it)")
     return args
 
 
+def report_main(argv: list[str]) -> int:
+    """`qsnn-eval report RUN.json`: the table, and Markdown + plots beside the JSON."""
+    from qsnnkit.host import report
+
+    ap = argparse.ArgumentParser(prog="qsnn-eval report",
+                                 description="Print the report of an evaluation (qsnn-eval --json) as a table and "
+                                             "write it as Markdown with PNG plots beside the JSON.")
+    ap.add_argument("run", type=Path, help="summary JSON written by qsnn-eval --json")
+    ap.add_argument("--no-files", action="store_true", help="print only; write no Markdown or plots")
+    a = ap.parse_args(argv)
+    try:
+        s = report.load(a.run)
+        print(report.text_table(s))
+        if not a.no_files:
+            print(f"\nreport: {report.write(s, a.run)}")
+    except (ValueError, KeyError, OSError) as e:
+        print(f"qsnn-eval report: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def compare_main(argv: list[str]) -> int:
+    """`qsnn-eval compare A.json B.json`: two runs side by side."""
+    from qsnnkit.host import report
+
+    ap = argparse.ArgumentParser(prog="qsnn-eval compare",
+                                 description="Set two evaluations (qsnn-eval --json) side by side: accuracy, "
+                                             "agreement and latency, per-class deltas, the clips whose answer or "
+                                             "outputs changed.")
+    ap.add_argument("a", type=Path, help="first run's summary JSON")
+    ap.add_argument("b", type=Path, help="second run's summary JSON")
+    ap.add_argument("--json", type=Path, default=None, help="also write the changed clips to this JSON file")
+    a = ap.parse_args(argv)
+    try:
+        text, changed = report.compare(report.load(a.a), report.load(a.b), a.a.stem, a.b.stem)
+    except (ValueError, KeyError, IndexError) as e:
+        print(f"qsnn-eval compare: error: {e}", file=sys.stderr)
+        return 1
+    print(text)
+    if a.json:
+        a.json.write_text(json.dumps({"a": str(a.a), "b": str(a.b), "changed": changed}, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "report":
+        return report_main(argv[1:])
+    if argv and argv[0] == "compare":
+        return compare_main(argv[1:])
     args = parse_args(argv)
     try:
         from qsnnkit.model import load_converted
@@ -318,22 +554,54 @@ def main(argv: list[str] | None = None) -> int:
         items = spread(list_split(args.data_root, args.split), args.limit)
         if not items:
             raise ValueError(f"split {args.split!r} of {args.data_root} holds no clips")
+        from qsnnkit.data import resolve_root
+
+        data_root = resolve_root(args.data_root)
         ev = Evaluator(args, model)
+        ev.data_root = data_root
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            run = {"split": args.split, "limit": args.limit, "data_root": str(data_root),
+                   "model": str(args.model.resolve())}
+            ev.log = RunLog(args.json.with_suffix(".jsonl"), run, resume=args.resume)
+            if args.resume:
+                print(f"resuming {ev.log.path}: {len(ev.log.done)} clips done"
+                      + (" (its last line was cut short: that clip runs again)" if ev.log.dropped_tail else ""),
+                      file=sys.stderr)
         t0 = time.perf_counter()
-        records = ev.run(items)
+        try:
+            records = ev.run(items, ev.log.done if ev.log is not None else None)
+        except KeyboardInterrupt:
+            where = (f"; the finished clips are in {ev.log.path}: add --resume to continue"
+                     if ev.log is not None else " (with --json, --resume could have continued it)")
+            print(f"qsnn-eval: interrupted{where}", file=sys.stderr)
+            return 130
         wall = time.perf_counter() - t0
+        if ev.ident is None and ev.log is not None:
+            ev.ident = ev.log.ident()  # every clip came from the log
     except (Refused, P.DeviceError, P.ProtocolError, FileNotFoundError, ValueError, ConnectionError,
             TimeoutError, RuntimeError) as e:
         print(f"qsnn-eval: error: {e}", file=sys.stderr)
         return 1
     assert ev.ident is not None
     target = f"qemu:{ev.ident.board}" if qemu_target is not None else ev.ident.board
-    from qsnnkit.data import resolve_root
-
-    summary = summarize(records, ev.ident, model.hash_hex, target, wall, {
+    extra: dict[str, object] = {
         "port": args.port, "split": args.split, "model": str(args.model),
         "jobs": args.jobs if qemu_target is not None else 1,
-    }, data_root=resolve_root(args.data_root))
+        # what the link did: host-side re-sends by cause, stale or damaged answers dropped,
+        # clips started again; and, with --fault-rate, the faults injected by kind
+        "link": {"events": dict(sorted(ev.link.items())), "injected": ev.injected,
+                 "injected_by_direction": {d: {k: ev.injected_dir.get(d, {}).get(k, 0) for k in KINDS}
+                                           for d in DIRECTIONS},
+                 "fault_rate": args.fault_rate, "fault_reset_rate": args.fault_reset_rate,
+                 "fault_seed": args.fault_seed},
+        "resumed_clips": len(ev.log.done) if (ev.log is not None and args.resume) else 0,
+    }
+    from qsnnkit.packing import model_bytes
+
+    extra["classes"] = list(model.classes)
+    extra["model_bytes"] = model_bytes(model)["total"]
+    summary = summarize(records, ev.ident, model.hash_hex, target, wall, extra, data_root=data_root)
     lat = summary["latency"]
     assert isinstance(lat, dict)
     print(
@@ -345,9 +613,17 @@ def main(argv: list[str] | None = None) -> int:
         f"flash {ev.ident.flash_bytes} B, wall {float(np.median([r.wall_s for r in records])):.2f} s/clip "
         f"(total {wall:.1f} s)"
     )
+    if ev.link or ev.injected:
+        print("link: " + ", ".join(f"{k} {v}" for k, v in sorted(ev.link.items()))
+              + ("; injected: " + ", ".join(f"{k} {v}" for k, v in ev.injected.items()) if ev.injected else ""))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+        from qsnnkit.host import report
+
+        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        tmp.replace(args.json)
+        md = report.write(summary, args.json)
+        print(f"report: {md} (with plots beside it); per clip: {args.json} and {args.json.with_suffix('.jsonl')}")
     if summary["agreement"] != 1.0:
         first = summary["mismatches"][0]  # type: ignore[index]
         print(f"qsnn-eval: device and integer reference disagree; first mismatch {first['path']}:\n"

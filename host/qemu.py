@@ -81,7 +81,8 @@ def qemu_command(elf: Path, serial: str, board: str = DEFAULT_BOARD) -> list[str
 class QemuBoard:
     """One emulated board: ``with QemuBoard(elf) as qb: Device(qb.transport)...``."""
 
-    def __init__(self, elf: str | Path | None = None, board: str = DEFAULT_BOARD, boot_timeout: float = 15.0):
+    def __init__(self, elf: str | Path | None = None, board: str = DEFAULT_BOARD, boot_timeout: float = 15.0,
+                 resettable: bool = False):
         env = next((e for b, e in TARGETS.values() if b == board), DEFAULT_ENV)
         self.elf = Path(elf) if elf else default_elf(env)
         if not self.elf.is_file():
@@ -91,9 +92,14 @@ class QemuBoard:
             )
         self.board = board
         self.boot_timeout = boot_timeout
+        self.resettable = resettable
         self.proc: subprocess.Popen[bytes] | None = None
         self.transport: SocketTransport | None = None
         self._log = tempfile.TemporaryFile()
+        self._dir = tempfile.TemporaryDirectory(prefix="qsnn-qemu-")
+        self._monitor_path = Path(self._dir.name) / "monitor.sock"
+        self._monitor: socket.socket | None = None
+        self.resets = 0
 
     def start(self) -> SocketTransport:
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -102,6 +108,12 @@ class QemuBoard:
         srv.settimeout(self.boot_timeout)
         port = srv.getsockname()[1]
         cmd = qemu_command(self.elf, f"tcp:127.0.0.1:{port},server=off,nodelay=on", self.board)
+        # QEMU's monitor on a private Unix socket: reset() reboots the board like its reset pin
+        # (the board files say -no-reboot so that a firmware reset ends QEMU; a board that may
+        # be reset on purpose reboots instead)
+        if self.resettable:
+            cmd = [a for a in cmd if a != "-no-reboot"]
+        cmd += ["-monitor", f"unix:{self._monitor_path},server=on,wait=off"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
         _live.add(self)
         try:
@@ -113,6 +125,32 @@ class QemuBoard:
             srv.close()
         self.transport = SocketTransport(conn, f"qemu:{self.elf.name}")
         return self.transport
+
+    def reset(self) -> None:
+        """Reboot the emulated board now (QEMU `system_reset`): the firmware starts from its
+        reset vector with the ELF's image reloaded; the serial connection stays. Only for a
+        board started with ``resettable=True`` (otherwise QEMU would exit: -no-reboot)."""
+        if not self.resettable:
+            raise RuntimeError("QemuBoard(resettable=True) is needed for reset()")
+        if self._monitor is None:
+            mon = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            mon.settimeout(5.0)
+            mon.connect(str(self._monitor_path))
+            self._monitor = mon
+            self._monitor_read()  # the banner and first prompt
+        self._monitor.sendall(b"system_reset\n")
+        self._monitor_read()
+        self.resets += 1
+
+    def _monitor_read(self) -> str:
+        assert self._monitor is not None
+        buf = b""
+        while not buf.endswith(b"(qemu) "):
+            chunk = self._monitor.recv(4096)
+            if not chunk:
+                raise ConnectionError(f"QEMU's monitor closed: {self.output()}")
+            buf += chunk
+        return buf.decode(errors="replace")
 
     def output(self) -> str:
         self._log.seek(0)
@@ -126,6 +164,9 @@ class QemuBoard:
         return status
 
     def stop(self) -> None:
+        if self._monitor is not None:
+            self._monitor.close()
+            self._monitor = None
         if self.transport is not None:
             self.transport.close()
             self.transport = None
@@ -145,3 +186,4 @@ class QemuBoard:
     def __exit__(self, *exc: object) -> None:
         self.stop()
         self._log.close()
+        self._dir.cleanup()

@@ -106,3 +106,13 @@ def unpack_rows(words: np.ndarray, bits: int, rows: int, cols: int) -> np.ndarra
             r, c = (int(i) for i in np.argwhere(vals == -128)[0])
             raise ValueError(f"8-bit code 0x80 (-128) at [{r}, {c}]: not allowed by the contract")
     return vals.astype(np.int32)
+
+
+def model_bytes(model) -> dict[str, int]:  # noqa: ANN001 - a qsnnkit.model.ConvertedModel
+    """Bytes of a converted model's packed data in flash, by part: weights, recurrent weights,
+    readout, per-row parameters (shifts, biases, thresholds, feature means, output biases)."""
+    w = sum(4 * len(pack_rows(L.w, L.w_bits)) for L in model.layers)
+    r = sum(4 * len(pack_rows(L.w_rec, 1)) for L in model.layers if L.w_rec is not None)
+    o = 4 * len(pack_rows(model.w_out, 8))
+    p = sum(L.rows * (1 + 2) + (L.n_out if L.recurrent else 0) for L in model.layers) + model.n_bands + 4 * model.n_classes
+    return {"weights": w, "recurrent": r, "readout": o, "params": p, "total": w + r + o + p}

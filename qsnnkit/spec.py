@@ -42,6 +42,15 @@ CURRENT_BOUND = (1 << 23) - 1
 READOUT_BOUND = 1 << 24
 #: Longest sample, in time steps, the overflow proof covers (a 1 s clip is CLIP_FRAMES = 49).
 MAX_STEPS = 64
+#: Streaming detection (docs/contract.md section 9): the smoothed score of class k is the leaky
+#: sum S_k(t) = S_k(t-1) - (S_k(t-1) >> W) + r_k(t) of the per-frame readouts r_k(t) (>> floors).
+#: |r_k| <= READOUT_BOUND / MAX_STEPS for every model that passes the proof, so with W <=
+#: DETECT_MAX_SHIFT every |S_k| stays below 2^27: no stream, however long, can overflow.
+DETECT_MAX_SHIFT = 8
+#: Detections the C detector keeps until they are polled (older ones are counted as lost).
+DETECT_QUEUE = 4
+#: Largest number of classes a detector handles (the class mask is 32 bits).
+DETECT_MAX_CLASSES = 32
 #: Largest magnitude of a centred feature |feat - mu| (features and mu are uint8).
 FEATURE_ABS_MAX = 255
 #: Stored membrane widths and feed-forward weight widths the core runs.
@@ -109,7 +118,7 @@ CORE_STATUS: dict[str, tuple[int, str]] = {
 
 # -- the serial protocol (docs/protocol.md) ------------------------------------------------------
 
-PROTOCOL_VERSION = 2  # 2: RESULT carries worst_hop_ticks
+PROTOCOL_VERSION = 3  # 2: RESULT carries worst_hop_ticks; 3: re-sent requests answered from a cache (exactly once)
 MAX_PAYLOAD = 1024
 HEADER_BYTES = 4  # type u8 | seq u8 | len u16
 CRC_BYTES = 2

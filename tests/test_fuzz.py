@@ -5,6 +5,8 @@ regression input, then fuzzes each harness for a bounded time; the long runs are
 benchmarks/fuzz.py (docs/results/fuzz.json)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import fuzz_support as fz
@@ -44,3 +46,21 @@ def test_harness_checks_can_fail(tmp_path) -> None:  # noqa: ANN001
     finally:
         fz.HARNESSES["frame"] = saved
     assert r.returncode != 0 and "deadly signal" in r.stderr
+
+
+def test_session_harness_catches_a_request_done_twice(tmp_path) -> None:  # noqa: ANN001
+    """A device without the re-send cache (a mutant of app.c that handles every intact frame
+    afresh) processes a re-sent AUDIO twice: the session harness's cache check catches it on
+    the seed that re-sends each request of a clip."""
+    src = (fz.FW / "src" / "app.c").read_text()
+    guard = "if (last.valid && f.type == last.type && f.seq == last.seq && f.crc == last.crc) {"
+    assert guard in src
+    mutant = tmp_path / "app.c"
+    mutant.write_text(src.replace(guard, "if (0) {"))
+    saved = fz.HARNESSES["session"]
+    try:
+        fz.HARNESSES["session"] = [mutant if Path(f).name == "app.c" else f for f in saved]
+        r = fz.replay("session", [fz.seed_dirs("session")[0] / "clip_resent"])
+    finally:
+        fz.HARNESSES["session"] = saved
+    assert r.returncode != 0 and "deadly signal" in r.stderr, r.stderr[-2000:]

@@ -44,6 +44,13 @@ uint32_t board_uart_rx_dropped(void);
 /* Sleep until an interrupt if the RX ring is empty (no lost wake-up). */
 void board_uart_wait(void);
 
+/* Enter / leave a measured section: no interrupt runs between the two (a receive interrupt
+ * stays pending until board_quiet_end()), so counter differences inside are exact and
+ * reproducible even when the host re-sends a request while the device computes. Boards
+ * without receive interrupts (polled UART) do nothing. */
+void board_quiet_begin(void);
+void board_quiet_end(void);
+
 /* Free-running 32-bit counter (wraps; differences of uint32_t are exact). */
 uint32_t board_counter(void);
 

@@ -5,7 +5,7 @@
 #ifndef PROTO_SPEC_H
 #define PROTO_SPEC_H
 
-#define PROTO_VERSION 2u
+#define PROTO_VERSION 3u
 #define PROTO_MAX_PAYLOAD 1024u
 #define PROTO_HEADER_BYTES 4u /* type u8 | seq u8 | len u16 LE */
 #define PROTO_CRC_BYTES 2u /* CRC-16/CCITT-FALSE, LE */

@@ -59,23 +59,52 @@ static proto_rx_t rx;
 typedef char out_payload_holds_error_and_ack[(OUT_PAYLOAD_BYTES >= ERROR_HEAD_BYTES && OUT_PAYLOAD_BYTES >= ACK_HEAD_BYTES &&
                                               QSNN_MODEL_N_CLASSES <= RESULT_MAX_CLASSES) ? 1 : -1];
 
+/* tx_buf keeps the encoded response to the last intact request: a request that arrives
+ * again with the same type, seq and CRC (the host re-sends when a response was lost or
+ * damaged) is answered from it, not processed twice (docs/protocol.md, "Exactly once"). */
 static uint8_t tx_buf[TX_BUF_BYTES];
 static uint8_t out_payload[OUT_PAYLOAD_BYTES];
+static struct {
+    uint8_t valid;
+    uint8_t type;
+    uint8_t seq;
+    uint16_t crc;
+    uint16_t bytes; /* encoded response in tx_buf */
+} last;
+/* ERROR frames about damaged frames or receive overflow go out of their own buffer, so
+ * that they never replace the cached response. */
+#define ERROR_BODY_BYTES (PROTO_HEADER_BYTES + ERROR_HEAD_BYTES + PROTO_CRC_BYTES)
+static uint8_t err_buf[ERROR_BODY_BYTES + ERROR_BODY_BYTES / 254u + 2u];
 
 static void send(uint8_t type, uint8_t seq, const uint8_t *payload, uint16_t len)
 {
     const size_t n = proto_encode(type, seq, payload, len, tx_buf);
+    last.bytes = (uint16_t)n;
     board_uart_write(tx_buf, n);
 }
 
-static void send_error(uint8_t seq, uint8_t code, uint8_t about, uint32_t detail)
+static void error_payload(uint8_t *p, uint8_t code, uint8_t about, uint32_t detail)
 {
-    uint8_t p[ERROR_HEAD_BYTES];
     p[ERROR_OFF_CODE] = code;
     p[ERROR_OFF_ABOUT] = about;
     put_u16(p + ERROR_OFF_RESERVED, 0u);
     put_u32(p + ERROR_OFF_DETAIL, detail);
+}
+
+/* An ERROR answering an intact request: it is that request's (cached) response. */
+static void send_error(uint8_t seq, uint8_t code, uint8_t about, uint32_t detail)
+{
+    uint8_t p[ERROR_HEAD_BYTES];
+    error_payload(p, code, about, detail);
     send(MSG_ERROR, seq, p, (uint16_t)ERROR_HEAD_BYTES);
+}
+
+/* An ERROR about bytes that were not an intact request (damaged frame, receive overflow). */
+static void send_frame_error(uint8_t seq, uint8_t code, uint8_t about, uint32_t detail)
+{
+    uint8_t p[ERROR_HEAD_BYTES];
+    error_payload(p, code, about, detail);
+    board_uart_write(err_buf, proto_encode(MSG_ERROR, seq, p, (uint16_t)ERROR_HEAD_BYTES, err_buf));
 }
 
 static void send_ack(uint8_t seq, uint8_t about)
@@ -166,7 +195,9 @@ static uint32_t measure_overhead(void)
 static void run_hop(void)
 {
     uint8_t feat[QSNN_N_BANDS];
-    uint32_t t0 = board_counter();
+    uint32_t t0;
+    board_quiet_begin(); /* no interrupt inside the measured sections: exact counts */
+    t0 = board_counter();
     const int produced = qsnn_fe_push(&fe, clip.hop, feat);
     uint32_t t1 = board_counter();
     uint32_t hop = (uint32_t)(t1 - t0 - counter_overhead);
@@ -179,6 +210,7 @@ static void run_hop(void)
         hop += (uint32_t)(t1 - t0 - counter_overhead);
         ++clip.frames;
     }
+    board_quiet_end();
     if (hop > clip.worst_hop) {
         clip.worst_hop = hop;
     }
@@ -300,6 +332,7 @@ void app_reset(void)
     clip.received = 0u;
     clip.hop_fill = 0u;
     clip.frames = 0u;
+    last.valid = 0u;
     proto_rx_init(&rx);
 }
 
@@ -307,7 +340,8 @@ void app_rx_dropped(uint32_t dropped)
 {
     proto_rx_resync(&rx);
     clip.active = 0u;
-    send_error(0u, ERR_RX_OVERFLOW, 0u, dropped);
+    last.valid = 0u; /* the clip is abandoned: a re-sent request must not find its old answer */
+    send_frame_error(0u, ERR_RX_OVERFLOW, 0u, dropped);
 }
 
 void app_rx_byte(uint8_t b)
@@ -315,8 +349,19 @@ void app_rx_byte(uint8_t b)
     proto_frame_t f;
     const int r = proto_rx_byte(&rx, b, &f);
     if (r == PROTO_RX_FRAME) {
+        if (last.valid && f.type == last.type && f.seq == last.seq && f.crc == last.crc) {
+            board_uart_write(tx_buf, last.bytes); /* a re-send: answered again, not redone */
+            return;
+        }
+        last.valid = 0u;
         handle(&f);
+        if (f.type != MSG_BYE) {
+            last.valid = 1u;
+            last.type = f.type;
+            last.seq = f.seq;
+            last.crc = f.crc;
+        }
     } else if (r > 0) {
-        send_error(f.seq, (uint8_t)r, f.type, 0u);
+        send_frame_error(f.seq, (uint8_t)r, f.type, 0u);
     }
 }

@@ -74,6 +74,7 @@ static int check_frame(proto_rx_t *rx, proto_frame_t *out)
         return (int)ERR_BAD_LENGTH;
     }
     out->len = (uint16_t)len;
+    out->crc = get_u16(rx->buf + m - 2);
     out->payload = rx->buf + PROTO_HEADER_BYTES;
     return PROTO_RX_FRAME;
 }
@@ -92,6 +93,7 @@ int proto_rx_byte(proto_rx_t *rx, uint8_t byte, proto_frame_t *out)
         out->type = 0u;
         out->seq = 0u;
         out->len = 0u;
+        out->crc = 0u;
         out->payload = rx->buf;
         {
             const int r = check_frame(rx, out);

@@ -24,6 +24,7 @@ typedef struct {
     uint8_t type;
     uint8_t seq;
     uint16_t len;
+    uint16_t crc;           /* the frame's CRC (tells a re-sent request from a new one) */
     const uint8_t *payload; /* points into the receiver's buffer, valid until the next byte */
 } proto_frame_t;
 

@@ -11,7 +11,10 @@
  *                by index; set: that raw type), seq byte, length (2 bytes LE, cut to what
  *                is left and to PROTO_MAX_PAYLOAD), then that many payload bytes;
  *   op % 4 == 1  raw bytes on the line: a count byte, then that many bytes as they are;
- *   op % 4 == 2  the RX ring overflowed (app_rx_dropped);
+ *   op % 4 == 2  with the high bit clear: the RX ring overflowed (app_rx_dropped); with it
+ *                set: the last well-formed frame is sent again, as a host re-sends a request
+ *                whose answer it lost (the device must answer it from its cache: the very
+ *                same bytes, when nothing else reached the device in between);
  *   op % 4 == 3  a well-formed CLIP_BEGIN announcing (next byte) * 32 samples, to reach the
  *                audio path without guessing a u32.
  * Checked, besides the sanitizers: every byte the device sends parses as valid frames of a
@@ -35,11 +38,21 @@ static const uint8_t response_types[PROTO_N_RESPONSES] = PROTO_RESPONSE_TYPES;
 static proto_rx_t host_rx; /* the host's side of the line: parses what the device sends */
 static uint32_t responses;
 static int resyncing; /* an RX overflow since the last 0x00 on the line */
+/* What the device sent in answer to the last well-formed frame, and that frame. */
+static uint8_t answer[2u * PROTO_MAX_ENCODED];
+static size_t answer_n;
+static uint8_t last_enc[PROTO_MAX_ENCODED + 1u];
+static size_t last_enc_n;
+static int last_alone; /* nothing but that frame reached the device since its answer */
+static int line_clean;  /* the device's receiver is at a frame boundary (last byte fed was 0x00) */
 
 static void on_device_bytes(const uint8_t *buf, size_t n)
 {
     size_t i;
     for (i = 0; i < n; ++i) {
+        if (answer_n < sizeof(answer)) {
+            answer[answer_n++] = buf[i];
+        }
         proto_frame_t f;
         const int r = proto_rx_byte(&host_rx, buf[i], &f);
         CHECK(r == PROTO_RX_MORE || r == PROTO_RX_FRAME);
@@ -63,18 +76,41 @@ static void feed(const uint8_t *p, size_t n)
         if (p[i] == 0u) {
             resyncing = 0;
         }
+        line_clean = p[i] == 0u;
     }
 }
 
 static void send_frame(uint8_t type, uint8_t seq, const uint8_t *payload, uint16_t len)
 {
-    static uint8_t enc[PROTO_MAX_ENCODED + 1u];
-    const size_t n = proto_encode(type, seq, payload, len, enc);
     const uint32_t before = responses;
     const int lost = resyncing;
-    feed(enc, n);
+    const int clean = line_clean;
+    last_enc_n = proto_encode(type, seq, payload, len, last_enc);
+    answer_n = 0u;
+    feed(last_enc, last_enc_n);
     /* one answer per request (BYE's ACK comes before the exit); none if dropped while resyncing */
     CHECK(responses == before + 1u || (lost && responses == before));
+    last_alone = !lost && clean;
+}
+
+static void resend_last(void)
+{
+    static uint8_t first[sizeof(answer)];
+    const size_t first_n = answer_n;
+    const uint32_t before = responses;
+    const int alone = last_alone;
+    const int lost = resyncing;
+    if (last_enc_n == 0u) {
+        return;
+    }
+    memcpy(first, answer, first_n);
+    answer_n = 0u;
+    feed(last_enc, last_enc_n);
+    CHECK(responses == before + 1u || (lost && responses == before));
+    if (alone && !lost) {
+        /* answered from the cache: byte for byte the first answer */
+        CHECK(answer_n == first_n && memcmp(answer, first, first_n) == 0);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -86,6 +122,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     proto_rx_init(&host_rx);
     responses = 0u;
     resyncing = 0;
+    last_enc_n = 0u;
+    last_alone = 0;
+    line_clean = 1;
     if (setjmp(host_board_exit_jmp) != 0) {
         return 0; /* BYE: the device exited */
     }
@@ -129,11 +168,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             feed(data + i, n);
             i += n;
+            last_alone = 0;
             break;
         }
         case 2:
-            app_rx_dropped(++dropped);
-            resyncing = 1;
+            if (op & 0x80u) {
+                resend_last();
+            } else {
+                app_rx_dropped(++dropped);
+                resyncing = 1;
+                last_alone = 0;
+                line_clean = 0;
+            }
             break;
         default: {
             uint8_t p[CLIP_BEGIN_HEAD_BYTES];

@@ -31,6 +31,8 @@ int board_uart_read(uint8_t *byte)
 uint32_t board_uart_rx_dropped(void) { return 0u; }
 
 void board_uart_wait(void) {}
+void board_quiet_begin(void) {}
+void board_quiet_end(void) {}
 
 uint32_t board_counter(void) { return ticks++; }
 

@@ -46,6 +46,11 @@ def session_seeds() -> dict[str, bytes]:
         "garbage_then_frame": bytes([1, 6]) + b"\x05\x01\x02\x00\xff\x00" + frame_record("HELLO", 1, protocol.hello()),
         "overflow_then_clip": bytes([2]) + bytes([1, 1, 0]) + clip,
         "clip_begin_twice": bytes([3, 20, 3, 21]),
+        # every request of a clip sent twice (op 0x82: the last frame again), as a host
+        # re-sends when an answer is lost: answered from the cache, the clip still adds up
+        "clip_resent": bytes([3, 20, 0x82]) + frame_record("AUDIO", 2, protocol.audio(audio[:320])) + bytes([0x82])
+        + frame_record("AUDIO", 3, protocol.audio(audio[320:])) + bytes([0x82])
+        + frame_record("CLIP_END", 4, b"") + bytes([0x82]),
     }
 
 

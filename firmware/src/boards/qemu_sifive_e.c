@@ -60,6 +60,15 @@ void board_uart_wait(void)
     /* polled UART without interrupts: the main loop reads again */
 }
 
+void board_quiet_begin(void)
+{
+    /* no interrupts on this board: received bytes wait in the UART's FIFO */
+}
+
+void board_quiet_end(void)
+{
+}
+
 uint32_t board_counter(void)
 {
     uint32_t c;

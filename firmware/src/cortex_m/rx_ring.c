@@ -1,6 +1,7 @@
 /*
  * rx_ring.c - the serial hooks shared by the Cortex-M boards whose UART receive interrupt
- * fills cortex_m_rx_ring (firmware/include/uart_ring.h): read, dropped count, wait.
+ * fills cortex_m_rx_ring (firmware/include/uart_ring.h): read, dropped count, wait, and the
+ * quiet sections that keep that interrupt out of a measurement.
  */
 #include <stdint.h>
 
@@ -25,5 +26,15 @@ void board_uart_wait(void)
     if (uart_ring_empty(&cortex_m_rx_ring)) {
         wait_for_interrupt();
     }
+    irq_enable();
+}
+
+void board_quiet_begin(void)
+{
+    irq_disable();
+}
+
+void board_quiet_end(void)
+{
     irq_enable();
 }

@@ -20,6 +20,9 @@
 #define QSNN_CURRENT_BOUND 8388607u /* largest |current| before int16 saturation, fine units */
 #define QSNN_READOUT_BOUND 16777216u /* largest |per-class output| over QSNN_MAX_STEPS steps */
 #define QSNN_MAX_STEPS 64u /* longest sample (steps) the overflow bounds cover */
+#define QSNN_DETECT_MAX_SHIFT 8u /* largest smoothing shift W of the streaming detector */
+#define QSNN_DETECT_QUEUE 4u /* detections kept until polled */
+#define QSNN_DETECT_MAX_CLASSES 32u /* classes a detector handles (32-bit mask) */
 #define QSNN_FEATURE_ABS_MAX 255u /* largest |feat - mu| */
 
 /* Front end (docs/frontend.md): 16 kHz int16 PCM, 30 ms frames every 20 ms, uint8 log-mel. */
