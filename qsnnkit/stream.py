@@ -1,0 +1,135 @@
+"""Streaming keyword detection, the integer reference (docs/contract.md section 9).
+
+Continuous audio, no clip boundaries: the front end runs on every hop of the stream and the
+network on every frame, never reset after the stream's start. Per frame t the readout of
+that frame alone, r_k(t), feeds a leaky sum per class,
+
+    S_k(t) = S_k(t-1) - floor(S_k(t-1) / 2^W) + r_k(t),    S_k(-1) = 0,
+
+and a detection (t, k*, m) fires when k* = argmax_k S_k(t) (ties to the lowest index) may
+fire (``class_mask``), its margin m = S_k*(t) - max_{j != k*} S_j(t) is at least
+``threshold``, and the last detection is at least ``refractory`` frames back. The C detector
+(firmware/lib/qsnn/src/qsnn_detect.c) and the device compute exactly these numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qsnnkit import spec
+from qsnnkit.model import ConvertedModel
+
+#: Classes that are not keywords (they never fire).
+NON_KEYWORDS = ("_silence_", "_unknown_")
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    threshold: int
+    refractory: int = 50  # frames (1 s)
+    class_mask: int = 0
+    smooth_shift: int = 4
+
+    def check(self, n_classes: int) -> None:
+        if self.threshold < 1 or self.threshold > 2**31 - 1:
+            raise ValueError(f"threshold must be in 1..2^31-1, got {self.threshold}")
+        if not 0 <= self.refractory <= 2**32 - 1:
+            raise ValueError(f"refractory must be in 0..2^32-1 frames, got {self.refractory}")
+        if not 0 <= self.smooth_shift <= spec.DETECT_MAX_SHIFT:
+            raise ValueError(f"smooth_shift must be in 0..{spec.DETECT_MAX_SHIFT}, got {self.smooth_shift}")
+        if n_classes > spec.DETECT_MAX_CLASSES:
+            raise ValueError(f"a detector handles at most {spec.DETECT_MAX_CLASSES} classes, the model has {n_classes}")
+        if self.class_mask == 0 or self.class_mask >> n_classes:
+            raise ValueError(f"class_mask {self.class_mask:#x} must name at least one of the model's {n_classes} classes "
+                             "and no other")
+
+
+def keyword_mask(classes: list[str]) -> int:
+    """Every class except silence and unknown may fire."""
+    return sum(1 << k for k, c in enumerate(classes) if c not in NON_KEYWORDS)
+
+
+@dataclass(frozen=True)
+class Detection:
+    frame: int
+    label: int
+    margin: int
+
+    @property
+    def time_s(self) -> float:
+        """Stream time at which the frame's window ends."""
+        return (self.frame + 2) * spec.HOP_LEN / spec.SAMPLE_RATE
+
+
+def stream_features(pcm: np.ndarray) -> np.ndarray:
+    """Front-end features of a whole stream (int16 PCM, any length): uint8 [frames, n_bands],
+    one frame per complete hop after the first, as the device computes them hop by hop."""
+    from qsnnkit.frontend import _as_int16_1d, _lib, _ptr, _I16P, _U8P
+
+    x = _as_int16_1d(pcm)
+    n_frames = max(0, x.size // spec.HOP_LEN - 1)
+    out = np.zeros((n_frames, spec.N_BANDS), dtype=np.uint8)
+    if n_frames:
+        got = _lib().qsnn_fe_clip(_ptr(x, _I16P), x.size, _ptr(out, _U8P), n_frames)
+        if got != n_frames:
+            raise RuntimeError(f"qsnn_fe_clip produced {got} frames, expected {n_frames}")
+    return out
+
+
+def frame_readouts(model: ConvertedModel, feats: np.ndarray) -> np.ndarray:
+    """r_k(t): the readout of each frame alone, int64 [frames, classes] (network never reset)."""
+    from qsnnkit.reference import run_batch
+
+    if len(feats) == 0:
+        return np.zeros((0, model.n_classes), np.int64)
+    _, tr = run_batch(model, np.asarray(feats, dtype=np.uint8)[None], trace=True)
+    assert tr is not None
+    last = tr.spk[-1][0].astype(np.int64)  # [T, N] spikes of the last layer
+    return last @ model.w_out.astype(np.int64).T + model.b_out.astype(np.int64)
+
+
+def scores(readouts: np.ndarray, smooth_shift: int) -> np.ndarray:
+    """S_k(t), int64 [frames, classes] (every value fits int32: section 9)."""
+    r = np.asarray(readouts, dtype=np.int64)
+    out = np.zeros_like(r)
+    s = np.zeros(r.shape[1], np.int64)
+    for t in range(r.shape[0]):
+        s = s - (s >> smooth_shift) + r[t]  # numpy's >> on signed ints floors, as C's on the targets
+        out[t] = s
+    if out.size and (out.max() > 2**31 - 1 or out.min() < -(2**31)):
+        raise OverflowError("a score left int32: the model is outside the contract's readout bound")
+    return out
+
+
+def margins(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: k* (argmax, ties to the lowest index) and the margin to the next best."""
+    best = np.argmax(s, axis=1)
+    top = s[np.arange(len(s)), best]
+    rest = s.copy()
+    rest[np.arange(len(s)), best] = np.iinfo(np.int64).min
+    second = rest.max(axis=1) if s.shape[1] > 1 else np.zeros(len(s), np.int64)
+    return best, top - second
+
+
+def detect(s: np.ndarray, cfg: DetectConfig) -> list[Detection]:
+    """The detection rule over a whole stream's scores."""
+    best, margin = margins(s)
+    hits: list[Detection] = []
+    last = None
+    for t in np.flatnonzero(margin >= cfg.threshold):
+        k = int(best[t])
+        if not (cfg.class_mask >> k) & 1:
+            continue
+        if last is not None and t - last < cfg.refractory:
+            continue
+        hits.append(Detection(int(t), k, int(margin[t])))
+        last = int(t)
+    return hits
+
+
+def run_stream(model: ConvertedModel, pcm: np.ndarray, cfg: DetectConfig) -> tuple[np.ndarray, list[Detection]]:
+    """Scores [frames, classes] and detections of a whole stream, as the device computes them."""
+    cfg.check(model.n_classes)
+    s = scores(frame_readouts(model, stream_features(pcm)), cfg.smooth_shift)
+    return s, detect(s, cfg)
