@@ -42,7 +42,7 @@ CURRENT_BOUND = (1 << 23) - 1
 READOUT_BOUND = 1 << 24
 #: Longest sample, in time steps, the overflow proof covers (a 1 s clip is CLIP_FRAMES = 49).
 MAX_STEPS = 64
-#: Streaming detection (docs/contract.md section 9): the smoothed score of class k is the leaky
+#: Streaming detection (docs/contract.md section 11): the smoothed score of class k is the leaky
 #: sum S_k(t) = S_k(t-1) - (S_k(t-1) >> W) + r_k(t) of the per-frame readouts r_k(t) (>> floors).
 #: |r_k| <= READOUT_BOUND / MAX_STEPS for every model that passes the proof, so with W <=
 #: DETECT_MAX_SHIFT every |S_k| stays below 2^27: no stream, however long, can overflow.

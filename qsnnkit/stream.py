@@ -1,4 +1,4 @@
-"""Streaming keyword detection, the integer reference (docs/contract.md section 9).
+"""Streaming keyword detection, the integer reference (docs/contract.md section 11).
 
 Continuous audio, no clip boundaries: the front end runs on every hop of the stream and the
 network on every frame, never reset after the stream's start. Per frame t the readout of
@@ -90,7 +90,7 @@ def frame_readouts(model: ConvertedModel, feats: np.ndarray) -> np.ndarray:
 
 
 def scores(readouts: np.ndarray, smooth_shift: int) -> np.ndarray:
-    """S_k(t), int64 [frames, classes] (every value fits int32: section 9)."""
+    """S_k(t), int64 [frames, classes] (every value fits int32: docs/contract.md section 11)."""
     r = np.asarray(readouts, dtype=np.int64)
     out = np.zeros_like(r)
     s = np.zeros(r.shape[1], np.int64)

@@ -1,4 +1,4 @@
-"""Streaming keyword detection (docs/contract.md section 9): the C detector (through the
+"""Streaming keyword detection (docs/contract.md section 11): the C detector (through the
 example application firmware/examples/kws_detector, built on the host) gives, frame by frame,
 the scores and detections of the integer reference (qsnnkit/stream.py) on a stream of test
 clips with noise between them; the rule's edges (refractory, mask, threshold, ties) and the

@@ -8,7 +8,7 @@
  *     make -C firmware/examples/kws_detector          (builds ./kws_detector with cc)
  *     sox speech.wav -t raw -r 16000 -c 1 -b 16 -e signed - | ./kws_detector 3000 50 4
  *
- * Arguments: threshold, refractory frames, smoothing shift W (docs/contract.md section 9),
+ * Arguments: threshold, refractory frames, smoothing shift W (docs/contract.md section 11),
  * optionally "scores" to print every frame's smoothed scores. Prints one line per detection:
  * "detect <frame> <ms> <class index> <class name> <margin>". No malloc, no float.
  */

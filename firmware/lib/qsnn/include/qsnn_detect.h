@@ -1,6 +1,6 @@
 /*
  * qsnn_detect.h - streaming keyword detection: continuous audio in, detections out, in
- * constant RAM (docs/contract.md section 9; the Python reference is qsnnkit/stream.py).
+ * constant RAM (docs/contract.md section 11; the Python reference is qsnnkit/stream.py).
  *
  * Put the keyword spotter behind your own microphone driver:
  *
@@ -24,7 +24,7 @@
  * r_k(t) (arithmetic shift: floor); k* = argmax_k S_k(t) (ties to the lowest index);
  * margin m(t) = S_k*(t) - max_{j != k*} S_j(t). A detection (t, k*, m(t)) fires when class
  * k* is in class_mask, m(t) >= threshold, and no detection fired in the last `refractory`
- * frames. Integers only; no sum can overflow however long the stream (section 9).
+ * frames. Integers only; no sum can overflow however long the stream (section 11).
  */
 #ifndef QSNN_DETECT_H
 #define QSNN_DETECT_H

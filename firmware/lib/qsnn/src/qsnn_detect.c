@@ -1,5 +1,5 @@
 /*
- * qsnn_detect.c - streaming keyword detection (qsnn_detect.h; docs/contract.md section 9).
+ * qsnn_detect.c - streaming keyword detection (qsnn_detect.h; docs/contract.md section 11).
  * Integers only, no allocation; the Python reference (qsnnkit/stream.py) computes the same
  * scores and detections, and tests/test_stream.py checks them equal frame by frame.
  */
