@@ -206,6 +206,21 @@ class Device:
                     raise LinkError(f"{name}: the device did not come back after: {why}; {e2}") from e2
         raise LinkError(f"{name}: given up after {self.clip_retries + 1} attempts; last fault: {why}")
 
+    # -- streams (docs/contract.md section 11) ---------------------------------------------
+    def stream_begin(self, threshold: int, refractory: int, class_mask: int, smooth_shift: int) -> None:
+        """Start continuous detection: network and front end reset once, here."""
+        if self.ident is None:
+            raise RuntimeError("connect() first")
+        self.request(P.Msg.STREAM_BEGIN, P.stream_begin(threshold, refractory, class_mask, smooth_shift))
+
+    def stream_audio(self, pcm: np.ndarray) -> P.StreamStatus:
+        """Feed samples (at most max_payload / 2) to the stream; its scores and detections."""
+        f = self.request(P.Msg.AUDIO, P.audio(np.ascontiguousarray(pcm, dtype=np.int16)), expect=P.Msg.STREAM)
+        return P.StreamStatus.unpack(f.payload)
+
+    def stream_end(self) -> None:
+        self.request(P.Msg.STREAM_END)
+
     def bye(self, code: int = 0) -> None:
         """Ask the device to exit (QEMU then ends with status ``code``; a board resets). The
         device leaves right after its ACK, so a lost ACK cannot be asked for again: the

@@ -121,6 +121,8 @@ def render_proto_header() -> str:
         parts += _layout_defines(lay)
     parts.append(d("IDENT_MAX_STRING", spec.IDENT_MAX_STRING, "longest IDENT string", "uint32_t"))
     parts.append(d("RESULT_MAX_CLASSES", spec.RESULT_MAX_CLASSES, "classes one RESULT can carry", "uint32_t"))
+    parts.append(d("STREAM_DETECTION_BYTES", spec.STREAM_DETECTION_BYTES, "bytes of one detection in STREAM",
+                   "uint32_t"))
     parts.append("\n/* What board_counter() counts (IDENT counter_unit). */\n")
     for name, (code, doc) in spec.COUNTER_UNITS.items():
         parts.append(d(f"BOARD_COUNTER_{name}", code, doc, "uint32_t"))

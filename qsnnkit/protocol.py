@@ -291,6 +291,52 @@ class Result:
         return Result(**v, outputs=list(struct.unpack_from(f"<{nc}i", p, _RESULT_HEAD.size)))
 
 
+_STREAM_BEGIN = struct.Struct(spec.LAYOUTS["STREAM_BEGIN"].fmt)
+
+
+def stream_begin(threshold: int, refractory: int, class_mask: int, smooth_shift: int) -> bytes:
+    """STREAM_BEGIN payload: the detector's configuration (docs/contract.md section 11)."""
+    return _STREAM_BEGIN.pack(threshold, refractory, class_mask, smooth_shift)
+
+
+_STREAM_HEAD = struct.Struct(spec.LAYOUTS["STREAM"].fmt)
+_STREAM_NAMES = spec.LAYOUTS["STREAM"].names
+_DETECTION = struct.Struct("<IHHi")
+assert _DETECTION.size == spec.STREAM_DETECTION_BYTES
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """The answer to AUDIO in a stream: scores after its last frame, detections it produced."""
+
+    frames: int  # frames since the stream began
+    ticks: int  # counter ticks spent on this AUDIO
+    lost: int  # detections dropped since the stream began
+    scores: list[int] = field(default_factory=list)  # S_k, int32 per class
+    detections: list[tuple[int, int, int]] = field(default_factory=list)  # (frame, class, margin)
+
+    def pack(self) -> bytes:
+        head = _STREAM_HEAD.pack(self.frames, self.ticks, self.lost, len(self.scores), len(self.detections), 0)
+        return head + struct.pack(f"<{len(self.scores)}i", *self.scores) + b"".join(
+            _DETECTION.pack(f, k, 0, m) for f, k, m in self.detections)
+
+    @staticmethod
+    def unpack(p: bytes) -> "StreamStatus":
+        if len(p) < _STREAM_HEAD.size:
+            raise ProtocolError(f"STREAM of {len(p)} bytes, expected at least {_STREAM_HEAD.size}")
+        v = dict(zip(_STREAM_NAMES, _STREAM_HEAD.unpack_from(p, 0)))
+        nc, nd = v["n_classes"], v["n_detections"]
+        if len(p) != _STREAM_HEAD.size + 4 * nc + _DETECTION.size * nd:
+            raise ProtocolError(f"STREAM of {len(p)} bytes for {nc} classes and {nd} detections")
+        scores = list(struct.unpack_from(f"<{nc}i", p, _STREAM_HEAD.size))
+        off = _STREAM_HEAD.size + 4 * nc
+        dets = []
+        for i in range(nd):
+            f, k, _, m = _DETECTION.unpack_from(p, off + i * _DETECTION.size)
+            dets.append((f, k, m))
+        return StreamStatus(v["frames"], v["ticks"], v["lost"], scores, dets)
+
+
 _ACK = struct.Struct(spec.LAYOUTS["ACK"].fmt)
 
 

@@ -118,7 +118,7 @@ CORE_STATUS: dict[str, tuple[int, str]] = {
 
 # -- the serial protocol (docs/protocol.md) ------------------------------------------------------
 
-PROTOCOL_VERSION = 3  # 2: RESULT carries worst_hop_ticks; 3: re-sent requests answered from a cache (exactly once)
+PROTOCOL_VERSION = 3  # 2: RESULT carries worst_hop_ticks; 3: re-sent requests answered from a cache (exactly once), stream mode
 MAX_PAYLOAD = 1024
 HEADER_BYTES = 4  # type u8 | seq u8 | len u16
 CRC_BYTES = 2
@@ -138,9 +138,12 @@ MESSAGES: dict[str, tuple[int, str]] = {
     "AUDIO": (0x03, "int16 LE samples (1..MAX_PAYLOAD/2) -> ACK, sent after the samples were processed"),
     "CLIP_END": (0x04, "empty -> RESULT"),
     "BYE": (0x05, "u8 exit code -> ACK, then the device exits"),
+    "STREAM_BEGIN": (0x06, "detector configuration -> ACK; AUDIO then feeds a continuous stream"),
+    "STREAM_END": (0x07, "empty -> ACK; the stream ends"),
     "IDENT": (0x81, "who the device is: protocol, model, board, memory"),
     "ACK": (0x82, "u8 acknowledged type, u8 credits returned"),
     "RESULT": (0x84, "a clip's answer, outputs and counters"),
+    "STREAM": (0x85, "answer to AUDIO in a stream: scores after it, detections it produced, counters"),
     "ERROR": (0xEE, "u8 code, u8 offending type, u16 0, u32 detail"),
 }
 
@@ -245,11 +248,27 @@ LAYOUTS: dict[str, Layout] = {
         F("static_ram_bytes", "u32"), F("stack_peak_bytes", "u32", "painted-stack peak"), F("flash_bytes", "u32"),
         F("worst_hop_ticks", "u32", "counter ticks of the slowest hop: front end plus the network step it fed"),
     ), tail="n_classes int32 per-class outputs"),
+    "STREAM_BEGIN": Layout("STREAM_BEGIN", (
+        F("threshold", "i32", "smallest margin that fires, >= 1"),
+        F("refractory", "u32", "frames after a detection in which no other fires"),
+        F("class_mask", "u32", "bit k set: class k may fire"),
+        F("smooth_shift", "u8", "W of the leaky score (0..DETECT_MAX_SHIFT)"),
+    )),
+    "STREAM": Layout("STREAM", (
+        F("frames", "u32", "frames since the stream began"),
+        F("ticks", "u32", "counter ticks spent on this AUDIO (front end and network)"),
+        F("lost", "u32", "detections dropped since the stream began (none when every AUDIO is at most 2 hops)"),
+        F("n_classes", "u16"), F("n_detections", "u8", "detections that follow the scores"),
+        F("reserved", "u8", "0"),
+    ), tail="n_classes int32 scores S_k after the last frame, then per detection: u32 frame, u16 class, "
+            "u16 0, i32 margin"),
 }
 del F
 
 #: Longest string field of IDENT (u8 length prefix).
 IDENT_MAX_STRING = 255
+#: Bytes of one detection in a STREAM payload.
+STREAM_DETECTION_BYTES = 12
 #: Classes a RESULT can carry within one payload.
 RESULT_MAX_CLASSES = (MAX_PAYLOAD - LAYOUTS["RESULT"].size) // 4
 

@@ -21,14 +21,17 @@
 #define MSG_AUDIO 0x03u /* int16 LE samples (1..MAX_PAYLOAD/2) -> ACK, sent after the samples were processed */
 #define MSG_CLIP_END 0x04u /* empty -> RESULT */
 #define MSG_BYE 0x05u /* u8 exit code -> ACK, then the device exits */
+#define MSG_STREAM_BEGIN 0x06u /* detector configuration -> ACK; AUDIO then feeds a continuous stream */
+#define MSG_STREAM_END 0x07u /* empty -> ACK; the stream ends */
 #define MSG_IDENT 0x81u /* who the device is: protocol, model, board, memory */
 #define MSG_ACK 0x82u /* u8 acknowledged type, u8 credits returned */
 #define MSG_RESULT 0x84u /* a clip's answer, outputs and counters */
+#define MSG_STREAM 0x85u /* answer to AUDIO in a stream: scores after it, detections it produced, counters */
 #define MSG_ERROR 0xEEu /* u8 code, u8 offending type, u16 0, u32 detail */
-#define PROTO_N_REQUESTS 5u /* host -> device message types */
-#define PROTO_REQUEST_TYPES {MSG_HELLO, MSG_CLIP_BEGIN, MSG_AUDIO, MSG_CLIP_END, MSG_BYE} /* initialiser: every request type */
-#define PROTO_N_RESPONSES 4u /* device -> host message types */
-#define PROTO_RESPONSE_TYPES {MSG_IDENT, MSG_ACK, MSG_RESULT, MSG_ERROR} /* initialiser: every response type */
+#define PROTO_N_REQUESTS 7u /* host -> device message types */
+#define PROTO_REQUEST_TYPES {MSG_HELLO, MSG_CLIP_BEGIN, MSG_AUDIO, MSG_CLIP_END, MSG_BYE, MSG_STREAM_BEGIN, MSG_STREAM_END} /* initialiser: every request type */
+#define PROTO_N_RESPONSES 5u /* device -> host message types */
+#define PROTO_RESPONSE_TYPES {MSG_IDENT, MSG_ACK, MSG_RESULT, MSG_STREAM, MSG_ERROR} /* initialiser: every response type */
 
 /* ERROR codes. */
 #define ERR_BAD_CRC 1u /* CRC mismatch */
@@ -97,8 +100,25 @@
 #define RESULT_OFF_FLASH_BYTES 36u
 #define RESULT_OFF_WORST_HOP_TICKS 40u /* counter ticks of the slowest hop: front end plus the network step it fed */
 #define RESULT_HEAD_BYTES 44u /* fixed part of the payload */
+
+/* STREAM_BEGIN payload: threshold i32, refractory u32, class_mask u32, smooth_shift u8 */
+#define STREAM_BEGIN_OFF_THRESHOLD 0u /* smallest margin that fires, >= 1 */
+#define STREAM_BEGIN_OFF_REFRACTORY 4u /* frames after a detection in which no other fires */
+#define STREAM_BEGIN_OFF_CLASS_MASK 8u /* bit k set: class k may fire */
+#define STREAM_BEGIN_OFF_SMOOTH_SHIFT 12u /* W of the leaky score (0..DETECT_MAX_SHIFT) */
+#define STREAM_BEGIN_HEAD_BYTES 13u /* fixed part of the payload */
+
+/* STREAM payload: frames u32, ticks u32, lost u32, n_classes u16, n_detections u8, reserved u8; then n_classes int32 scores S_k after the last frame, then per detection: u32 frame, u16 class, u16 0, i32 margin */
+#define STREAM_OFF_FRAMES 0u /* frames since the stream began */
+#define STREAM_OFF_TICKS 4u /* counter ticks spent on this AUDIO (front end and network) */
+#define STREAM_OFF_LOST 8u /* detections dropped since the stream began (none when every AUDIO is at most 2 hops) */
+#define STREAM_OFF_N_CLASSES 12u
+#define STREAM_OFF_N_DETECTIONS 14u /* detections that follow the scores */
+#define STREAM_OFF_RESERVED 15u /* 0 */
+#define STREAM_HEAD_BYTES 16u /* fixed part of the payload */
 #define IDENT_MAX_STRING 255u /* longest IDENT string */
 #define RESULT_MAX_CLASSES 245u /* classes one RESULT can carry */
+#define STREAM_DETECTION_BYTES 12u /* bytes of one detection in STREAM */
 
 /* What board_counter() counts (IDENT counter_unit). */
 #define BOARD_COUNTER_INSTRUCTIONS 0u /* QEMU -icount shift=0: one tick per guest instruction */

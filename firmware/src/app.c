@@ -14,6 +14,7 @@
 #include "board.h"
 #include "proto.h"
 #include "qsnn_core.h"
+#include "qsnn_detect.h"
 #include "qsnn_frontend.h"
 #include "qsnn_model.h"
 
@@ -28,11 +29,14 @@
 
 static uint32_t arena[(QSNN_MODEL_ARENA_BYTES + 3u) / 4u];
 static qsnn_state_t net;
-static qsnn_fe_state_t fe;
 static int model_status;
 static uint32_t counter_overhead;
 
-static struct {
+/* The device is idle, in a clip, or in a stream; a clip and a stream never overlap, so their
+ * state shares RAM. */
+static uint8_t streaming;
+typedef struct {
+    qsnn_fe_state_t fe;
     uint8_t active;
     uint32_t expected;   /* samples announced by CLIP_BEGIN */
     uint32_t received;
@@ -42,7 +46,13 @@ static struct {
     uint64_t fe_ticks;
     uint64_t net_ticks;
     uint32_t worst_hop; /* ticks of the slowest hop, front end and network together */
-} clip;
+} clip_state_t;
+static union {
+    clip_state_t c;
+    qsnn_detector_t det;
+} mode;
+#define clip (mode.c)
+#define fe (mode.c.fe)
 
 static proto_rx_t rx;
 /* Response buffers sized to the largest response this firmware sends, not to the protocol's
@@ -51,7 +61,13 @@ static proto_rx_t rx;
 #define IDENT_BYTES_MAX                                                                              \
     (IDENT_HEAD_BYTES + 3u + (sizeof(FIRMWARE_NAME) - 1u) + (sizeof(FIRMWARE_VERSION) - 1u) + BOARD_NAME_MAX)
 #define RESULT_BYTES (RESULT_HEAD_BYTES + 4u * QSNN_MODEL_N_CLASSES)
-#define OUT_PAYLOAD_BYTES (IDENT_BYTES_MAX > RESULT_BYTES ? IDENT_BYTES_MAX : RESULT_BYTES)
+/* An AUDIO of at most MAX_AUDIO_SAMPLES samples completes at most this many hops, each of
+ * which can fire one detection: a STREAM answer carries them all (nothing is lost). */
+#define STREAM_MAX_DETECTIONS ((MAX_AUDIO_SAMPLES + QSNN_HOP_LEN - 1u) / QSNN_HOP_LEN + 1u)
+#define STREAM_BYTES (STREAM_HEAD_BYTES + 4u * QSNN_MODEL_N_CLASSES + STREAM_DETECTION_BYTES * STREAM_MAX_DETECTIONS)
+#define OUT_MAX2(a, b) ((a) > (b) ? (a) : (b))
+#define OUT_PAYLOAD_BYTES OUT_MAX2(OUT_MAX2(IDENT_BYTES_MAX, RESULT_BYTES), STREAM_BYTES)
+typedef char stream_queue_holds_an_audio[(STREAM_MAX_DETECTIONS <= QSNN_DETECT_QUEUE) ? 1 : -1];
 #define OUT_BODY_BYTES (PROTO_HEADER_BYTES + OUT_PAYLOAD_BYTES + PROTO_CRC_BYTES)
 /* COBS adds one code byte per started block of 254, then the 0x00 delimiter. */
 #define TX_BUF_BYTES (OUT_BODY_BYTES + OUT_BODY_BYTES / 254u + 2u)
@@ -216,6 +232,55 @@ static void run_hop(void)
     }
 }
 
+#define STREAM_CHUNK 32u
+
+/* AUDIO in a stream: the detector runs on every hop it completes (one measured section);
+ * the answer carries the scores after the last frame and every detection it fired. */
+static void stream_audio(uint8_t seq, const uint8_t *p, uint32_t n)
+{
+    qsnn_detector_t *d = &mode.det;
+    uint8_t *o = out_payload;
+    const uint32_t nc = qsnn_model.n_classes;
+    uint32_t i, k, nd = 0u, ticks = 0u;
+    for (i = 0; i < n; i += STREAM_CHUNK) {
+        int16_t x[STREAM_CHUNK]; /* a few samples at a time: little stack */
+        const uint32_t m = n - i < STREAM_CHUNK ? n - i : STREAM_CHUNK;
+        uint32_t j, t0, t1;
+        for (j = 0; j < m; ++j) {
+            const int32_t v = (int32_t)get_u16(p + 2u * (i + j));
+            x[j] = (int16_t)(v >= 32768 ? v - 65536 : v); /* two's complement, portably */
+        }
+        board_quiet_begin(); /* no interrupt inside the measured section */
+        t0 = board_counter();
+        (void)qsnn_detector_push(d, x, m);
+        t1 = board_counter();
+        board_quiet_end();
+        ticks += (uint32_t)(t1 - t0 - counter_overhead);
+    }
+    put_u32(o + STREAM_OFF_FRAMES, d->frames);
+    put_u32(o + STREAM_OFF_TICKS, ticks);
+    put_u32(o + STREAM_OFF_LOST, d->lost);
+    put_u16(o + STREAM_OFF_N_CLASSES, nc);
+    o[STREAM_OFF_RESERVED] = 0u;
+    for (k = 0; k < nc; ++k) {
+        put_u32(o + STREAM_HEAD_BYTES + 4u * k, (uint32_t)d->score[k]);
+    }
+    {
+        qsnn_detection_t hit;
+        uint8_t *q = o + STREAM_HEAD_BYTES + 4u * nc;
+        while (nd < STREAM_MAX_DETECTIONS && qsnn_detector_poll(d, &hit)) {
+            put_u32(q, hit.frame);
+            put_u16(q + 4u, hit.label);
+            put_u16(q + 6u, 0u);
+            put_u32(q + 8u, (uint32_t)hit.margin);
+            q += STREAM_DETECTION_BYTES;
+            ++nd;
+        }
+    }
+    o[STREAM_OFF_N_DETECTIONS] = (uint8_t)nd;
+    send(MSG_STREAM, seq, o, (uint16_t)(STREAM_HEAD_BYTES + 4u * nc + STREAM_DETECTION_BYTES * nd));
+}
+
 static void clip_begin(uint32_t n_samples)
 {
     qsnn_reset(&net);
@@ -236,6 +301,7 @@ static void handle(const proto_frame_t *f)
     switch (f->type) {
     case MSG_HELLO:
         clip.active = 0u;
+        streaming = 0u;
         if (f->len != HELLO_HEAD_BYTES) {
             send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
         } else if (p[HELLO_OFF_VERSION] != PROTO_VERSION) {
@@ -249,8 +315,9 @@ static void handle(const proto_frame_t *f)
             send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
         } else if (model_status != QSNN_OK) {
             send_error(f->seq, ERR_MODEL, f->type, (uint32_t)model_status);
-        } else if (clip.active) {
+        } else if (clip.active || streaming) {
             clip.active = 0u;
+            streaming = 0u;
             send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
         } else {
             clip_begin(get_u32(p + CLIP_BEGIN_OFF_N_SAMPLES));
@@ -260,7 +327,11 @@ static void handle(const proto_frame_t *f)
     case MSG_AUDIO: {
         const uint32_t n = f->len / 2u;
         uint32_t i;
-        if (!clip.active) {
+        if (streaming && (f->len == 0u || (f->len & 1u) != 0u || n > MAX_AUDIO_SAMPLES)) {
+            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else if (streaming) {
+            stream_audio(f->seq, p, n);
+        } else if (!clip.active) {
             send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
         } else if (f->len == 0u || (f->len & 1u) != 0u || n > MAX_AUDIO_SAMPLES) {
             send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
@@ -292,6 +363,42 @@ static void handle(const proto_frame_t *f)
         } else {
             clip.active = 0u;
             send_result(f->seq);
+        }
+        break;
+    case MSG_STREAM_BEGIN:
+        if (f->len != STREAM_BEGIN_HEAD_BYTES) {
+            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else if (model_status != QSNN_OK) {
+            send_error(f->seq, ERR_MODEL, f->type, (uint32_t)model_status);
+        } else if (clip.active || streaming) {
+            clip.active = 0u;
+            streaming = 0u;
+            send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
+        } else {
+            qsnn_detect_cfg_t cfg;
+            int rc;
+            cfg.threshold = (int32_t)get_u32(p + STREAM_BEGIN_OFF_THRESHOLD);
+            cfg.refractory = get_u32(p + STREAM_BEGIN_OFF_REFRACTORY);
+            cfg.class_mask = get_u32(p + STREAM_BEGIN_OFF_CLASS_MASK);
+            cfg.smooth_shift = p[STREAM_BEGIN_OFF_SMOOTH_SHIFT];
+            rc = qsnn_detector_init(&mode.det, &net, &cfg);
+            if (rc != QSNN_DETECT_OK) {
+                send_error(f->seq, ERR_BAD_PAYLOAD, f->type, (uint32_t)rc);
+            } else {
+                streaming = 1u;
+                send_ack(f->seq, f->type);
+            }
+        }
+        break;
+    case MSG_STREAM_END:
+        if (f->len != 0u) {
+            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else if (!streaming) {
+            send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
+        } else {
+            streaming = 0u;
+            clip.active = 0u; /* the clip's state shares the detector's RAM */
+            send_ack(f->seq, f->type);
         }
         break;
     case MSG_BYE:
@@ -327,6 +434,7 @@ void app_init(void)
 
 void app_reset(void)
 {
+    streaming = 0u;
     clip.active = 0u;
     clip.expected = 0u;
     clip.received = 0u;
@@ -340,7 +448,8 @@ void app_rx_dropped(uint32_t dropped)
 {
     proto_rx_resync(&rx);
     clip.active = 0u;
-    last.valid = 0u; /* the clip is abandoned: a re-sent request must not find its old answer */
+    streaming = 0u;
+    last.valid = 0u; /* the clip or stream is abandoned: a re-sent request must not find its old answer */
     send_frame_error(0u, ERR_RX_OVERFLOW, 0u, dropped);
 }
 
