@@ -133,3 +133,64 @@ def run_stream(model: ConvertedModel, pcm: np.ndarray, cfg: DetectConfig) -> tup
     cfg.check(model.n_classes)
     s = scores(frame_readouts(model, stream_features(pcm)), cfg.smooth_shift)
     return s, detect(s, cfg)
+
+
+# -- long test streams and how detections are scored (benchmarks/kws_stream.py) ----------------
+@dataclass(frozen=True)
+class Keyword:
+    label: int
+    start: int  # first sample of the clip in the stream
+    end: int  # one past its last sample
+
+
+def build_stream(items: list[tuple[object, int]], classes: list[str], seed: int = 0,
+                 gap_s: tuple[float, float] = (0.5, 2.0), noise_gain: tuple[float, float] = (0.1, 0.5),
+                 limit: int | None = None) -> tuple[np.ndarray, list[Keyword], float]:
+    """A long stream from a split's clips: every keyword and `_unknown_` clip (in a seeded
+    random order, at most ``limit``), each after a gap of gap_s seconds of the split's own
+    `_silence_` recordings (background noise) at a random gain. Returns int16 PCM, the
+    keywords' places, and the seconds of audio."""
+    from qsnnkit.data import read_wav
+
+    rng = np.random.default_rng(seed)
+    noise = [p for p, lab in items if classes[lab] == "_silence_"]
+    clips = [(p, lab) for p, lab in items if classes[lab] != "_silence_"]
+    order = rng.permutation(len(clips))[: limit or len(clips)]
+    parts: list[np.ndarray] = []
+    truth: list[Keyword] = []
+    pos = 0
+    for i in order:
+        path, lab = clips[int(i)]
+        g = int(rng.uniform(*gap_s) * spec.SAMPLE_RATE)
+        if noise:
+            bed = np.resize(read_wav(noise[int(rng.integers(len(noise)))]).astype(np.float64), g)
+            parts.append(np.clip(np.round(bed * rng.uniform(*noise_gain)), -32768, 32767).astype(np.int16))
+        else:
+            parts.append(np.zeros(g, np.int16))
+        pos += g
+        x = read_wav(path)
+        parts.append(x)
+        if classes[lab] not in NON_KEYWORDS:
+            truth.append(Keyword(lab, pos, pos + x.size))
+        pos += x.size
+    parts.append(np.zeros(spec.SAMPLE_RATE // 2, np.int16))  # the last word can still fire
+    pcm = np.concatenate(parts)
+    return pcm, truth, pcm.size / spec.SAMPLE_RATE
+
+
+def score_detections(dets: list[Detection], truth: list[Keyword], late_s: float = 0.5) -> tuple[int, int]:
+    """(keywords hit, false alarms): a detection hits a keyword when it names its class and
+    its stream time falls inside the clip or up to ``late_s`` after it (each keyword once);
+    every other detection is a false alarm."""
+    hit: set[int] = set()
+    fa = 0
+    late = int(late_s * spec.SAMPLE_RATE)
+    for d in dets:
+        t = (d.frame + 2) * spec.HOP_LEN
+        j = next((j for j, k in enumerate(truth)
+                  if j not in hit and k.label == d.label and k.start <= t <= k.end + late), None)
+        if j is None:
+            fa += 1
+        else:
+            hit.add(j)
+    return len(hit), fa

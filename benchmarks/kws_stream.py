@@ -1,0 +1,176 @@
+"""Streaming keyword detection on long streams: a hit-rate vs false-alarms-per-hour curve
+over thresholds, the threshold chosen on validation, and the device checked on the test
+stream. Writes docs/results/kws_stream.json and docs/results/kws_stream.png.
+
+    python benchmarks/kws_stream.py                         # reference curves, device on the test stream
+    python benchmarks/kws_stream.py --device-seconds 0      # reference only
+
+Streams (qsnnkit.stream.build_stream): every keyword and _unknown_ clip of the split in a
+seeded random order, each after 0.5-2 s of the split's own _silence_ background noise at a
+random gain of 0.1-0.5. A detection hits a keyword when it names its class and comes inside
+the clip or up to 0.5 s after it; every other detection is a false alarm. The smoothing W
+and the threshold are chosen on the validation stream (most keywords hit at <= --max-fa
+false alarms per hour; if none, the fewest false alarms); the test stream is read once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def curve(model, pcm: np.ndarray, truth, hours: float, shift: int, refractory: int) -> list[dict[str, float]]:  # noqa: ANN001
+    from qsnnkit import stream as S
+
+    s = S.scores(S.frame_readouts(model, S.stream_features(pcm)), shift)
+    _, margin = S.margins(s)
+    mask = S.keyword_mask(model.classes)
+    cands = np.unique(np.percentile(margin, np.linspace(50, 99.9, 60)).astype(np.int64))
+    rows = []
+    for th in cands:
+        cfg = S.DetectConfig(int(max(1, th)), refractory, mask, shift)
+        hits, fa = S.score_detections(S.detect(s, cfg), truth)
+        rows.append({"threshold": int(cfg.threshold), "hit_rate": hits / max(1, len(truth)),
+                     "false_alarms": fa, "fa_per_hour": fa / hours})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="benchmarks/kws_stream.py", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--model", type=Path, default=REPO / "firmware" / "models" / "default" / "model.npz")
+    ap.add_argument("--data-root", type=Path, default=None)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the stream's order, gaps and noise")
+    ap.add_argument("--shifts", default="3,4,5", help="smoothing shifts W tried on validation")
+    ap.add_argument("--refractory", type=int, default=50, help="frames (1 s)")
+    ap.add_argument("--max-fa", type=float, default=5.0, help="false alarms per hour allowed when choosing")
+    ap.add_argument("--listen-fa", type=float, default=100.0,
+                    help="false alarms per hour of the operating point proposed as qsnn-listen's default threshold")
+    ap.add_argument("--device-seconds", type=float, default=None,
+                    help="seconds of the test stream to run on the emulated board (default: all; 0: none)")
+    ap.add_argument("--port", default="qemu", help="emulated target for the device check")
+    ap.add_argument("--json", type=Path, default=REPO / "docs" / "results" / "kws_stream.json")
+    args = ap.parse_args(argv)
+
+    from qsnnkit import stream as S
+    from qsnnkit.data import list_split
+    from qsnnkit.model import load_converted
+
+    model = load_converted(args.model)
+    classes = list(model.classes)
+    streams = {}
+    for split in ("val", "test"):
+        pcm, truth, secs = S.build_stream(list_split(args.data_root, split), classes, seed=args.seed)
+        streams[split] = (pcm, truth, secs)
+        print(f"{split} stream: {secs / 60:.1f} min, {len(truth)} keywords", flush=True)
+    shifts = [int(v) for v in args.shifts.split(",")]
+    val = {w: curve(model, *streams["val"][:2], streams["val"][2] / 3600, w, args.refractory) for w in shifts}
+    ok = [(r["hit_rate"], -r["fa_per_hour"], w, r) for w in shifts for r in val[w] if r["fa_per_hour"] <= args.max_fa]
+    if ok:
+        _, _, w_best, r_best = max(ok, key=lambda t: (t[0], t[1]))
+    else:
+        _, w_best, r_best = min(((r["fa_per_hour"], w, r) for w in shifts for r in val[w]),
+                                key=lambda t: (t[0], -t[2]["hit_rate"]))
+    th = r_best["threshold"]
+    # qsnn-listen's default: the most keywords at <= --listen-fa false alarms per hour on val
+    loose = [r for r in val[w_best] if r["fa_per_hour"] <= args.listen_fa]
+    r_listen = max(loose, key=lambda r: (r["hit_rate"], -r["fa_per_hour"])) if loose else r_best
+    test_pcm, test_truth, test_secs = streams["test"]
+    test_curve = curve(model, test_pcm, test_truth, test_secs / 3600, w_best, args.refractory)
+    cfg = S.DetectConfig(th, args.refractory, S.keyword_mask(classes), w_best)
+    ref_scores, ref_dets = S.run_stream(model, test_pcm, cfg)
+    hits, fa = S.score_detections(ref_dets, test_truth)
+    print(f"chosen on validation: W={w_best}, threshold {th} (val: hit {r_best['hit_rate']:.3f}, "
+          f"{r_best['fa_per_hour']:.1f} FA/h)")
+    print(f"qsnn-listen default (<= {args.listen_fa:g} FA/h on val): threshold {r_listen['threshold']} "
+          f"(val: hit {r_listen['hit_rate']:.3f}, {r_listen['fa_per_hour']:.1f} FA/h)")
+    print(f"test stream at the chosen setting: hit rate {hits / len(test_truth):.3f}, {fa / (test_secs / 3600):.1f} FA/h")
+    print(f"{'threshold':>10} {'hit rate':>9} {'FA/h':>8}   (test stream, W={w_best})")
+    for r in test_curve[::6]:
+        print(f"{r['threshold']:>10} {r['hit_rate']:>9.3f} {r['fa_per_hour']:>8.1f}")
+
+    device = None
+    n_dev = test_pcm.size if args.device_seconds is None else int(args.device_seconds * 16000)
+    if n_dev > 0:
+        device = run_device(args, model, test_pcm[:n_dev], cfg)
+        print(f"device ({device['board']}): {device['frames']} frames, {len(device['detections'])} detections, "
+              f"equal to the reference on every frame and detection: {device['reference_equal']}")
+
+    result = {
+        "about": "streaming keyword detection (docs/contract.md section 11) on long streams of split clips",
+        "command": "python benchmarks/kws_stream.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "model_hash": model.short_hash, "seed": args.seed, "refractory_frames": args.refractory,
+        "streams": {k: {"minutes": round(v[2] / 60, 2), "keywords": len(v[1])} for k, v in streams.items()},
+        "chosen": {"smooth_shift": w_best, "threshold": th, "on": "val", "max_fa_per_hour": args.max_fa,
+                   "val": r_best},
+        "listen_default": {"smooth_shift": w_best, "threshold": r_listen["threshold"], "on": "val",
+                           "max_fa_per_hour": args.listen_fa, "val": r_listen},
+        "test": {"hit_rate": hits / len(test_truth), "false_alarms": fa, "fa_per_hour": fa / (test_secs / 3600),
+                 "detections": len(ref_dets)},
+        "val_curves": {str(w): val[w] for w in shifts}, "test_curve": test_curve,
+        "device": device,
+        "target": {"hit_rate": 0.85, "fa_per_hour": 5.0},
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    plot(result, args.json.with_suffix(".png"))
+    print(f"wrote {args.json} and {args.json.with_suffix('.png')}")
+    return 0 if device is None or device["reference_equal"] else 3
+
+
+def run_device(args: argparse.Namespace, model, pcm: np.ndarray, cfg) -> dict[str, object]:  # noqa: ANN001
+    """The stream on the emulated board, every frame's scores checked against the reference."""
+    from qsnnkit import stream as S
+    from qsnnkit.host.device import Device
+    from qsnnkit.host.listen import file_hops, listen
+    from qsnnkit.host.qemu import TARGETS, QemuBoard, parse_port
+
+    ref_scores, ref_dets = S.run_stream(model, pcm, cfg)
+    target = parse_port(args.port) or "m4"
+    t0 = time.perf_counter()
+    with QemuBoard(board=TARGETS[target][0]) as qb:
+        dev = Device(qb.transport)
+        ident = dev.connect()
+        with open("/dev/null", "w") as sink:
+            res = listen(dev, file_hops(pcm), list(model.classes), cfg, ref_scores, out=sink)
+        dev.bye(0)
+    same = [(d["frame"], d["label"], d["margin"]) for d in res["detections"]] == \
+        [(d.frame, d.label, d.margin) for d in ref_dets]
+    return {"board": ident.board, "seconds_of_audio": pcm.size / 16000, "frames": res["frames"],
+            "frames_checked": res["frames_checked"], "detections": res["detections"], "reference_equal": same,
+            "ticks_per_frame": res["ticks"] / max(1, res["frames"]), "wall_s": time.perf_counter() - t0}
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for w, rows in result["val_curves"].items():
+        ax.plot([r["fa_per_hour"] for r in rows], [r["hit_rate"] for r in rows], ".-", alpha=0.5, label=f"val, W={w}")
+    rows = result["test_curve"]
+    ax.plot([r["fa_per_hour"] for r in rows], [r["hit_rate"] for r in rows], "k.-",
+            label=f"test, W={result['chosen']['smooth_shift']}")
+    ax.plot([result["test"]["fa_per_hour"]], [result["test"]["hit_rate"]], "r*", ms=12, label="chosen threshold (test)")
+    ax.axvline(5, color="grey", ls=":")
+    ax.axhline(0.85, color="grey", ls=":")
+    ax.set_xscale("symlog", linthresh=5)
+    ax.set_xlabel("false alarms per hour")
+    ax.set_ylabel("keywords detected")
+    ax.set_title(f"streaming detection, model {result['model_hash']}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
