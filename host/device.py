@@ -2,7 +2,7 @@
 
     dev = Device(open_port("socket://127.0.0.1:4444"))
     ident = dev.connect()            # HELLO -> IDENT, retried until the device answers
-    result = dev.run_clip(pcm)       # CLIP_BEGIN, AUDIO hop by hop, CLIP_END -> RESULT
+    result = dev.run_clip(pcm)       # CLIP_BEGIN, AUDIO x 32 (512 samples each), CLIP_END -> RESULT
 
 Exactly once over a faulty line (docs/protocol.md, "Exactly once"):
 
@@ -60,8 +60,9 @@ class ClipLost(P.DeviceError):
 
 class Device:
     def __init__(self, transport: Transport, timeout: float = 2.0, retries: int = RETRIES,
-                 clip_retries: int = CLIP_RETRIES):
+                 clip_retries: int = CLIP_RETRIES, chunk: int | None = None):
         self.t = transport
+        self.chunk = chunk  # samples per AUDIO in clips (None: the most a frame carries)
         self.timeout = timeout
         self.retries = retries
         self.clip_retries = clip_retries
@@ -175,17 +176,21 @@ class Device:
         self.window = max(1, ident.rx_window)
         return ident
 
-    def run_clip(self, pcm: np.ndarray, hop: int | None = None) -> P.Result:
-        """Stream one clip (int16 PCM, already padded/cut by the caller) hop by hop, once.
+    def run_clip(self, pcm: np.ndarray, chunk: int | None = None) -> P.Result:
+        """Stream one clip (int16 PCM, already padded/cut by the caller), ``chunk`` samples per
+        AUDIO (default: as many as a frame carries, max_payload / 2), once. The device cuts the
+        samples into hops itself, so the chunk size changes no result, only the round trips.
         Raises ClipLost when the device lost it (see run_clip_retrying)."""
         if self.ident is None:
             raise RuntimeError("connect() first")
         pcm = np.ascontiguousarray(pcm, dtype=np.int16)
-        hop = hop or self.ident.hop_len
+        chunk = chunk or self.chunk or self.ident.max_payload // 2
+        if not 1 <= chunk <= self.ident.max_payload // 2:
+            raise ValueError(f"chunk must be 1..{self.ident.max_payload // 2} samples, got {chunk}")
         self.request(P.Msg.CLIP_BEGIN, P.clip_begin(int(pcm.size)))
         # window 1 (this firmware): one AUDIO outstanding, the next sent when it is answered
-        for i in range(0, pcm.size, hop):
-            self.request(P.Msg.AUDIO, P.audio(pcm[i:i + hop]))
+        for i in range(0, pcm.size, chunk):
+            self.request(P.Msg.AUDIO, P.audio(pcm[i:i + chunk]))
         f = self.request(P.Msg.CLIP_END, b"", expect=P.Msg.RESULT)
         return P.Result.unpack(f.payload)
 

@@ -355,7 +355,7 @@ class Evaluator:
                     relay = FaultyRelay(qb.transport.sock, a.fault_rate, a.fault_seed * 1000 + worker,
                                         a.fault_reset_rate, qb.reset)
                     transport = SocketTransport.connect("127.0.0.1", relay.port)
-                dev = Device(transport, timeout=a.timeout, retries=a.retries, clip_retries=a.clip_retries)
+                dev = Device(transport, timeout=a.timeout, retries=a.retries, clip_retries=a.clip_retries, chunk=a.chunk)
                 try:
                     self._serve(dev, jobs, out, bar)
                 except (ConnectionError, TimeoutError) as e:
@@ -386,7 +386,7 @@ class Evaluator:
         try:
             t = open_port(self.args.port, self.args.baud)
             a = self.args
-            dev = Device(t, timeout=a.timeout, retries=a.retries, clip_retries=a.clip_retries)
+            dev = Device(t, timeout=a.timeout, retries=a.retries, clip_retries=a.clip_retries, chunk=a.chunk)
             try:
                 self._serve(dev, jobs, out, bar)
             finally:
@@ -470,6 +470,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="emulated boards only: also reset the board with this probability per byte sent to it "
                          "(e.g. 3e-6: about one reset per 10 clips)")
     ap.add_argument("--fault-seed", type=int, default=1, help="seed of the injected faults (default 1)")
+    ap.add_argument("--chunk", type=int, default=None,
+                    help="samples per AUDIO frame (default: 512, the most one frame carries; results do not depend "
+                         "on it, the number of round trips does)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 1:
