@@ -236,6 +236,9 @@ static void run_hop(void)
 
 /* AUDIO in a stream: the detector runs on every hop it completes (one measured section);
  * the answer carries the scores after the last frame and every detection it fired. */
+#if defined(__GNUC__)
+__attribute__((noinline)) /* its sample buffer stays off the clip path's stack */
+#endif
 static void stream_audio(uint8_t seq, const uint8_t *p, uint32_t n)
 {
     qsnn_detector_t *d = &mode.det;
