@@ -439,7 +439,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="serial device, pyserial URL (socket://127.0.0.1:4444), or an emulated board booted with "
                          "the built firmware: 'qemu' or 'qemu:m4' (STM32F405, Cortex-M4, env qemu_m4), 'qemu:m0' "
                          "(nRF51822, Cortex-M0, env qemu_m0), 'qemu:m7' (MPS2 AN500, Cortex-M7, env qemu_m7), 'qemu:rv32' (SiFive FE310, rv32imac, "
-                         "env qemu_rv32) (default: qemu)")
+                         "env qemu_rv32), 'qemu:lx106' (Xtensa lx106 on QEMU's sim machine, env qemu_lx106) (default: qemu)")
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL,
                     help=f"converted model (.npz) the firmware was built with (default: {DEFAULT_MODEL})")
     ap.add_argument("--elf", type=Path, default=None,
@@ -485,6 +485,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--fault-rate and --fault-reset-rate are probabilities per byte, in [0, 1)")
     if (args.fault_rate or args.fault_reset_rate) and not (args.port == "qemu" or args.port.startswith("qemu:")):
         ap.error("--fault-rate / --fault-reset-rate need an emulated board (--port qemu[:target])")
+    if (args.fault_rate or args.fault_reset_rate) and args.port == "qemu:lx106":
+        ap.error("--fault-rate / --fault-reset-rate need a board with a serial port; qemu:lx106's console is "
+                 "semihosting on QEMU's stdio (use qemu:m4, m0, m7 or rv32)")
     if args.resume and args.json is None:
         ap.error("--resume needs --json (the run log is the .jsonl beside it)")
     return args

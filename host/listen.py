@@ -144,7 +144,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                  "file (or a microphone) and print detections with their stream times.")
     ap.add_argument("file", nargs="?", type=Path, help="WAV file (any rate and channel count; resampled to 16 kHz)")
     ap.add_argument("--mic", action="store_true", help="listen to the default microphone instead (needs sounddevice)")
-    ap.add_argument("--port", default="qemu", help="serial port, socket://HOST:PORT, or 'qemu[:m4|m0|m7|rv32]' "
+    ap.add_argument("--port", default="qemu", help="serial port, socket://HOST:PORT, or 'qemu[:m4|m0|m7|rv32|lx106]' "
                                                     "(an emulated board with the built firmware; default qemu)")
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="converted model the firmware was built with")
     ap.add_argument("--elf", type=Path, default=None, help="firmware for --port qemu[:target]")

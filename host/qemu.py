@@ -16,17 +16,18 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from qsnnkit.host.transport import SocketTransport
+from qsnnkit.host.transport import PipeTransport, SocketTransport
 from qsnnkit.paths import FIRMWARE_DIR, REPO_ROOT
 
 #: The in-repo PlatformIO platforms whose board files carry a "qemu" section.
-BOARDS_DIRS = [FIRMWARE_DIR / "platforms" / p / "boards" for p in ("qemu-cortex-m", "qemu-riscv")]
+BOARDS_DIRS = [FIRMWARE_DIR / "platforms" / p / "boards" for p in ("qemu-cortex-m", "qemu-riscv", "qemu-xtensa")]
 #: Emulated targets of `--port qemu:<name>`: name -> (board file, PlatformIO env).
 TARGETS: dict[str, tuple[str, str]] = {
     "m4": ("netduinoplus2", "qemu_m4"),
     "m0": ("microbit", "qemu_m0"),
     "m7": ("mps2-an500", "qemu_m7"),
     "rv32": ("sifive_e", "qemu_rv32"),
+    "lx106": ("xtensa_sim", "qemu_lx106"),
 }
 DEFAULT_TARGET = "m4"
 DEFAULT_BOARD, DEFAULT_ENV = TARGETS[DEFAULT_TARGET]
@@ -68,14 +69,16 @@ def qemu_config(board: str = DEFAULT_BOARD) -> dict:
     return cfg["qemu"]
 
 
-def qemu_command(elf: Path, serial: str, board: str = DEFAULT_BOARD) -> list[str]:
+def qemu_command(elf: Path, serial: str | None, board: str = DEFAULT_BOARD) -> list[str]:
+    """QEMU's command line; ``serial`` None for a board whose console is semihosting (stdio)."""
     cfg = qemu_config(board)
     name = cfg.get("executable", "qemu-system-arm")
     exe = shutil.which(name)
     if exe is None:
         package = "qemu-system-arm" if name == "qemu-system-arm" else "qemu-system-misc"
         raise FileNotFoundError(f"{name} not found: apt-get install --no-install-recommends {package}")
-    return [exe, "-M", cfg["machine"], *cfg.get("args", []), "-serial", serial, "-kernel", str(elf)]
+    console = ["-serial", "none"] if serial is None else ["-serial", serial]
+    return [exe, "-M", cfg["machine"], *cfg.get("args", []), *console, "-kernel", str(elf)]
 
 
 class QemuBoard:
@@ -94,14 +97,16 @@ class QemuBoard:
         self.boot_timeout = boot_timeout
         self.resettable = resettable
         self.proc: subprocess.Popen[bytes] | None = None
-        self.transport: SocketTransport | None = None
+        self.transport: SocketTransport | PipeTransport | None = None
         self._log = tempfile.TemporaryFile()
         self._dir = tempfile.TemporaryDirectory(prefix="qsnn-qemu-")
         self._monitor_path = Path(self._dir.name) / "monitor.sock"
         self._monitor: socket.socket | None = None
         self.resets = 0
 
-    def start(self) -> SocketTransport:
+    def start(self) -> "SocketTransport | PipeTransport":
+        if qemu_config(self.board).get("console") == "semihosting":
+            return self._start_piped()
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         srv.bind(("127.0.0.1", 0))
         srv.listen(1)
@@ -124,6 +129,17 @@ class QemuBoard:
         finally:
             srv.close()
         self.transport = SocketTransport(conn, f"qemu:{self.elf.name}")
+        return self.transport
+
+    def _start_piped(self) -> PipeTransport:
+        """A board without a UART: its semihosting console is QEMU's stdin/stdout."""
+        cmd = qemu_command(self.elf, None, self.board)
+        if self.resettable:
+            cmd = [a for a in cmd if a != "-no-reboot"]
+        cmd += ["-monitor", f"unix:{self._monitor_path},server=on,wait=off"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, bufsize=0)
+        _live.add(self)
+        self.transport = PipeTransport(self.proc, f"qemu:{self.elf.name}")
         return self.transport
 
     def reset(self) -> None:

@@ -6,8 +6,10 @@ pyserial's ``serial_for_url`` (``/dev/ttyACM0``, ``COM3``, ``rfc2217://...``, ``
 """
 from __future__ import annotations
 
+import os
 import select
 import socket
+import subprocess
 from typing import Protocol
 
 
@@ -82,6 +84,46 @@ class SerialTransport:
 
     def close(self) -> None:
         self.port.close()
+
+
+class PipeTransport:
+    """The console of an emulated board that has no UART (QEMU's Xtensa `sim`: semihosting on
+    QEMU's stdin and stdout): writes go to the process's stdin, reads come from its stdout."""
+
+    def __init__(self, proc: "subprocess.Popen[bytes]", name: str):
+        assert proc.stdin is not None and proc.stdout is not None
+        self.proc = proc
+        self.name = name
+        self._out = proc.stdout.fileno()
+        os.set_blocking(self._out, False)
+
+    def write(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError) as e:
+            raise ConnectionError(f"{self.name}: the device closed its console") from e
+
+    def read(self, timeout: float) -> bytes:
+        ready, _, _ = select.select([self._out], [], [], max(0.0, timeout))
+        if not ready:
+            return b""
+        try:
+            data = os.read(self._out, 65536)
+        except BlockingIOError:
+            return b""
+        if not data:
+            raise ConnectionError(f"{self.name}: the device closed its console")
+        return data
+
+    def close(self) -> None:
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
 
 
 def open_port(url: str, baudrate: int = 115200) -> Transport:

@@ -66,14 +66,18 @@ def test_eval_on_qemu_is_bit_exact(tmp_path: Path) -> None:
     ("m0", "qemu_m0", "qemu-microbit-nrf51822", 16_000_000, 16 * 1024, N_CLIPS),  # the M4's clips
     ("m7", "qemu_m7", "qemu-mps2-an500-cortex-m7", 25_000_000, 128 * 1024, 12),
     ("rv32", "qemu_rv32", "qemu-sifive-e-fe310-rv32imac", 0, 16 * 1024, 12),
+    # Xtensa lx106 on QEMU's sim machine: semihosting console over a pipe (fast), CCOUNT at 40 MHz
+    ("lx106", "qemu_lx106", "qemu-xtensa-sim-lx106", 40_000_000, 128 * 1024, N_CLIPS),
 ])
 def test_eval_on_other_cores_is_bit_exact(tmp_path: Path, target: str, env: str, board: str, hz: int,
                                           ram: int, clips: int) -> None:
     """The same model on QEMU's microbit (nRF51822, Cortex-M0: no DSP extension, no 64-bit
     multiply instruction, 16 KB of RAM), mps2-an500 (Cortex-M7) and sifive_e (FE310, rv32imac,
-    16 KB), through `--port qemu:<core>`: the same outputs as the reference on every clip; the
-    Cortex-M counters are timers (16 MHz: 62.5 instructions per tick; 25 MHz: 40), the RISC-V's
-    is mcycle (one per instruction under -icount), reported as such."""
+    16 KB) and sim (Xtensa lx106: no 32-bit divide or 64-bit multiply in its libgcc, the
+    project's own helpers), through `--port qemu:<core>`: the same outputs as the reference on
+    every clip; the Cortex-M counters are timers (16 MHz: 62.5 instructions per tick; 25 MHz:
+    40), the RISC-V's is mcycle (one per instruction under -icount), the lx106's CCOUNT at
+    40 MHz (25 instructions per tick), reported as such."""
     model_dir = fw.model_dir_for_tests()
     elf = fw.built_firmware(model_dir, env)
     out = tmp_path / "eval.json"

@@ -82,6 +82,9 @@ def configure(env, prefix, machine_flags, link_flags, libs, qemu_exe, qemu_packa
         if not port.isdigit():
             sys.stderr.write(f"Error: upload_port for QEMU is a TCP port number, got {port!r}\n")
             return 1
+        if qemu.get("console") == "semihosting":  # no UART: QEMU's stdin/stdout, relayed to TCP
+            cmd = [exe, "-M", qemu["machine"], *qemu.get("args", []), "-kernel", str(source[0])]
+            return _relay_stdio(cmd, int(port))
         chardev = f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"
         cmd = [exe, "-M", qemu["machine"], *qemu.get("args", []), "-serial", chardev, "-kernel", str(source[0])]
         print(" ".join(cmd))
@@ -96,3 +99,54 @@ def configure(env, prefix, machine_flags, link_flags, libs, qemu_exe, qemu_packa
     AlwaysBuild(env.Alias("upload", target_elf, env.VerboseAction(qemu_boot, "Booting $SOURCE in QEMU")))
 
     Default([target_bin])
+
+
+def _relay_stdio(cmd, port):
+    """Wait for a TCP client on 127.0.0.1:port, then boot QEMU with its stdin/stdout (the
+    board's semihosting console) relayed to that client until either side ends."""
+    import socket
+    import threading
+
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+    print(" ".join(cmd))
+    print(f"QEMU starts when a client connects to socket://127.0.0.1:{port}, e.g.\n"
+          f"  python host/eval.py --port socket://127.0.0.1:{port}\nStop it with Ctrl-C.", flush=True)
+    try:
+        conn, _ = srv.accept()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        srv.close()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+
+    def to_board():
+        try:
+            while True:
+                data = conn.recv(4096)
+                if not data:
+                    break
+                proc.stdin.write(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+
+    threading.Thread(target=to_board, daemon=True).start()
+    try:
+        while True:
+            data = os.read(proc.stdout.fileno(), 4096)
+            if not data:
+                break
+            conn.sendall(data)
+    except (OSError, KeyboardInterrupt):
+        proc.terminate()
+    finally:
+        conn.close()
+    return proc.wait()
