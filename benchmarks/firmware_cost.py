@@ -1,10 +1,10 @@
 """Firmware cost per model on the emulated boards: builds the firmware for each converted
 model (offline PlatformIO), runs host/eval.py on the test split, and writes one row per
 model and target (qemu:m4, the STM32F405; qemu:m0, the nRF51822; qemu:m7, the MPS2 AN500;
-qemu:rv32, the FE310) to
+qemu:rv32, the FE310; qemu:lx106, the Xtensa lx106 on QEMU's sim machine) to
 docs/results/firmware.json and a table to stdout:
 
-    python benchmarks/firmware_cost.py [MODEL_DIR ...] [--target qemu:m4|m0|m7|rv32] [--limit N]
+    python benchmarks/firmware_cost.py [MODEL_DIR ...] [--target qemu:m4|m0|m7|rv32|lx106] [--limit N]
                                        [--out docs/results/firmware.json]
 
 MODEL_DIR holds model.npz, qsnn_model.h and qsnn_model.c (qsnn-convert's output); default:
@@ -46,11 +46,13 @@ from qsnnkit.train.sweep import git_commit  # noqa: E402
 TARGETS = {"qemu:m4": ("qemu_m4", "qemu-netduinoplus2-stm32f405", 1.0),
            "qemu:m0": ("qemu_m0", "qemu-microbit-nrf51822", 62.5),
            "qemu:m7": ("qemu_m7", "qemu-mps2-an500-cortex-m7", 40.0),
-           "qemu:rv32": ("qemu_rv32", "qemu-sifive-e-fe310-rv32imac", 1.0)}
+           "qemu:rv32": ("qemu_rv32", "qemu-sifive-e-fe310-rv32imac", 1.0),
+           "qemu:lx106": ("qemu_lx106", "qemu-xtensa-sim-lx106", 25.0)}  # CCOUNT at 40 MHz
 #: The real chip's clock (Hz): STM32F405 at 168 MHz, nRF51822 at 16 MHz. A hop of N instructions
 #: takes at least N cycles, so N / clock is a floor on its time there (QEMU counts instructions).
 CLOCK_HZ = {"qemu:m4": 168_000_000, "qemu:m0": 16_000_000, "qemu:m7": 25_000_000,  # MPS2: a 25 MHz FPGA
-            "qemu:rv32": 320_000_000}  # FE310 (HiFive1) up to 320 MHz
+            "qemu:rv32": 320_000_000,  # FE310 (HiFive1) up to 320 MHz
+            "qemu:lx106": 80_000_000}  # ESP8266 at its default 80 MHz
 HOP_MS = 20.0
 
 
