@@ -168,3 +168,31 @@ def test_uart_ring_holds_a_frame_drops_the_rest_and_wraps(tmp_path: Path, saniti
                     str(REPO_ROOT / "tests" / "c" / "ring_main.c"), "-o", str(exe)], check=True)
     res = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("cc", ["gcc", "xtensa-lx106-elf-gcc"])
+def test_esp32_board_compiles_against_the_esp_idf_calls_it_declares(cc: str, tmp_path: Path) -> None:
+    """The esp32dev board hooks need ESP-IDF (the registry); CI compiles them with -Werror against
+    firmware/boards_api/esp-idf/, which declares exactly the ESP-IDF calls they use, for the
+    host and for the ESP32's ISA family. The sources ESP-IDF's CMake build lists exist, and are
+    the ones the emulated boards run."""
+    _need(cc)
+    api = FIRMWARE_DIR / "boards_api" / "esp-idf"
+    obj = tmp_path / "esp32dev.o"
+    cmd = [cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", "-ffreestanding",
+           "-I", str(FIRMWARE_DIR / "include"), "-I", str(api), "-c", str(SRC_DIR / "boards" / "esp32dev.c"),
+           "-o", str(obj)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, " ".join(cmd) + "\n" + res.stderr
+    nm = "nm" if cc == "gcc" else "xtensa-lx106-elf-nm"
+    syms = subprocess.run([_need(nm), str(obj)], capture_output=True, text=True, check=True).stdout
+    undefined = {line.split()[-1] for line in syms.splitlines() if line.split()[0] == "U"}
+    declared = {"uart_driver_install", "uart_param_config", "uart_write_bytes", "uart_read_bytes",
+                "esp_cpu_get_cycle_count", "esp_restart", "xPortSetInterruptMaskFromISR",
+                "vPortClearInterruptMaskFromISR", "uxTaskGetStackHighWaterMark", "main", "_data_start", "_bss_end"}
+    assert undefined <= declared, undefined - declared
+    cmake = (SRC_DIR / "CMakeLists.txt").read_text()
+    for src in ("main.c", "app.c", "proto.c", "boards/esp32dev.c", "qsnn_core.c", "qsnn_frontend.c", "qsnn_detect.c"):
+        assert src in cmake, src
+    lib_sources = {p.name for p in QSNN_SRC_DIR.glob("*.c")}
+    assert lib_sources <= {s.rsplit("/", 1)[-1] for s in cmake.split() if s.endswith(".c")}, lib_sources
