@@ -123,6 +123,8 @@ def render_proto_header() -> str:
     parts.append(d("RESULT_MAX_CLASSES", spec.RESULT_MAX_CLASSES, "classes one RESULT can carry", "uint32_t"))
     parts.append(d("STREAM_DETECTION_BYTES", spec.STREAM_DETECTION_BYTES, "bytes of one detection in STREAM",
                    "uint32_t"))
+    for name, ftype, off in spec.STREAM_DETECTION_FIELDS:
+        parts.append(d(f"STREAM_DET_OFF_{name.upper()}", f"{off}u", f"{ftype}, in a detection record"))
     parts.append("\n/* What board_counter() counts (IDENT counter_unit). */\n")
     for name, (code, doc) in spec.COUNTER_UNITS.items():
         parts.append(d(f"BOARD_COUNTER_{name}", code, doc, "uint32_t"))

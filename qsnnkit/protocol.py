@@ -301,7 +301,7 @@ def stream_begin(threshold: int, refractory: int, class_mask: int, smooth_shift:
 
 _STREAM_HEAD = struct.Struct(spec.LAYOUTS["STREAM"].fmt)
 _STREAM_NAMES = spec.LAYOUTS["STREAM"].names
-_DETECTION = struct.Struct("<IHHi")
+_DETECTION = struct.Struct("<" + "".join(spec.FIELD_TYPES[t] for _, t, _ in spec.STREAM_DETECTION_FIELDS))
 assert _DETECTION.size == spec.STREAM_DETECTION_BYTES
 
 

@@ -267,7 +267,8 @@ del F
 
 #: Longest string field of IDENT (u8 length prefix).
 IDENT_MAX_STRING = 255
-#: Bytes of one detection in a STREAM payload.
+#: One detection in a STREAM payload (after the scores): fields and their byte offsets.
+STREAM_DETECTION_FIELDS = (("frame", "u32", 0), ("label", "u16", 4), ("reserved", "u16", 6), ("margin", "i32", 8))
 STREAM_DETECTION_BYTES = 12
 #: Classes a RESULT can carry within one payload.
 RESULT_MAX_CLASSES = (MAX_PAYLOAD - LAYOUTS["RESULT"].size) // 4

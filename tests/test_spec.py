@@ -88,7 +88,7 @@ def test_protocol_python_side_follows_the_spec() -> None:
         assert lay.message in spec.MESSAGES
     ids = [v[0] for v in spec.MESSAGES.values()]
     assert len(set(ids)) == len(ids)
-    assert all((mid >= 0x80) == (name in {"IDENT", "ACK", "RESULT", "ERROR"}) for name, (mid, _) in spec.MESSAGES.items())
+    assert all((mid >= 0x80) == (name in {"IDENT", "ACK", "RESULT", "STREAM", "ERROR"}) for name, (mid, _) in spec.MESSAGES.items())
 
 
 def test_device_code_uses_generated_layouts_not_magic_offsets() -> None:
@@ -97,7 +97,7 @@ def test_device_code_uses_generated_layouts_not_magic_offsets() -> None:
     code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     code = re.sub(r"static size_t put_str\(.*?\n\}\n", "", code, flags=re.S)  # a string's own length byte
     assert "send_ident" in code
-    magic = re.findall(r"put_u(?:16|32|64)\(p \+ \d+|p\[\d+u?\]|\b(?:40|44)u\b", code)
+    magic = re.findall(r"put_u(?:16|32|64)\([pq] \+ \d+|[pq]\[\d+u?\]|\b(?:40|44)u\b", code)
     assert magic == [], f"hand-written payload offsets in app.c: {magic}"
     for lay in spec.LAYOUTS.values():
         assert f"{lay.message}_HEAD_BYTES" in code or lay.message == "HELLO" and "HELLO_HEAD_BYTES" in code

@@ -119,6 +119,10 @@
 #define IDENT_MAX_STRING 255u /* longest IDENT string */
 #define RESULT_MAX_CLASSES 245u /* classes one RESULT can carry */
 #define STREAM_DETECTION_BYTES 12u /* bytes of one detection in STREAM */
+#define STREAM_DET_OFF_FRAME 0u /* u32, in a detection record */
+#define STREAM_DET_OFF_LABEL 4u /* u16, in a detection record */
+#define STREAM_DET_OFF_RESERVED 6u /* u16, in a detection record */
+#define STREAM_DET_OFF_MARGIN 8u /* i32, in a detection record */
 
 /* What board_counter() counts (IDENT counter_unit). */
 #define BOARD_COUNTER_INSTRUCTIONS 0u /* QEMU -icount shift=0: one tick per guest instruction */

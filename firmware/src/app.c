@@ -272,10 +272,10 @@ static void stream_audio(uint8_t seq, const uint8_t *p, uint32_t n)
         qsnn_detection_t hit;
         uint8_t *q = o + STREAM_HEAD_BYTES + 4u * nc;
         while (nd < STREAM_MAX_DETECTIONS && qsnn_detector_poll(d, &hit)) {
-            put_u32(q, hit.frame);
-            put_u16(q + 4u, hit.label);
-            put_u16(q + 6u, 0u);
-            put_u32(q + 8u, (uint32_t)hit.margin);
+            put_u32(q + STREAM_DET_OFF_FRAME, hit.frame);
+            put_u16(q + STREAM_DET_OFF_LABEL, hit.label);
+            put_u16(q + STREAM_DET_OFF_RESERVED, 0u);
+            put_u32(q + STREAM_DET_OFF_MARGIN, (uint32_t)hit.margin);
             q += STREAM_DETECTION_BYTES;
             ++nd;
         }
