@@ -163,6 +163,7 @@ def plot(result: dict, path: Path) -> None:
     ax.axvline(5, color="grey", ls=":")
     ax.axhline(0.85, color="grey", ls=":")
     ax.set_xscale("symlog", linthresh=5)
+    ax.set_xlim(left=0)
     ax.set_xlabel("false alarms per hour")
     ax.set_ylabel("keywords detected")
     ax.set_title(f"streaming detection, model {result['model_hash']}", fontsize=9)
