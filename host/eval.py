@@ -619,6 +619,10 @@ def main(argv: list[str] | None = None) -> int:
         f"flash {ev.ident.flash_bytes} B, wall {float(np.median([r.wall_s for r in records])):.2f} s/clip "
         f"(total {wall:.1f} s)"
     )
+    if not args.quiet:
+        from qsnnkit.host import report as _report
+
+        print("\n" + _report.text_table(summary) + "\n")
     if ev.link or ev.injected:
         print("link: " + ", ".join(f"{k} {v}" for k, v in sorted(ev.link.items()))
               + ("; injected: " + ", ".join(f"{k} {v}" for k, v in ev.injected.items()) if ev.injected else ""))
