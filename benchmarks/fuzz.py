@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     if args.json.exists():
         rows = {r["harness"]: r for r in json.loads(args.json.read_text()).get("rows", [])}
+    commit = git_commit()  # what is built and fuzzed: the tree as the run starts, not as it ends
     failed = False
     print(f"{'harness':10} {'executions':>12} {'seconds':>8} {'exec/s':>8} {'edges':>11} {'features':>9} {'corpus':>7}  crashes")
     for h in names:
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                    "edges_total": s.edges_total, "features": s.features, "corpus_inputs": s.corpus_inputs,
                    "crashes": len(s.crashes), "ok": s.ok, "sanitizers": "address,undefined (no recover)",
                    "engine": "libFuzzer (clang 14)", "max_len": fz.MAX_LEN[h], "seed": args.seed,
-                   "command": command, "commit": git_commit()}
+                   "command": command, "commit": commit}
         if args.workers > 1:
             rows[h]["seed"] = [args.seed + k for k in range(args.workers)]
             rows[h]["workers"] = [{"seed": args.seed + k, "executions": w.executions, "seconds": w.seconds,
