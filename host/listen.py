@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 def unit_line(ident: P.Ident, res: dict[str, object]) -> str:
     frames = int(res["frames"]) or 1  # type: ignore[arg-type]
     per = int(res["ticks"]) / frames  # type: ignore[arg-type]
-    unit = {0: "instructions", 1: "cycles", 2: "timer ticks"}.get(ident.counter_unit, "ticks")
+    unit = ident.counter_unit  # IDENT's unit name ("instructions", "cycles", "timer")
     return f"{per:,.0f} {unit} per 20 ms frame (front end + network + detector)"
 
 

@@ -171,6 +171,13 @@ static void send_ident(uint8_t seq)
     send(MSG_IDENT, seq, p, (uint16_t)n);
 }
 
+/* Sample i of an AUDIO payload: int16 little-endian, two's complement read portably. */
+static int16_t pcm_at(const uint8_t *p, uint32_t i)
+{
+    const int32_t v = (int32_t)get_u16(p + 2u * i);
+    return (int16_t)(v >= 32768 ? v - 65536 : v);
+}
+
 static void send_result(uint8_t seq)
 {
     uint8_t *p = out_payload;
@@ -255,8 +262,7 @@ static void stream_audio(uint8_t seq, const uint8_t *p, uint32_t n)
         const uint32_t m = n - i < STREAM_CHUNK ? n - i : STREAM_CHUNK;
         uint32_t j, t0, t1;
         for (j = 0; j < m; ++j) {
-            const int32_t v = (int32_t)get_u16(p + 2u * (i + j));
-            x[j] = (int16_t)(v >= 32768 ? v - 65536 : v); /* two's complement, portably */
+            x[j] = pcm_at(p, i + j);
         }
         board_quiet_begin(); /* no interrupt inside the measured section */
         t0 = board_counter();
@@ -303,6 +309,24 @@ static void clip_begin(uint32_t n_samples)
     clip.worst_hop = 0u;
 }
 
+/* CLIP_BEGIN and STREAM_BEGIN: 1 (and the ERROR sent) when the payload size, the model or
+ * the state refuses the start; a start inside a clip or stream ends it. */
+static int begin_refused(const proto_frame_t *f, uint32_t head_bytes)
+{
+    if (f->len != head_bytes) {
+        send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+    } else if (model_status != QSNN_OK) {
+        send_error(f->seq, ERR_MODEL, f->type, (uint32_t)model_status);
+    } else if (clip.active || streaming) {
+        clip.active = 0u;
+        streaming = 0u;
+        send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static void handle(const proto_frame_t *f)
 {
     const uint8_t *p = f->payload;
@@ -319,15 +343,7 @@ static void handle(const proto_frame_t *f)
         }
         break;
     case MSG_CLIP_BEGIN:
-        if (f->len != CLIP_BEGIN_HEAD_BYTES) {
-            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
-        } else if (model_status != QSNN_OK) {
-            send_error(f->seq, ERR_MODEL, f->type, (uint32_t)model_status);
-        } else if (clip.active || streaming) {
-            clip.active = 0u;
-            streaming = 0u;
-            send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
-        } else {
+        if (!begin_refused(f, CLIP_BEGIN_HEAD_BYTES)) {
             clip_begin(get_u32(p + CLIP_BEGIN_OFF_N_SAMPLES));
             send_ack(f->seq, f->type);
         }
@@ -335,21 +351,18 @@ static void handle(const proto_frame_t *f)
     case MSG_AUDIO: {
         const uint32_t n = f->len / 2u;
         uint32_t i;
-        if (streaming && (f->len == 0u || (f->len & 1u) != 0u || n > MAX_AUDIO_SAMPLES)) {
-            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
-        } else if (streaming) {
-            stream_audio(f->seq, p, n);
-        } else if (!clip.active) {
+        if (!streaming && !clip.active) {
             send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
         } else if (f->len == 0u || (f->len & 1u) != 0u || n > MAX_AUDIO_SAMPLES) {
             send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else if (streaming) {
+            stream_audio(f->seq, p, n);
         } else if (clip.received + n > clip.expected) {
             clip.active = 0u;
             send_error(f->seq, ERR_SAMPLE_COUNT, f->type, clip.received + n);
         } else {
             for (i = 0; i < n; ++i) {
-                const int32_t v = (int32_t)get_u16(p + 2u * i);
-                clip.hop[clip.hop_fill++] = (int16_t)(v >= 32768 ? v - 65536 : v); /* two's complement, portably */
+                clip.hop[clip.hop_fill++] = pcm_at(p, i);
                 if (clip.hop_fill == QSNN_HOP_LEN) {
                     run_hop();
                     clip.hop_fill = 0u;
@@ -374,15 +387,7 @@ static void handle(const proto_frame_t *f)
         }
         break;
     case MSG_STREAM_BEGIN:
-        if (f->len != STREAM_BEGIN_HEAD_BYTES) {
-            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
-        } else if (model_status != QSNN_OK) {
-            send_error(f->seq, ERR_MODEL, f->type, (uint32_t)model_status);
-        } else if (clip.active || streaming) {
-            clip.active = 0u;
-            streaming = 0u;
-            send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
-        } else {
+        if (!begin_refused(f, STREAM_BEGIN_HEAD_BYTES)) {
             qsnn_detect_cfg_t cfg;
             int rc;
             cfg.threshold = (int32_t)get_u32(p + STREAM_BEGIN_OFF_THRESHOLD);
