@@ -26,6 +26,10 @@ def _ints(t: torch.Tensor) -> np.ndarray:
 
 def integerize(model: QSNN, classes: list[str], provenance: dict[str, object] | None = None) -> ConvertedModel:
     cfg = model.cfg
+    if not cfg.integer:
+        parts = [n for n, on in (("float weights", cfg.float_weights), ("float membranes", cfg.float_membranes)) if on]
+        raise ValueError(f"this is a float twin ({' and '.join(parts)}): it has no integer form to convert; "
+                         "train without --fp32/--float-weights/--float-membranes to get a deployable model")
     with torch.no_grad():
         q = model.quantized()
         layers: list[IntLayer] = []

@@ -6,12 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from qsnnkit import data
 from qsnnkit.convert.integerize import integerize
 from qsnnkit.paths import REPO_ROOT
 from qsnnkit.train import checkpoint
-from qsnnkit.train.model import QSNNConfig
+from qsnnkit.train.model import QSNN, QSNNConfig
 from qsnnkit.train.trainer import TrainSettings, train
 
 
@@ -68,6 +69,10 @@ def test_bad_config_is_refused() -> None:
     (QSNNConfig(hidden=(64, 32, 16), recurrent=(False, True, True), mem_bits=8, leak_shift=1),
      TrainSettings(epochs=7, batch_size=32, lr=3e-3, weight_decay=0.0, lambda_sr=0.0, seed=5, threads=2,
                    augment=True, limit=100, gain_lr_scale=0.0, binary_init_std=0.0, device="cuda")),
+    (QSNNConfig(conv=((8, 5, 5, 2),), hidden=(16,), recurrent=(True,), norm="bn", float_weights=True,
+                float_membranes=True), TrainSettings(epochs=2)),
+    (QSNNConfig(float_weights=True), TrainSettings(epochs=2)),
+    (QSNNConfig(float_membranes=True), TrainSettings(epochs=2)),
 ])
 def test_provenance_command_reproduces_the_training_settings(cfg: QSNNConfig, st: TrainSettings) -> None:
     """The command in a model's provenance parses back to exactly the settings it was trained with."""
@@ -114,3 +119,27 @@ def test_train_cli_refuses_a_bad_conv_spec_clearly(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "qsnnkit.train.cli", "--conv", "8:5:5", "--out", str(tmp_path)],
                        capture_output=True, text=True, cwd=REPO_ROOT)
     assert r.returncode == 2 and "qsnn-train:" in r.stderr and "channels:kt:kf:stride" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("fw,fm", [(True, True), (True, False), (False, True)])
+def test_float_twin_trains_but_is_refused_by_the_converter(fw: bool, fm: bool) -> None:
+    """The float twin (issue 14's full-precision rows) runs forward and backward with batch norm,
+    its membranes are off the b-bit grid, and conversion refuses it by name."""
+    from qsnnkit.convert.integerize import integerize
+
+    torch.manual_seed(0)
+    cfg = QSNNConfig(conv=((4, 3, 5, 2),), hidden=(16,), recurrent=(True,), norm="bn", float_weights=fw,
+                     float_membranes=fm)
+    m = QSNN(cfg)
+    x = torch.randint(0, 256, (4, 12, 40)).float()
+    m.train()
+    out = m(x)
+    out.logits_sum.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.w)
+    m.eval()
+    tr = m(x, trace=True)
+    codes = torch.cat([t.flatten() for t in tr.trace_mem])
+    off_grid = bool((codes != torch.floor(codes)).any())
+    assert off_grid == fm  # float membranes leave the grid; quantized ones never do
+    with pytest.raises(ValueError, match="float twin"):
+        integerize(m, [str(i) for i in range(12)])

@@ -48,6 +48,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--norm", default=c.norm, choices=["none", "bn"],
                    help="bn: batch norm of every layer's feed-forward current in training, its scale rounded to a "
                         "power of two so it folds into the integer shifts and biases")
+    p.add_argument("--fp32", action="store_true",
+                   help="full-precision twin: float weights and float membranes, same architecture (not convertible)")
+    p.add_argument("--float-weights", action="store_true",
+                   help="float weights, biases and batch norm only (membranes stay on their b-bit grid; not convertible)")
+    p.add_argument("--float-membranes", action="store_true",
+                   help="float membranes only (weights stay quantized; not convertible)")
     return p
 
 
@@ -69,6 +75,12 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
         args += ["--norm", cfg.norm]
     if cfg.conv:
         args += ["--conv", ",".join(":".join(map(str, c)) for c in cfg.conv)]
+    if cfg.float_weights and cfg.float_membranes:
+        args.append("--fp32")
+    elif cfg.float_weights:
+        args.append("--float-weights")
+    elif cfg.float_membranes:
+        args.append("--float-membranes")
     if st.augment:
         args.append("--augment")
     if st.loss_on != "mean":
@@ -95,7 +107,8 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
     cfg = QSNNConfig(hidden=tuple(int(x) for x in items(a.hidden)),
                      recurrent=tuple(x == "1" for x in items(a.recurrent)),
                      mem_bits=a.mem_bits, leak_shift=a.leak_shift, conv=conv,  # type: ignore[arg-type]
-                     hidden_bits=a.hidden_bits, norm=a.norm)
+                     hidden_bits=a.hidden_bits, norm=a.norm,
+                     float_weights=a.fp32 or a.float_weights, float_membranes=a.fp32 or a.float_membranes)
     st = TrainSettings(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                        lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=a.augment,
                        limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std,

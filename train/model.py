@@ -47,6 +47,17 @@ class QSNNConfig:
     #: batch norm whose per-row scale is rounded to a power of two, so it folds into sh_ff and
     #: the bias at conversion (nothing new on the device)
     norm: str = "none"
+    #: float twin switches (issue 14's full-precision rows and the underfitting diagnosis):
+    #: float weights, biases and batch norm (no codes, no power-of-two scales, no current grid),
+    #: and/or float membranes (no rounding, no saturation). A model with either cannot be
+    #: converted to integers; training and the PyTorch evaluation run as usual.
+    float_weights: bool = False
+    float_membranes: bool = False
+
+    @property
+    def integer(self) -> bool:
+        """True when every value lies on the contract's integer grids (convertible)."""
+        return not (self.float_weights or self.float_membranes)
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
@@ -90,6 +101,8 @@ class QSNNConfig:
         d["hidden"] = tuple(d["hidden"])
         d["recurrent"] = tuple(bool(r) for r in d["recurrent"])
         d["conv"] = tuple(tuple(int(v) for v in c) for c in d.get("conv", ()))
+        for k in ("float_weights", "float_membranes"):
+            d[k] = bool(d.get(k, False))
         return QSNNConfig(**d)
 
     def layers(self) -> list[dict[str, int | bool | str]]:
@@ -179,6 +192,8 @@ class QSNN(nn.Module):
         the folded one, exactly what the integer model runs. Training (batch statistics) asks
         for ``fold_bn=False`` and applies the norm itself."""
         cfg = self.cfg
+        if cfg.float_weights:
+            return self._float_params(fold_bn)
         out: dict[str, list] = {"w": [], "w_int": [], "w_exp": [], "rec": [], "rec_int": [], "rec_exp": [], "bias": []}
         ri = 0
         for li, rec in enumerate(bool(L["recurrent"]) for L in self.spec):
@@ -214,6 +229,25 @@ class QSNN(nn.Module):
         out["w_out"], out["w_out_int"], out["w_out_exp"], out["b_out"] = [wo], [woi], [woe[0]], [bo]
         return out
 
+    def _float_params(self, fold_bn: bool) -> dict[str, list]:
+        """The float twin's parameters in quantized()'s layout (no codes: None)."""
+        out: dict[str, list] = {k: [] for k in ("w", "w_int", "w_exp", "rec", "rec_int", "rec_exp", "bias")}
+        ri = 0
+        for li, L in enumerate(self.spec):
+            w, b = self.w[li], self.bias[li]
+            if self.cfg.norm == "bn" and fold_bn:
+                mean, var = getattr(self, f"bn_mean{li}"), getattr(self, f"bn_var{li}")
+                scale = torch.pow(2.0, self.bn_log2[li]) / torch.sqrt(var + BN_EPS)
+                w, b = w * scale.view(-1, 1), b - mean * scale
+            out["w"].append(w)
+            out["bias"].append(b)
+            out["rec"].append(self.w_rec[ri] if L["recurrent"] else None)
+            ri += int(bool(L["recurrent"]))
+            for k in ("w_int", "w_exp", "rec_int", "rec_exp"):
+                out[k].append(None)
+        out["w_out"], out["w_out_int"], out["w_out_exp"], out["b_out"] = [self.w_out], [None], [None], [self.b_out]
+        return out
+
     def _batch_norm(self, li: int, acc: Tensor, w_int: Tensor, w_exp: Tensor) -> Tensor:
         """Training: the feed-forward current of layer li ([B, T, rows, positions]) through the
         power-of-two batch norm with this batch's statistics (updating the running ones)."""
@@ -225,6 +259,9 @@ class QSNN(nn.Module):
             rm, rv = getattr(self, f"bn_mean{li}"), getattr(self, f"bn_var{li}")
             rm.mul_(1 - BN_MOMENTUM).add_(BN_MOMENTUM * mean.detach())
             rv.mul_(1 - BN_MOMENTUM).add_(BN_MOMENTUM * var.detach() * n / max(n - 1, 1))
+        if self.cfg.float_weights:
+            scale = torch.pow(2.0, self.bn_log2[li]) / torch.sqrt(var + BN_EPS)
+            return (acc - mean.view(1, 1, -1, 1)) * scale.view(1, 1, -1, 1) + self.bias[li].view(1, 1, -1, 1)
         k = self.bn_exponent(li, var, w_int, w_exp)
         scale = torch.pow(2.0, k)
         return quant.to_fine_grid(acc * scale.view(1, 1, -1, 1)) + self.bn_bias(li, mean, k).view(1, 1, -1, 1)
@@ -242,6 +279,7 @@ class QSNN(nn.Module):
         cfg = self.cfg
         batch_norm = cfg.norm == "bn" and self.training
         q = self.quantized(fold_bn=not batch_norm)
+        fw = cfg.float_weights
         B, T, _ = feats.shape
         x_all = (feats.to(torch.float32) - self.feat_mu) * (2.0 ** -cfg.in_shift)
         dev = x_all.device
@@ -258,9 +296,9 @@ class QSNN(nn.Module):
             else:
                 acc = (seq.reshape(B, T, -1) @ q["w"][li].t()).unsqueeze(3)  # [B, T, N, 1]
             if batch_norm:
-                cur = self._batch_norm(li, acc, q["w_int"][li], q["w_exp"][li].detach())
+                cur = self._batch_norm(li, acc, q["w_int"][li], None if fw else q["w_exp"][li].detach())
             else:
-                cur = quant.to_fine_grid(acc) + q["bias"][li].view(1, 1, -1, 1)
+                cur = (acc if fw else quant.to_fine_grid(acc)) + q["bias"][li].view(1, 1, -1, 1)
             cur = cur.reshape(B, T, -1)  # neuron n = c * f_out + f
             n_out = cur.shape[2]
             u = torch.zeros(B, n_out, device=dev)
@@ -269,8 +307,12 @@ class QSNN(nn.Module):
             for t in range(T):
                 c = cur[:, t]
                 if q["rec"][li] is not None:
-                    c = c + quant.to_fine_grid(spk @ q["rec"][li].t())
-                u, spk = quant.lif_step(u, quant.sat16_fine(c), cfg.leak_shift, cfg.mem_bits)  # charge, fire, reset, store
+                    r = spk @ q["rec"][li].t()
+                    c = c + (r if fw else quant.to_fine_grid(r))
+                if cfg.float_membranes:
+                    u, spk = quant.lif_step_float(u, c if fw else quant.sat16_fine(c), cfg.leak_shift)
+                else:
+                    u, spk = quant.lif_step(u, quant.sat16_fine(c), cfg.leak_shift, cfg.mem_bits)  # charge, fire, reset, store
                 spikes.append(spk)
                 if trace:
                     mems.append(u.detach() * 2 ** (cfg.mem_bits - 1))
@@ -289,4 +331,6 @@ class QSNN(nn.Module):
         return res
 
     def readout_exponent(self) -> int:
+        if not self.cfg.integer:
+            raise ValueError("a float twin (float weights or membranes) has no integer readout")
         return int(self.quantized()["w_out_exp"][0].item())

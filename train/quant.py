@@ -139,3 +139,27 @@ class _LIFStep(torch.autograd.Function):
 def lif_step(u: Tensor, c: Tensor, leak_shift: int, mem_bits: int) -> tuple[Tensor, Tensor]:
     """(stored membrane u', spikes s) of one contract LIF step, in threshold units."""
     return _LIFStep.apply(u, c, 2.0**-leak_shift, mem_bits)
+
+
+class _LIFStepFloat(torch.autograd.Function):
+    """The float twin's LIF step: the same charge, fire (m > 1) and hard reset as
+    _LIFStep, with the membrane kept in float (no rounding, no saturation). Same surrogate."""
+
+    @staticmethod
+    def forward(ctx, u: Tensor, c: Tensor, leak: float):  # type: ignore[override]
+        m = u - u * leak + c
+        s = (m > 1.0).to(m.dtype)
+        ctx.save_for_backward(m, s)
+        ctx.leak = leak
+        return m * (1.0 - s), s
+
+    @staticmethod
+    def backward(ctx, g_u: Tensor, g_s: Tensor):  # type: ignore[override]
+        m, s = ctx.saved_tensors
+        g_m = g_s * torch.clamp(1.0 - (m - 1.0).abs(), min=0.0) + g_u * (1.0 - s)
+        return g_m * (1.0 - ctx.leak), g_m, None
+
+
+def lif_step_float(u: Tensor, c: Tensor, leak_shift: int) -> tuple[Tensor, Tensor]:
+    """(float membrane, spikes) of one LIF step of the float twin, in threshold units."""
+    return _LIFStepFloat.apply(u, c, 2.0**-leak_shift)

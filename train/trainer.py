@@ -118,12 +118,14 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
 
     model = QSNN(cfg).to(st.device)
     model.feat_mu.copy_(torch.from_numpy(feature_mean(tr_feats)).float())
-    if st.binary_init_std > 0:
+    if st.binary_init_std > 0 and not cfg.float_weights:
         # Binary layers see only sign(standardised w): the latent scale sets how far one
         # optimizer step moves a weight relative to its spread, i.e. how often signs flip.
+        # Only binary latents (recurrent weights always are; hidden ones at 1 bit): wider
+        # codes take their scale from the latent itself, so std 1 would mean huge currents.
         with torch.no_grad():
             for li, p_ in enumerate(model.w):
-                if li > 0:
+                if li > 0 and cfg.hidden_bits == 1:
                     p_.normal_(0.0, st.binary_init_std)
             for p_ in model.w_rec:
                 p_.normal_(0.0, st.binary_init_std)
