@@ -149,7 +149,7 @@ def test_torch_forward_exact_at_the_accumulator_edge() -> None:
     from qsnnkit.convert.integerize import integerize
     from qsnnkit.train.model import QSNN, QSNNConfig
 
-    m = QSNN(QSNNConfig(n_bands=518, hidden=(6, 4), recurrent=(False, True)))
+    m = QSNN(QSNNConfig(n_bands=518, conv=(), hidden=(6, 4), recurrent=(False, True)))
     with torch.no_grad():
         m.w[0].fill_(127 * 2.0**-14)  # codes 127, exponent -14: sh_ff = in_shift + 14 - 8 = 11
         m.w[0][1::2] *= -1.0

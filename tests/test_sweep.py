@@ -25,7 +25,7 @@ def _sweep(tmp: Path, data_root: Path, *extra: str) -> subprocess.CompletedProce
 
 def test_sweep_runs_resumes_and_summarizes(tmp_path: Path, data_root: Path) -> None:
     cfg = {"runs": [
-        {"name": "dense16", "args": ["--hidden", "16", "--recurrent", "1", "--batch-size", "8"], "seeds": [0, 1]},
+        {"name": "dense16", "args": ["--conv", "", "--hidden", "16", "--recurrent", "1", "--batch-size", "8"], "seeds": [0, 1]},
         {"name": "conv4", "args": ["--conv", "4:3:5:2", "--hidden", "", "--recurrent", "", "--batch-size", "8"],
          "seeds": [0]},
     ]}

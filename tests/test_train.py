@@ -18,7 +18,7 @@ from qsnnkit.train.trainer import TrainSettings, train
 
 def _hash(tmp: Path, data_root: Path, seed: int) -> str:
     st = TrainSettings(epochs=2, batch_size=16, seed=seed, threads=1, limit=48, binary_init_std=1.0)
-    res = train(QSNNConfig(hidden=(32, 32)), st, data_root, tmp)
+    res = train(QSNNConfig(conv=(), hidden=(32, 32), recurrent=(True, False)), st, data_root, tmp)
     model, _ = checkpoint.load(res.checkpoint)
     return integerize(model, list(data.CLASSES)).hash_hex
 
@@ -34,7 +34,7 @@ def test_same_seed_and_threads_give_the_same_model_hash(tmp_path: Path, data_roo
 def test_checkpoint_is_safetensors_with_config(tmp_path: Path) -> None:
     from qsnnkit.train.model import QSNN
 
-    m = QSNN(QSNNConfig(hidden=(8,), recurrent=(True,)))
+    m = QSNN(QSNNConfig(conv=(), hidden=(8,), recurrent=(True,)))
     p = checkpoint.save(m, tmp_path / "m.safetensors", {"x": 1})
     m2, meta = checkpoint.load(p)
     assert m2.cfg == m.cfg and meta == {"x": 1}
@@ -66,13 +66,14 @@ def test_bad_config_is_refused() -> None:
     (QSNNConfig(), TrainSettings()),
     (QSNNConfig(conv=((8, 5, 5, 2),), hidden=(32,), recurrent=(True,), hidden_bits=4, norm="bn"),
      TrainSettings(epochs=3, loss_on="sum")),
-    (QSNNConfig(hidden=(64, 32, 16), recurrent=(False, True, True), mem_bits=8, leak_shift=1),
+    (QSNNConfig(conv=(), hidden=(64, 32, 16), recurrent=(False, True, True), mem_bits=8, leak_shift=1),
      TrainSettings(epochs=7, batch_size=32, lr=3e-3, weight_decay=0.0, lambda_sr=0.0, seed=5, threads=2,
                    augment=True, limit=100, gain_lr_scale=0.0, binary_init_std=0.0, device="cuda")),
     (QSNNConfig(conv=((8, 5, 5, 2),), hidden=(16,), recurrent=(True,), norm="bn", float_weights=True,
                 float_membranes=True), TrainSettings(epochs=2)),
-    (QSNNConfig(float_weights=True), TrainSettings(epochs=2)),
+    (QSNNConfig(float_weights=True), TrainSettings(epochs=2, loss_on="mean")),
     (QSNNConfig(float_membranes=True), TrainSettings(epochs=2)),
+    (QSNNConfig(), TrainSettings(teacher_epochs=15, kd_weight=0.7, kd_temp=3.0)),
 ])
 def test_provenance_command_reproduces_the_training_settings(cfg: QSNNConfig, st: TrainSettings) -> None:
     """The command in a model's provenance parses back to exactly the settings it was trained with."""
@@ -143,3 +144,25 @@ def test_float_twin_trains_but_is_refused_by_the_converter(fw: bool, fm: bool) -
     assert off_grid == fm  # float membranes leave the grid; quantized ones never do
     with pytest.raises(ValueError, match="float twin"):
         integerize(m, [str(i) for i in range(12)])
+
+
+def test_distillation_trains_a_float_teacher_first_and_is_recorded(tmp_path: Path, data_root: Path) -> None:
+    """--teacher-epochs N: a float twin (batch norm) is trained in OUT/teacher, then the student
+    learns from its outputs too; the teacher is not deployable, the student is."""
+    from qsnnkit.train.trainer import distill_loss
+
+    st = TrainSettings(epochs=1, teacher_epochs=1, limit=24, batch_size=8)
+    cfg = QSNNConfig(conv=((4, 3, 5, 2),), hidden=(8,), recurrent=(True,))
+    res = train(cfg, st, data_root, tmp_path)
+    teacher, _ = checkpoint.load(tmp_path / "teacher" / "model.safetensors")
+    assert teacher.cfg.float_weights and teacher.cfg.float_membranes and teacher.cfg.norm == "bn"
+    student, meta = checkpoint.load(res.checkpoint)
+    assert student.cfg.integer and meta["settings"]["teacher_epochs"] == 1
+    with pytest.raises(ValueError, match="float twin"):
+        integerize(teacher, list(data.CLASSES))
+    # the term is zero when the outputs agree and positive when they do not
+    t = torch.tensor([[2.0, -1.0, 0.5]])
+    assert float(distill_loss(t, t, 2.0)) == pytest.approx(0.0, abs=1e-7)
+    assert float(distill_loss(torch.zeros_like(t), t, 2.0)) > 0.0
+    with pytest.raises(ValueError, match="augment"):
+        train(cfg, TrainSettings(epochs=1, teacher_epochs=1, augment=True, limit=8), data_root, tmp_path / "x")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -35,9 +36,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--loss-on", default=d.loss_on, choices=["mean", "sum"],
                    help="cross-entropy on the readout's mean over the clip's frames, or on its sum (49x sharper "
                         "logits; the device's argmax is the same either way)")
-    p.add_argument("--conv", default="",
+    p.add_argument("--conv", default=",".join(":".join(map(str, c_)) for c_ in c.conv),
                    help="streaming convolutions before the dense layers, comma-separated channels:kt:kf:stride "
-                        "(e.g. 32:5:5:2,64:3:5:2: kt-frame causal time kernel, kf-band frequency kernel)")
+                        "(32:5:5:2 is a kt=5-frame causal time kernel over kf=5 bands, stride 2); '' for none")
     p.add_argument("--hidden", default=",".join(map(str, c.hidden)), help="dense hidden layer sizes (may be empty with --conv)")
     p.add_argument("--recurrent", default=",".join("1" if r else "0" for r in c.recurrent),
                    help="per hidden layer: 1 = binary recurrent weights on its own spikes")
@@ -48,6 +49,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--norm", default=c.norm, choices=["none", "bn"],
                    help="bn: batch norm of every layer's feed-forward current in training, its scale rounded to a "
                         "power of two so it folds into the integer shifts and biases")
+    p.add_argument("--teacher-epochs", type=int, default=d.teacher_epochs,
+                   help="knowledge distillation: first train a float twin (batch norm, lr 5e-3) for N epochs, "
+                        "then learn from its softened outputs as well (0: no teacher)")
+    p.add_argument("--kd-weight", type=float, default=d.kd_weight, help="share of the distillation term in the loss")
+    p.add_argument("--kd-temp", type=float, default=d.kd_temp, help="softmax temperature of the distillation term")
     p.add_argument("--fp32", action="store_true",
                    help="full-precision twin: float weights and float membranes, same architecture (not convertible)")
     p.add_argument("--float-weights", action="store_true",
@@ -68,23 +74,23 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
         "--binary-init-std", repr(st.binary_init_std), "--device", st.device,
         "--hidden", ",".join(map(str, cfg.hidden)), "--recurrent", ",".join("1" if r else "0" for r in cfg.recurrent),
         "--mem-bits", str(cfg.mem_bits), "--leak-shift", str(cfg.leak_shift),
+        "--conv", ",".join(":".join(map(str, c)) for c in cfg.conv), "--loss-on", st.loss_on,
     ]
     if cfg.hidden_bits != 1:
         args += ["--hidden-bits", str(cfg.hidden_bits)]
     if cfg.norm != "none":
         args += ["--norm", cfg.norm]
-    if cfg.conv:
-        args += ["--conv", ",".join(":".join(map(str, c)) for c in cfg.conv)]
     if cfg.float_weights and cfg.float_membranes:
         args.append("--fp32")
     elif cfg.float_weights:
         args.append("--float-weights")
     elif cfg.float_membranes:
         args.append("--float-membranes")
+    if st.teacher_epochs > 0:
+        args += ["--teacher-epochs", str(st.teacher_epochs), "--kd-weight", repr(st.kd_weight),
+                 "--kd-temp", repr(st.kd_temp)]
     if st.augment:
         args.append("--augment")
-    if st.loss_on != "mean":
-        args += ["--loss-on", st.loss_on]
     if st.limit is not None:
         args += ["--limit", str(st.limit)]
     fixed = QSNNConfig()
@@ -92,7 +98,7 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
              if getattr(cfg, k) != getattr(fixed, k)]
     if unset:
         raise ValueError(f"no qsnn-train command reproduces {', '.join(unset)} (not command-line settings)")
-    return " ".join(args)
+    return shlex.join(args)
 
 
 def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings]:
@@ -112,7 +118,8 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
     st = TrainSettings(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                        lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=a.augment,
                        limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std,
-                       loss_on=a.loss_on)
+                       loss_on=a.loss_on, teacher_epochs=a.teacher_epochs, kd_weight=a.kd_weight,
+                       kd_temp=a.kd_temp)
     return cfg, st
 
 

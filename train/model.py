@@ -33,11 +33,12 @@ class QSNNConfig:
 
     n_bands: int = 40
     n_classes: int = 12
-    hidden: tuple[int, ...] = (256, 256)
-    recurrent: tuple[bool, ...] = (True, False)
+    # The defaults are the default model's architecture (docs/results.md: how it was chosen).
+    hidden: tuple[int, ...] = (128,)
+    recurrent: tuple[bool, ...] = (True,)
     #: streaming convolutions before the dense layers: (channels, kt, kf, stride) each; a
     #: convolution over frequency (zero padding kf // 2) with a causal time kernel of kt frames
-    conv: tuple[tuple[int, int, int, int], ...] = ()
+    conv: tuple[tuple[int, int, int, int], ...] = ((32, 5, 5, 2), (64, 3, 5, 2))
     #: weight width of every layer after the first (conv and dense): 1 (binary, WS-DR), 2, 4 or 8
     hidden_bits: int = 1
     mem_bits: int = 4

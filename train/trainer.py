@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +19,13 @@ from qsnnkit.train.augment import augment
 from qsnnkit.train.model import QSNN, QSNNConfig
 
 SILENCE = data.CLASSES.index("_silence_")
+#: peak learning rate of the float teacher (the float twin's setting in docs/results.md)
+TEACHER_LR = 5e-3
 
 
 @dataclass
 class TrainSettings:
-    epochs: int = 100
+    epochs: int = 40
     batch_size: int = 64
     lr: float = 1e-2
     weight_decay: float = 1e-4
@@ -35,7 +37,15 @@ class TrainSettings:
     device: str = "cpu"
     gain_lr_scale: float = 1.0  # learning-rate factor of the power-of-two gains (0: frozen)
     binary_init_std: float = 1.0  # std of the latent binary weights at init (0: 1/sqrt(fan_in))
-    loss_on: str = "mean"  # cross-entropy on the readout's mean over time ("mean") or its sum ("sum": sharper)
+    #: cross-entropy on the readout's sum over the clip's frames ("sum") or its mean ("mean": 49x
+    #: softer logits, which left the network underfitting: docs/results.md, the readout lever)
+    loss_on: str = "sum"
+    #: knowledge distillation: train a float twin (float weights and membranes, batch norm,
+    #: peak lr TEACHER_LR) for this many epochs first, then add its softened outputs to the
+    #: loss (0: no teacher)
+    teacher_epochs: int = 0
+    kd_weight: float = 0.5  # share of the distillation term in the loss (the rest: cross-entropy)
+    kd_temp: float = 2.0  # softmax temperature of both outputs in the distillation term
 
 
 @dataclass
@@ -98,9 +108,37 @@ def make_bank(data_root: str | Path | None, copies: int, seed: int = 0) -> Featu
     return FeatureBank(features(tr.pcm), tr.labels, aug, features(va.pcm), va.labels, features(te.pcm), te.labels)
 
 
+def teacher_settings(cfg: QSNNConfig, st: TrainSettings) -> tuple[QSNNConfig, TrainSettings]:
+    """The float teacher of a distilled run: the student's architecture as a float twin with
+    batch norm, trained on the same data and seed, with no teacher of its own."""
+    tcfg = replace(cfg, float_weights=True, float_membranes=True, norm="bn")
+    tst = replace(st, epochs=st.teacher_epochs, lr=TEACHER_LR, teacher_epochs=0)
+    return tcfg, tst
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temp: float) -> torch.Tensor:
+    """temp^2 * KL(softmax(teacher / temp) || softmax(student / temp)), mean over the batch."""
+    return F.kl_div(F.log_softmax(student / temp, dim=1), F.log_softmax(teacher / temp, dim=1),
+                    reduction="batchmean", log_target=True) * temp * temp
+
+
 def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_dir: str | Path,
           bank: FeatureBank | None = None) -> TrainResult:
     t0 = time.time()
+    if not 0.0 <= st.kd_weight <= 1.0 or st.kd_temp <= 0 or st.teacher_epochs < 0:
+        raise ValueError(f"distillation settings out of range: teacher_epochs {st.teacher_epochs} (>= 0), "
+                         f"kd_weight {st.kd_weight} (0..1), kd_temp {st.kd_temp} (> 0)")
+    if st.teacher_epochs > 0 and st.augment:
+        raise ValueError("distillation uses the teacher's outputs on the fixed training features: "
+                         "it cannot be combined with --augment")
+    teacher_logits: np.ndarray | None = None
+    if st.teacher_epochs > 0:
+        tcfg, tst = teacher_settings(cfg, st)
+        print(f"training the float teacher ({st.teacher_epochs} epochs)", flush=True)
+        tres = train(tcfg, tst, data_root, Path(out_dir) / "teacher", bank=bank)
+        teacher, _ = checkpoint.load(tres.checkpoint)
+        teacher.to(st.device)
+        print(f"float teacher: validation {tres.val_accuracy:.3f} (epoch {tres.best_epoch})", flush=True)
     torch.manual_seed(st.seed)
     torch.set_num_threads(st.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -115,6 +153,8 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
         noise = tr.pcm[tr.labels == SILENCE]
     else:
         tr_feats, tr_labels, va_feats, va_labels = bank.train, bank.train_labels, bank.val, bank.val_labels
+    if st.teacher_epochs > 0:
+        _, _, teacher_logits = evaluate(teacher, tr_feats, tr_labels, device=st.device)
 
     model = QSNN(cfg).to(st.device)
     model.feat_mu.copy_(torch.from_numpy(feature_mean(tr_feats)).float())
@@ -163,6 +203,11 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
             o = model(fb)
             logits = o.logits_sum / fb.shape[1] if st.loss_on == "mean" else o.logits_sum
             loss = F.cross_entropy(logits, yb)
+            if teacher_logits is not None:
+                tl = torch.from_numpy(teacher_logits[idx]).to(st.device)
+                if st.loss_on == "mean":
+                    tl = tl / fb.shape[1]
+                loss = (1.0 - st.kd_weight) * loss + st.kd_weight * distill_loss(logits, tl, st.kd_temp)
             if st.lambda_sr > 0:
                 loss = loss + st.lambda_sr * torch.stack([(r - 0.5) ** 2 for r in o.rates]).mean()
             opt.zero_grad(set_to_none=True)
