@@ -58,6 +58,37 @@ static uint32_t popcount32(uint32_t v)
     return (v * 0x01010101u) >> 24;
 }
 
+/* sum_k popcount(a[k] & b[k]) over n words, SWAR with deferred carries: per word the 2-bit
+ * and 4-bit field sums (nibbles <= 4), three words' nibbles added (<= 12), folded to bytes
+ * (<= 24) and accumulated in byte lanes, which are summed by one multiply every 10 groups
+ * (<= 240 per lane). About 10 instructions per word on a Cortex-M4 against 16 for a full
+ * popcount32 per word; the sum is the same integer. */
+static uint32_t nibble_counts(uint32_t v)
+{
+    v = v - ((v >> 1) & 0x55555555u);
+    return (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+}
+
+static int32_t popcount_and(const uint32_t *a, const uint32_t *b, uint32_t n)
+{
+    uint32_t total = 0u, lanes = 0u, groups = 0u, k = 0u;
+    for (; k + 3u <= n; k += 3u) {
+        uint32_t s = nibble_counts(a[k] & b[k]) + nibble_counts(a[k + 1u] & b[k + 1u]) +
+                     nibble_counts(a[k + 2u] & b[k + 2u]);
+        lanes += (s & 0x0F0F0F0Fu) + ((s >> 4) & 0x0F0F0F0Fu);
+        if (++groups == 10u) {
+            total += (lanes * 0x01010101u) >> 24;
+            lanes = 0u;
+            groups = 0u;
+        }
+    }
+    total += (lanes * 0x01010101u) >> 24;
+    for (; k < n; ++k) {
+        total += popcount32(a[k] & b[k]);
+    }
+    return (int32_t)total;
+}
+
 /* ---- kernels: which one runs which layer -------------------------------------------- */
 
 /* Can `kernel` run layer L (first: it reads features, not spikes)? */
@@ -473,12 +504,18 @@ static int32_t dot_w8_dense(const uint32_t *row, uint32_t bits, const qsnn_input
     (void)bits;
 #if QSNN_DSP
     if (in->xp != NULL) {
+        /* walking pointers and a counted loop: ~9 instructions per 4 weights on a Cortex-M4
+         * (indexing from j cost 16) */
         const uint32_t *xp = in->xp;
-        for (; j + 4u <= n; j += 4u) {
-            const uint32_t w = row[j >> 2];
-            acc = __smlad(__sxtb16(w), xp[j >> 1], acc);
-            acc = __smlad(__sxtb16((w >> 8) | (w << 24)), xp[(j >> 1) + 1u], acc);
+        const uint32_t *wp = row;
+        uint32_t q;
+        for (q = n >> 2; q != 0u; --q) {
+            const uint32_t w = *wp++;
+            acc = __smlad(__sxtb16(w), xp[0], acc);
+            acc = __smlad(__sxtb16((w >> 8) | (w << 24)), xp[1], acc);
+            xp += 2;
         }
+        j = n & ~3u;
     }
 #endif
     for (; j + 4u <= n; j += 4u) {
@@ -497,14 +534,8 @@ static int32_t dot_w8_dense(const uint32_t *row, uint32_t bits, const qsnn_input
 /* 1-bit weights x packed spikes: sum_j w_j s_j = 2 * popcount(W & S) - popcount(S). */
 static int32_t dot_b1_popcount(const uint32_t *row, uint32_t bits, const qsnn_input_t *in)
 {
-    const uint32_t words = QSNN_ROW_WORDS(in->n, 1u);
-    uint32_t k;
-    int32_t both = 0;
     (void)bits;
-    for (k = 0; k < words; ++k) {
-        both += (int32_t)popcount32(row[k] & in->spk[k]);
-    }
-    return 2 * both - in->active;
+    return 2 * popcount_and(row, in->spk, QSNN_ROW_WORDS(in->n, 1u)) - in->active;
 }
 
 /* Any width x packed spikes: the weights of the active spikes only. */
@@ -835,13 +866,8 @@ static void conv_b1_popcount(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_
         }
         act = count_spikes(r, fan);
         for (c = 0; c < L->c_out; ++c) {
-            const uint32_t *row = L->w + (size_t)c * rw;
             const uint32_t i = c * f_out + f;
-            int32_t both = 0;
-            for (k = 0; k < rw; ++k) {
-                both += (int32_t)popcount32(row[k] & r[k]);
-            }
-            if (neuron_fire(L, &lk, c, 2 * both - act, 0, mem, i)) {
+            if (neuron_fire(L, &lk, c, 2 * popcount_and(L->w + (size_t)c * rw, r, rw) - act, 0, mem, i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
