@@ -122,7 +122,8 @@ def test_c_refuses_shifts_outside_the_contract() -> None:
     """qsnn_model_check checks sh_ff and sh_rec against SHIFT_MIN..SHIFT_MAX itself (the C
     core must not trust the generator): 40 would shift by 39, -16 multiply by 2^16."""
     m = load_converted(DEFAULT_MODEL)
-    for field, li, value in (("sh_ff", 0, 40), ("sh_ff", 1, spec.SHIFT_MIN - 1), ("sh_rec", 0, spec.SHIFT_MAX + 1)):
+    rec = next(i for i, L in enumerate(m.layers) if L.sh_rec is not None)  # the first recurrent layer
+    for field, li, value in (("sh_ff", 0, 40), ("sh_ff", 1, spec.SHIFT_MIN - 1), ("sh_rec", rec, spec.SHIFT_MAX + 1)):
         bad = copy.deepcopy(m)
         getattr(bad.layers[li], field)[3] = value
         with pytest.raises(ValueError, match=field):
@@ -137,7 +138,7 @@ def test_large_negative_shift_is_refused_not_miscomputed() -> None:
     bad = copy.deepcopy(m)
     bad.layers[0].sh_ff[:] = spec.SHIFT_MIN
     bad.validate()  # in range, type-wise
-    with pytest.raises(bounds.BoundsError, match=r"layer 0 \(dense\): current before int16 saturation"):
+    with pytest.raises(bounds.BoundsError, match=r"layer 0 \((dense|conv)\): current before int16 saturation"):
         bounds.check(bad)
     assert c_model_check(bad) == ERR_BOUNDS
 
