@@ -227,13 +227,15 @@ def test_c_core_rejects_bad_models(default_model) -> None:
     with pytest.raises(ValueError, match=f"this tool reads {FORMAT_VERSION}"):
         bad2.validate()
     # a kernel that cannot run its layer is refused by qsnn_model_check (QSNN_ERR_MODEL)
-    for kernels in (["B1_POPCOUNT", "AUTO"], ["EVENT", "AUTO"], ["AUTO", "W8_DENSE"]):
+    # (the default: conv 8-bit on features, binary conv on spikes, binary dense on spikes)
+    for kernels in (["W8_DENSE", "AUTO", "AUTO"], ["CONV_B1_POPCOUNT", "AUTO", "AUTO"], ["CONV_EVENT", "AUTO", "AUTO"],
+                    ["AUTO", "B1_POPCOUNT", "AUTO"], ["AUTO", "CONV_W8", "AUTO"], ["AUTO", "AUTO", "CONV_EVENT"]):
         with pytest.raises(ValueError, match="qsnn_model_check returned 2"):
             CCore(default_model, kernels=kernels)
     with pytest.raises(ValueError, match="one of"):
-        CCore(default_model, kernels=["FAST", "AUTO"])
-    assert CCore(default_model).layer_kernels() == ["W8_DENSE", "B1_POPCOUNT"]
-    assert CCore(default_model, kernels=["REF", "EVENT"]).layer_kernels() == ["REF", "EVENT"]
+        CCore(default_model, kernels=["FAST", "AUTO", "AUTO"])
+    assert CCore(default_model).layer_kernels() == ["CONV_W8", "CONV_B1_POPCOUNT", "B1_POPCOUNT"]
+    assert CCore(default_model, kernels=["REF", "CONV_EVENT", "EVENT"]).layer_kernels() == ["REF", "CONV_EVENT", "EVENT"]
 
 
 @pytest.mark.parametrize("widths,mem_bits,recurrent", [
@@ -485,10 +487,10 @@ def test_binary_kernel_on_wide_rows_equals_reference() -> None:
 
 
 def test_converter_picks_kernels_per_layer(default_model, tmp_path: Path) -> None:
-    codegen.emit(default_model, tmp_path, ["REF", "EVENT"])
+    codegen.emit(default_model, tmp_path, ["REF", "CONV_EVENT", "EVENT"])
     text = (tmp_path / "qsnn_model.c").read_text()
-    assert ".kernel = QSNN_KERNEL_REF," in text and ".kernel = QSNN_KERNEL_EVENT," in text
-    assert codegen.layer_kernels(default_model, ["REF", "EVENT"]) == ["REF", "EVENT"]
+    assert all(f".kernel = QSNN_KERNEL_{k}," in text for k in ("REF", "CONV_EVENT", "EVENT"))
+    assert codegen.layer_kernels(default_model, ["REF", "CONV_EVENT", "EVENT"]) == ["REF", "CONV_EVENT", "EVENT"]
     with pytest.raises(ValueError, match="kernel B1_POPCOUNT cannot run layer 0"):
-        codegen.emit(default_model, tmp_path / "bad", ["B1_POPCOUNT", "AUTO"])
+        codegen.emit(default_model, tmp_path / "bad", ["B1_POPCOUNT", "AUTO", "AUTO"])
     assert not (tmp_path / "bad" / "qsnn_model.c").exists()
