@@ -419,7 +419,8 @@ class Evaluator:
             for t in threads:
                 t.start()
             for t in threads:
-                t.join()
+                while t.is_alive():  # short joins: Ctrl-C is handled at once, whatever the threads do
+                    t.join(0.2)
         if self.error is not None:
             raise self.error
         missing = [items[i][0] for i, r in enumerate(out) if r is None]
