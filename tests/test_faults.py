@@ -183,7 +183,11 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path: Path
     cmd = [sys.executable, str(REPO_ROOT / "host" / "eval.py"), "--port", "qemu", "--elf",
            str(fw.built_firmware(model_dir)), "--model", str(model_dir / "model.npz"), "--split", "test",
            "--limit", str(n), "--jobs", "2", "--json", str(out), "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    # A shell's background job (`cmd &` without job control) starts with SIGINT ignored, and a
+    # child inherits that: Python then installs no Ctrl-C handler and the run cannot be
+    # interrupted. The user's Ctrl-C reaches a foreground process, so the child gets the default.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = out.with_suffix(".jsonl")
     _wait_for_lines(log, 1 + 4, proc)  # header and 4 clips
     proc.send_signal(signal.SIGINT)
