@@ -131,7 +131,7 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
     if st.teacher_epochs > 0 and st.augment:
         raise ValueError("distillation uses the teacher's outputs on the fixed training features: "
                          "it cannot be combined with --augment")
-    teacher_logits: np.ndarray | None = None
+    teacher_logits: torch.Tensor | None = None
     if st.teacher_epochs > 0:
         tcfg, tst = teacher_settings(cfg, st)
         print(f"training the float teacher ({st.teacher_epochs} epochs)", flush=True)
@@ -154,7 +154,11 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
     else:
         tr_feats, tr_labels, va_feats, va_labels = bank.train, bank.train_labels, bank.val, bank.val_labels
     if st.teacher_epochs > 0:
-        _, _, teacher_logits = evaluate(teacher, tr_feats, tr_labels, device=st.device)
+        # once, on the device, on the scale the student's loss uses (the features are fixed)
+        _, _, tl_all = evaluate(teacher, tr_feats, tr_labels, device=st.device)
+        if st.loss_on == "mean":
+            tl_all = tl_all / tr_feats.shape[1]
+        teacher_logits = torch.from_numpy(tl_all).to(st.device)
 
     model = QSNN(cfg).to(st.device)
     model.feat_mu.copy_(torch.from_numpy(feature_mean(tr_feats)).float())
@@ -204,9 +208,7 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
             logits = o.logits_sum / fb.shape[1] if st.loss_on == "mean" else o.logits_sum
             loss = F.cross_entropy(logits, yb)
             if teacher_logits is not None:
-                tl = torch.from_numpy(teacher_logits[idx]).to(st.device)
-                if st.loss_on == "mean":
-                    tl = tl / fb.shape[1]
+                tl = teacher_logits[torch.from_numpy(idx).to(st.device)]
                 loss = (1.0 - st.kd_weight) * loss + st.kd_weight * distill_loss(logits, tl, st.kd_temp)
             if st.lambda_sr > 0:
                 loss = loss + st.lambda_sr * torch.stack([(r - 0.5) ** 2 for r in o.rates]).mean()
