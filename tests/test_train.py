@@ -74,6 +74,7 @@ def test_bad_config_is_refused() -> None:
     (QSNNConfig(float_weights=True), TrainSettings(epochs=2, loss_on="mean")),
     (QSNNConfig(float_membranes=True), TrainSettings(epochs=2)),
     (QSNNConfig(), TrainSettings(teacher_epochs=15, kd_weight=0.7, kd_temp=3.0)),
+    (QSNNConfig(), TrainSettings(augment="mask,noise,speed,volume")),
 ])
 def test_provenance_command_reproduces_the_training_settings(cfg: QSNNConfig, st: TrainSettings) -> None:
     """The command in a model's provenance parses back to exactly the settings it was trained with."""

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from qsnnkit.paths import build_dir
+from qsnnkit.train.augment import DEFAULT_KINDS
 from qsnnkit.train.model import QSNNConfig
 from qsnnkit.train.trainer import TrainSettings, train
 
@@ -25,8 +26,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda-sr", type=float, default=d.lambda_sr, help="WS-DR spike-rate loss weight (0: off)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads (results depend on it)")
-    p.add_argument("--augment", action="store_true",
-                   help="time-shift and background-noise augmentation through the C front end each epoch")
+    p.add_argument("--augment", nargs="?", const=DEFAULT_KINDS, default="", metavar="KINDS",
+                   help="augmentation each epoch, comma-separated kinds: speed, volume, shift, noise (audio, "
+                        "through the C front end) and mask (SpecAugment-style, on its features); bare "
+                        f"--augment: {DEFAULT_KINDS}")
     p.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split (quick runs)")
     p.add_argument("--gain-lr-scale", type=float, default=d.gain_lr_scale,
                    help="learning-rate factor of the binary layers' power-of-two gains (0: frozen)")
@@ -90,7 +93,7 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
         args += ["--teacher-epochs", str(st.teacher_epochs), "--kd-weight", repr(st.kd_weight),
                  "--kd-temp", repr(st.kd_temp)]
     if st.augment:
-        args.append("--augment")
+        args += ["--augment", st.augment]
     if st.limit is not None:
         args += ["--limit", str(st.limit)]
     fixed = QSNNConfig()
