@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian/Ubuntu machine for qsnnkit: Debian toolchains (Cortex-M compiler,
 # newlib, QEMU for Arm and RISC-V; RISC-V and Xtensa cross compilers; clang with
-# libFuzzer and the sanitizers for the fuzz harnesses) and a Python virtual environment in
+# libFuzzer and the sanitizers for the fuzz harnesses; espeak-ng for synthetic training
+# keywords) and a Python virtual environment in
 # .venv with the project installed. Idempotent: quick when done.
 # Source it (`. scripts/setup.sh`) to get the venv activated, or run it.
 set -euo pipefail
@@ -9,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 APT_PACKAGES=(gcc make python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
   qemu-system-arm gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf gcc-xtensa-lx106
-  qemu-system-misc clang libclang-rt-14-dev)
+  qemu-system-misc clang libclang-rt-14-dev espeak-ng)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

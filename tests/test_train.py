@@ -75,6 +75,7 @@ def test_bad_config_is_refused() -> None:
     (QSNNConfig(float_membranes=True), TrainSettings(epochs=2)),
     (QSNNConfig(), TrainSettings(teacher_epochs=15, kd_weight=0.7, kd_temp=3.0)),
     (QSNNConfig(), TrainSettings(augment="mask,noise,speed,volume")),
+    (QSNNConfig(), TrainSettings(synthetic=150, augment="shift,noise")),
 ])
 def test_provenance_command_reproduces_the_training_settings(cfg: QSNNConfig, st: TrainSettings) -> None:
     """The command in a model's provenance parses back to exactly the settings it was trained with."""

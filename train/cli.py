@@ -10,6 +10,7 @@ from pathlib import Path
 from qsnnkit.paths import build_dir
 from qsnnkit.train.augment import DEFAULT_KINDS
 from qsnnkit.train.model import QSNNConfig
+from qsnnkit.train.synth import SynthError
 from qsnnkit.train.trainer import TrainSettings, train
 
 
@@ -30,6 +31,9 @@ def parser() -> argparse.ArgumentParser:
                    help="augmentation each epoch, comma-separated kinds: speed, volume, shift, noise (audio, "
                         "through the C front end) and mask (SpecAugment-style, on its features); bare "
                         f"--augment: {DEFAULT_KINDS}")
+    p.add_argument("--synthetic", type=int, default=d.synthetic, metavar="N",
+                   help="add N espeak-ng clips per keyword and N for _unknown_ to the training split only "
+                        "(needs espeak-ng; 0: none)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split (quick runs)")
     p.add_argument("--gain-lr-scale", type=float, default=d.gain_lr_scale,
                    help="learning-rate factor of the binary layers' power-of-two gains (0: frozen)")
@@ -94,6 +98,8 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
                  "--kd-temp", repr(st.kd_temp)]
     if st.augment:
         args += ["--augment", st.augment]
+    if st.synthetic:
+        args += ["--synthetic", str(st.synthetic)]
     if st.limit is not None:
         args += ["--limit", str(st.limit)]
     fixed = QSNNConfig()
@@ -122,7 +128,7 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
                        lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=a.augment,
                        limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std,
                        loss_on=a.loss_on, teacher_epochs=a.teacher_epochs, kd_weight=a.kd_weight,
-                       kd_temp=a.kd_temp)
+                       kd_temp=a.kd_temp, synthetic=a.synthetic)
     return cfg, st
 
 
@@ -136,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     out = a.out or build_dir() / "train"
     try:
         res = train(cfg, st, a.data_root, out)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, SynthError) as e:
         print(f"qsnn-train: {e}", file=sys.stderr)
         return 2
     summary = {"checkpoint": str(res.checkpoint), "command": command_for(cfg, st), "best_epoch": res.best_epoch,

@@ -16,6 +16,7 @@ from qsnnkit import data
 from qsnnkit.train import checkpoint
 from qsnnkit.dataset import Split, features, load_split
 from qsnnkit.train.augment import augment, mask_features, parse_kinds
+from qsnnkit.train.synth import synthesize
 from qsnnkit.train.model import QSNN, QSNNConfig
 
 SILENCE = data.CLASSES.index("_silence_")
@@ -48,6 +49,9 @@ class TrainSettings:
     teacher_epochs: int = 0
     kd_weight: float = 0.5  # share of the distillation term in the loss (the rest: cross-entropy)
     kd_temp: float = 2.0  # softmax temperature of both outputs in the distillation term
+    #: espeak-ng keywords added to the training split: this many clips per keyword and for
+    #: _unknown_ (train/synth.py; 0: none)
+    synthetic: int = 0
 
     def __post_init__(self) -> None:
         self.augment = parse_kinds(self.augment)
@@ -131,6 +135,8 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temp: float) -> t
 def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_dir: str | Path,
           bank: FeatureBank | None = None) -> TrainResult:
     t0 = time.time()
+    if st.synthetic < 0:
+        raise ValueError(f"synthetic clips per word must be >= 0, got {st.synthetic}")
     if not 0.0 <= st.kd_weight <= 1.0 or st.kd_temp <= 0 or st.teacher_epochs < 0:
         raise ValueError(f"distillation settings out of range: teacher_epochs {st.teacher_epochs} (>= 0), "
                          f"kd_weight {st.kd_weight} (0..1), kd_temp {st.kd_temp} (> 0)")
@@ -157,7 +163,17 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
         tr_feats, tr_labels = features(tr.pcm, desc="train features"), tr.labels
         va_feats, va_labels = features(va.pcm, desc="val features"), va.labels
         noise = tr.pcm[tr.labels == SILENCE]
+        if st.synthetic > 0:
+            s_pcm, s_labels = synthesize(st.synthetic, st.seed, noise)
+            tr = Split(np.concatenate([tr.pcm, s_pcm]), np.concatenate([tr.labels, s_labels]), tr.paths)
+            tr_feats = np.concatenate([tr_feats, features(s_pcm, desc="synthetic features")])
+            tr_labels = tr.labels
+            print(f"training split: {len(tr_labels) - len(s_labels)} clips + {len(s_labels)} espeak-ng clips",
+                  flush=True)
     else:
+        if st.synthetic > 0:
+            raise ValueError("synthetic keywords are made from the dataset's training split: "
+                             "not available with a precomputed feature bank")
         tr_feats, tr_labels, va_feats, va_labels = bank.train, bank.train_labels, bank.val, bank.val_labels
     if st.teacher_epochs > 0:
         # once, on the device, on the scale the student's loss uses (the features are fixed)
@@ -232,7 +248,7 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
             rate_sum += np.array([r.item() for r in o.rates]) * len(idx)
         va_acc, va_rates, _ = evaluate(model, va_feats, va_labels, device=st.device)
         n = len(tr_labels)
-        rec = {"epoch": ep, "loss": tot_loss / n, "train_acc": correct / n,
+        rec = {"epoch": ep, "clips": n, "loss": tot_loss / n, "train_acc": correct / n,
                "val_acc": va_acc, **{f"rate{i}": r for i, r in enumerate(rate_sum / n)}}
         history.append(rec)
         bar.set_postfix(loss=f"{rec['loss']:.3f}", train=f"{rec['train_acc']:.3f}", val=f"{va_acc:.3f}")
