@@ -583,7 +583,10 @@ static void begin_step(qsnn_state_t *st)
 
 /* Current of a neuron from its sums (contract: scale, bias, saturate), then the LIF step.
  * p indexes the layer's per-row parameters: the neuron (dense) or its channel (conv). */
-static uint32_t neuron_fire(const qsnn_layer_t *L, const qsnn_lif_k_t *k, uint32_t p, int32_t acc_ff,
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline uint32_t neuron_fire(const qsnn_layer_t *L, const qsnn_lif_k_t *k, uint32_t p, int32_t acc_ff,
                             int32_t acc_rec, uint8_t *mem, uint32_t i)
 {
     int8_t v = mem_load(mem, i, L->mem_bits);
@@ -692,6 +695,7 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
     const qsnn_lif_k_t lk = qsnn_lif_consts(L->leak_shift, L->mem_bits);
     const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, n = L->n_in;
     const uint32_t taps = kt * kf;
+    const uint32_t taps4 = (taps + 3u) & ~3u; /* whole weight words; the extra taps read 0 */
     const uint32_t rw = QSNN_ROW_WORDS(taps, 8u);
     const int32_t pad = (int32_t)(kf / 2u);
     int16_t patch[QSNN_CONV_MAX_KT * QSNN_CONV_MAX_KF];
@@ -707,7 +711,7 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
     in.xp = NULL;
 #endif
     in.spk = NULL;
-    in.n = taps;
+    in.n = taps4;
     in.active = 0;
     for (f = 0; f < f_out; ++f) {
         const int32_t pos0 = (int32_t)(f * stride) - pad;
@@ -718,8 +722,11 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
                 patch[dt * kf + df] = (p >= 0 && p < (int32_t)n) ? x[p] : (int16_t)0;
             }
         }
+        for (dt = taps; dt < taps4; ++dt) { /* zeros up to whole weight words: no tail loop */
+            patch[dt] = 0;
+        }
 #if QSNN_DSP
-        pair_inputs(patch, taps, pairs);
+        pair_inputs(patch, taps4, pairs);
 #endif
         for (c = 0; c < L->c_out; ++c) {
             const uint32_t i = c * f_out + f;
