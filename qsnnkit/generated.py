@@ -63,6 +63,15 @@ def render_spec_header() -> str:
         d("QSNN_FE_GAIN_LOG2", spec.GAIN_LOG2, "feature energy unit 2^-G LSB^2"),
         d("QSNN_CLIP_LEN", spec.CLIP_LEN, "samples of a keyword clip", "uint32_t"),
         d("QSNN_CLIP_FRAMES", spec.CLIP_FRAMES, "frames (network steps) of a clip", "uint32_t"),
+        "\n/* Event-camera input (docs/contract.md section 12, qsnn_events.h). */\n",
+        d("QSNN_EVENTS_VERSION", spec.EVENTS_VERSION, "event binning rules version (part of the model hash)",
+          "uint32_t"),
+        d("QSNN_EV_MAX_SIDE", spec.EV_MAX_SIDE, "largest sensor side, pixels", "uint32_t"),
+        d("QSNN_EV_MAX_POOL_SHIFT", spec.EV_MAX_POOL_SHIFT, "one input per 2^s x 2^s block, s <= this",
+          "uint32_t"),
+        d("QSNN_EV_MAX_WINDOW_US", spec.EV_MAX_WINDOW_US, "longest step, microseconds", "uint32_t"),
+        *[d(f"QSNN_EV_{k}", v, doc) for k, (v, doc) in spec.EV_ADD.items()],
+        *[d(f"QSNN_EV_{k}", v, doc) for k, (v, doc) in spec.EV_STATUS.items()],
         "\n/* Status codes of qsnn_model_check() and qsnn_state_init(). */\n",
     ]
     for name, (code, doc) in spec.CORE_STATUS.items():

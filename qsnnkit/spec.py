@@ -106,6 +106,30 @@ GAIN_LOG2 = 16
 CLIP_LEN = SAMPLE_RATE  # a keyword clip is 1 s
 CLIP_FRAMES = CLIP_LEN // HOP_LEN - 1  # 49: the first hop only primes the history
 
+# -- event-camera input (docs/contract.md section 12; firmware/lib/qsnn/include/qsnn_events.h) --
+
+#: Version of the event binning rules (part of an event model's hash).
+EVENTS_VERSION = 1
+#: Largest sensor side (pixels) and pooling shift (one input per 2^s x 2^s block) the binner takes.
+EV_MAX_SIDE = 1024
+EV_MAX_POOL_SHIFT = 4
+#: Largest step length in microseconds (differences of 32-bit timestamps are read as signed).
+EV_MAX_WINDOW_US = (1 << 31) - 1
+#: Outcomes of qsnn_ev_add and status codes of qsnn_ev_init / qsnn_ev_bin.
+EV_ADD: dict[str, tuple[int, str]] = {
+    "ADDED": (0, "counted in the current step (late or not)"),
+    "LATER": (1, "belongs to a later step: close the current one first"),
+    "DROPPED": (2, "outside the sensor or polarity > 1"),
+}
+EV_STATUS: dict[str, tuple[int, str]] = {
+    "OK": (0, "configuration and buffer accepted"),
+    "ERR_CONFIG": (1, "sensor side 0 or > EV_MAX_SIDE, pool_shift > EV_MAX_POOL_SHIFT, cap 0, "
+                      "window 0 or > EV_MAX_WINDOW_US"),
+    "ERR_BUFFER": (2, "the counts or frames buffer is missing or smaller than the inputs"),
+}
+#: N-MNIST's sensor crop (ATIS, saccades over MNIST digits).
+NMNIST_SIDE = 34
+
 # -- the C core's status codes (qsnn_model_check, qsnn_state_init) -------------------------------
 
 CORE_STATUS: dict[str, tuple[int, str]] = {

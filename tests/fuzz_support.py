@@ -29,12 +29,13 @@ HARNESSES: dict[str, list[Path]] = {
     "session": [FUZZ_DIR / "fuzz_session.c", FUZZ_DIR / "host_board.c", FW / "src" / "app.c", FW / "src" / "proto.c",
                 *sorted((FW / "lib" / "qsnn" / "src").glob("*.c")), MODEL_DIR / "qsnn_model.c"],
     "frontend": [FUZZ_DIR / "fuzz_frontend.c", FW / "lib" / "qsnn" / "src" / "qsnn_frontend.c"],
+    "events": [FUZZ_DIR / "fuzz_events.c", FW / "lib" / "qsnn" / "src" / "qsnn_events.c"],
 }
 #: Longest input each harness tries: the frame receiver needs room for over-long frames
 #: (> PROTO_MAX_ENCODED) and several frames; a session input of 2,048 bytes holds a full AUDIO
 #: frame and the records around it; three hops (two frames of features) exercise the front
-#: end's history. Longer inputs mostly repeat work and slow the runs down.
-MAX_LEN = {"frame": 4096, "session": 2048, "frontend": 1920}
+#: end's history; 1,024 bytes hold 144 events. Longer inputs mostly repeat work and slow the runs down.
+MAX_LEN = {"frame": 4096, "session": 2048, "frontend": 1920, "events": 1024}
 
 
 def build(harness: str) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qsnnkit import ccore, frontend, generated, protocol, spec
+from qsnnkit import ccore, events, frontend, generated, protocol, spec
 from qsnnkit.clib import STRICT_CFLAGS
 from qsnnkit.paths import FIRMWARE_DIR, QSNN_INCLUDE_DIR
 
@@ -20,6 +20,9 @@ MIRRORS: dict[str, tuple[type[ct.Structure], str]] = {
     "qsnn_model_t": (ccore._Model, "qsnn_core.h"),
     "qsnn_state_t": (ccore._State, "qsnn_core.h"),
     "qsnn_fe_state_t": (frontend.FeState, "qsnn_frontend.h"),
+    "qsnn_ev_cfg_t": (events.EvCfg, "qsnn_events.h"),
+    "qsnn_ev_state_t": (events.EvState, "qsnn_events.h"),
+    "qsnn_ev_stats_t": (events.EvStats, "qsnn_events.h"),
 }
 
 
@@ -39,8 +42,8 @@ def test_check_names_a_stale_header(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def _c_layouts(tmp_path: Path) -> dict[str, list[int]]:
     """sizeof and each field's offsetof, as the host C compiler lays the structs out."""
-    lines = ["#include <stddef.h>", "#include <stdio.h>", '#include "qsnn_core.h"', '#include "qsnn_frontend.h"',
-             "int main(void) {"]
+    headers = sorted({h for _, h in MIRRORS.values()})
+    lines = ["#include <stddef.h>", "#include <stdio.h>", *[f'#include "{h}"' for h in headers], "int main(void) {"]
     for cname, (cls, _) in MIRRORS.items():
         offs = " ".join("%zu" for _ in cls._fields_)
         args = ", ".join(f"offsetof({cname}, {f[0]})" for f in cls._fields_)

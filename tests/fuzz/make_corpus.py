@@ -73,8 +73,32 @@ def frontend_seeds() -> dict[str, bytes]:
             "partial_hop": tone(hop + 100).astype("<i2").tobytes()}
 
 
+def events_seeds() -> dict[str, bytes]:
+    def head(w: int, h: int, s: int, cap: int, steps: int, window: int, t0: int) -> bytes:
+        return struct.pack("<HHBBBBII", w, h, s, cap, steps, 0, window, t0)
+
+    def evs(items: list[tuple[int, int, int, int]]) -> bytes:
+        return b"".join(struct.pack("<BBBI", x, y, p, t & 0xFFFFFFFF) for x, y, p, t in items)
+
+    rng = np.random.default_rng(0)
+    saccade = sorted((int(rng.integers(0, 34)), int(rng.integers(0, 34)), int(rng.integers(0, 2)),
+                      int(rng.integers(0, 30000))) for _ in range(120))
+    saccade = [(x, y, p, t) for x, y, p, t in sorted(saccade, key=lambda e: e[3])]
+    return {
+        "nmnist_like": head(34, 34, 2, 3, 3, 10000, 0) + evs(saccade),
+        "binary_full_res": head(34, 34, 0, 1, 4, 5000, 0) + evs(saccade),
+        "wrap": head(34, 34, 1, 255, 6, 1000, 0xFFFFF000) + evs([(1, 1, 0, 0xFFFFF100), (2, 2, 1, 0xFFFFFFF0),
+                                                                  (3, 3, 0, 0x10), (4, 4, 1, 0x900)]),
+        "out_of_range_and_late": head(34, 34, 0, 2, 3, 100, 50) + evs([(40, 1, 0, 60), (1, 40, 0, 61), (1, 1, 2, 62),
+                                                                      (5, 5, 1, 10), (6, 6, 0, 400), (7, 7, 0, 160)]),
+        "bad_config": head(0, 34, 9, 0, 3, 0, 0) + evs(saccade[:4]),
+        "huge_sensor": head(1024, 1024, 4, 1, 2, 10, 0) + evs(saccade[:4]),
+    }
+
+
 def main() -> None:
-    for harness, seeds in (("session", session_seeds()), ("frame", frame_seeds()), ("frontend", frontend_seeds())):
+    for harness, seeds in (("session", session_seeds()), ("frame", frame_seeds()), ("frontend", frontend_seeds()),
+                           ("events", events_seeds())):
         d = HERE / "corpus" / harness
         d.mkdir(parents=True, exist_ok=True)
         for name, data in seeds.items():

@@ -39,6 +39,18 @@
 #define QSNN_CLIP_LEN 16000u /* samples of a keyword clip */
 #define QSNN_CLIP_FRAMES 49u /* frames (network steps) of a clip */
 
+/* Event-camera input (docs/contract.md section 12, qsnn_events.h). */
+#define QSNN_EVENTS_VERSION 1u /* event binning rules version (part of the model hash) */
+#define QSNN_EV_MAX_SIDE 1024u /* largest sensor side, pixels */
+#define QSNN_EV_MAX_POOL_SHIFT 4u /* one input per 2^s x 2^s block, s <= this */
+#define QSNN_EV_MAX_WINDOW_US 2147483647u /* longest step, microseconds */
+#define QSNN_EV_ADDED 0 /* counted in the current step (late or not) */
+#define QSNN_EV_LATER 1 /* belongs to a later step: close the current one first */
+#define QSNN_EV_DROPPED 2 /* outside the sensor or polarity > 1 */
+#define QSNN_EV_OK 0 /* configuration and buffer accepted */
+#define QSNN_EV_ERR_CONFIG 1 /* sensor side 0 or > EV_MAX_SIDE, pool_shift > EV_MAX_POOL_SHIFT, cap 0, window 0 or > EV_MAX_WINDOW_US */
+#define QSNN_EV_ERR_BUFFER 2 /* the counts or frames buffer is missing or smaller than the inputs */
+
 /* Status codes of qsnn_model_check() and qsnn_state_init(). */
 #define QSNN_OK 0 /* the model is valid / the state is ready */
 #define QSNN_ERR_VERSION 1 /* model built for another format version */

@@ -1,0 +1,94 @@
+/*
+ * qsnn_events.h - event-camera input: address events (x, y, polarity, timestamp) binned into
+ * the per-step input frames the network reads (docs/contract.md section 12; Python calls
+ * this same code through qsnnkit/events.py, so training and the device cannot disagree).
+ *
+ * A step covers window_us microseconds; the step with index k covers timestamps
+ * [t0 + k * window_us, t0 + (k + 1) * window_us), all arithmetic modulo 2^32 (a sensor's
+ * 32-bit microsecond counter may wrap: only differences are used). Pixel (x, y) of
+ * polarity p adds one count to input
+ *
+ *     p * (hb * wb) + (y >> pool_shift) * wb + (x >> pool_shift),
+ *     wb = ceil(width / 2^pool_shift), hb = ceil(height / 2^pool_shift),
+ *
+ * and counts saturate at `cap` (1: binary spikes; at most 255). The frame of a step is its
+ * counts as uint8, exactly the features the core reads (qsnn_step). Events are handled in
+ * arrival order:
+ *   - x >= width, y >= height or p > 1: dropped, counted in `dropped`;
+ *   - a timestamp before the current step's start (out of order, by less than 2^31 us):
+ *     counted in the current step, and in `late`;
+ *   - a timestamp at or after the current step's end: qsnn_ev_add returns QSNN_EV_LATER
+ *     and changes nothing; close the step (qsnn_ev_close) and add the event again.
+ * No allocation, no float; the frame buffer is the caller's.
+ *
+ *     static qsnn_ev_state_t ev;
+ *     static uint8_t counts[N_INPUTS], frame[N_INPUTS];  // N_INPUTS = qsnn_ev_inputs(&cfg)
+ *     qsnn_ev_init(&ev, &cfg, counts, sizeof counts, t0);
+ *     for each event e:
+ *         while (qsnn_ev_add(&ev, e.x, e.y, e.p, e.t) == QSNN_EV_LATER) {
+ *             qsnn_ev_close(&ev, frame);      // the finished step's frame
+ *             qsnn_step(&net, frame);         // the network steps on it
+ *         }
+ */
+#ifndef QSNN_EVENTS_H
+#define QSNN_EVENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qsnn_spec.h"
+
+/* Outcomes of qsnn_ev_add (QSNN_EV_ADDED, QSNN_EV_LATER, QSNN_EV_DROPPED) and status codes
+ * (QSNN_EV_OK, QSNN_EV_ERR_CONFIG, QSNN_EV_ERR_BUFFER) are in qsnn_spec.h, generated from
+ * qsnnkit/spec.py. */
+
+typedef struct {
+    uint16_t width;     /* sensor columns, 1..QSNN_EV_MAX_SIDE */
+    uint16_t height;    /* sensor rows, 1..QSNN_EV_MAX_SIDE */
+    uint8_t pool_shift; /* one input per 2^s x 2^s pixel block and polarity, s <= QSNN_EV_MAX_POOL_SHIFT */
+    uint8_t cap;        /* counts saturate here: 1 = binary spikes, up to 255 */
+    uint32_t window_us; /* step length in microseconds, 1 .. 2^31 - 1 */
+} qsnn_ev_cfg_t;
+
+typedef struct {
+    qsnn_ev_cfg_t cfg;
+    uint32_t wb;           /* input blocks per row */
+    uint32_t hb;           /* input blocks per column */
+    uint32_t n_inputs;     /* 2 * wb * hb */
+    uint32_t step_start;   /* timestamp at which the current step began (mod 2^32) */
+    uint32_t steps;        /* steps closed since qsnn_ev_init */
+    uint32_t dropped;      /* events outside the sensor or with polarity > 1 */
+    uint32_t late;         /* events older than the current step, counted in it */
+    uint8_t *counts;       /* the current step's saturating counts (the caller's n_inputs bytes) */
+} qsnn_ev_state_t;
+
+/* Inputs a configuration produces (0 when the configuration is invalid). */
+uint32_t qsnn_ev_inputs(const qsnn_ev_cfg_t *cfg);
+
+/* Check the configuration and the counts buffer (counts_len >= qsnn_ev_inputs(cfg) bytes),
+ * and start the first, empty step at timestamp t0. */
+int qsnn_ev_init(qsnn_ev_state_t *ev, const qsnn_ev_cfg_t *cfg, uint8_t *counts, size_t counts_len, uint32_t t0);
+
+/* One event: QSNN_EV_ADDED, QSNN_EV_LATER (nothing changed) or QSNN_EV_DROPPED. */
+int qsnn_ev_add(qsnn_ev_state_t *ev, uint32_t x, uint32_t y, uint32_t p, uint32_t t);
+
+/* Finish the current step: its n_inputs counts into frame, then a new, empty step begins
+ * window_us later. */
+void qsnn_ev_close(qsnn_ev_state_t *ev, uint8_t *frame);
+
+/* What qsnn_ev_bin counted besides the frames. */
+typedef struct {
+    uint32_t dropped; /* outside the sensor or polarity > 1 */
+    uint32_t late;    /* out of order, counted in the step they arrived in */
+    uint32_t beyond;  /* at or after t0 + steps * window_us: not counted */
+} qsnn_ev_stats_t;
+
+/* A whole sample: n events (arrays x, y, p, t, in arrival order) binned into `steps` frames
+ * of n_inputs bytes each (frames[k * n_inputs + i]), the first step starting at t0, with the
+ * add/close rules above (the reference for the device's incremental use). `counts` is the
+ * working buffer (counts_len >= n_inputs). Returns QSNN_EV_OK or an error code. */
+int qsnn_ev_bin(const qsnn_ev_cfg_t *cfg, const uint8_t *x, const uint8_t *y, const uint8_t *p,
+                const uint32_t *t, size_t n, uint32_t t0, uint32_t steps, uint8_t *frames,
+                uint8_t *counts, size_t counts_len, qsnn_ev_stats_t *stats);
+
+#endif /* QSNN_EVENTS_H */
