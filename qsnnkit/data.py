@@ -228,30 +228,67 @@ def list_fsdd(root: str | Path | None, split: Split) -> list[tuple[Path, int]]:
 # --- N-MNIST ------------------------------------------------------------------------------
 
 
+NMNIST_SIDE = 34  # the ATIS crop of N-MNIST (qsnnkit.spec.NMNIST_SIDE)
+
+
 def nmnist_dir(root: str | Path | None = None) -> Path:
-    """The small N-MNIST folder (``N.bs2`` + ``labels.txt``): ``root/nmnist_small`` or ``root``."""
+    """The N-MNIST folder of a root: the small copy (``N.bs2`` + ``labels.txt``) at
+    ``root/nmnist_small`` or ``root``, or the official layout (``Train/`` and ``Test/`` of digit
+    folders ``0``..``9`` holding ``.bin`` files) at ``root/N-MNIST``, ``root/nmnist`` or ``root``."""
     p = _data_root(root)
     for d in (p / "nmnist_small", p):
         if (d / "labels.txt").is_file():
             return d
-    raise ValueError(f"no N-MNIST copy in {p}: expected {p / 'nmnist_small'}/ with labels.txt and N.bs2 files")
+    for d in (p / "N-MNIST", p / "nmnist", p):
+        if (d / "Train").is_dir() and (d / "Test").is_dir():
+            return d
+    raise ValueError(f"no N-MNIST copy in {p}: expected {p / 'nmnist_small'}/ (labels.txt and N.bs2 files) "
+                     f"or the official layout {p}/Train/ and {p}/Test/ of digit folders holding .bin files")
 
 
 def nmnist_split_of_sample(n: int) -> str:
+    """Split of sample number n of the small copy, and of a Train/ file numbered n in the
+    official layout (whose Test/ is the test split): n % 10 == 0 test, == 1 validation."""
     return "test" if n % 10 == 0 else "val" if n % 10 == 1 else "train"
 
 
+def _official_nmnist(d: Path, split: Split) -> list[tuple[Path, int]]:
+    items: list[tuple[int, int, int, Path]] = []  # (Train 0 / Test 1, sample number, digit, file)
+    for part in ("Train", "Test"):
+        if split != "all" and (part == "Test") != (split == "test"):
+            continue
+        for digit in range(10):
+            sub = d / part / str(digit)
+            if not sub.is_dir():
+                raise ValueError(f"N-MNIST {d / part} lacks the digit folder {digit}/")
+            for f in sorted(sub.glob("*.bin")):
+                try:
+                    n = int(f.stem)
+                except ValueError:
+                    raise ValueError(f"{f}: N-MNIST files are named by sample number (00042.bin)") from None
+                if part == "Test" or split == "all" or nmnist_split_of_sample(n) == split:
+                    items.append((int(part == "Test"), n, digit, f))
+    if not items:
+        raise ValueError(f"no N-MNIST .bin files for split {split!r} under {d}")
+    return [(f, lab) for _, _, lab, f in sorted(items, key=lambda it: (it[0], it[1], it[3].as_posix()))]
+
+
 def list_nmnist(root: str | Path | None, split: Split) -> list[tuple[Path, int]]:
-    """(path, digit) of one split of the small N-MNIST copy, sorted by sample number."""
+    """(path, digit) of one split of N-MNIST (small copy or official layout), sorted by sample
+    number (official layout: Train/ before Test/)."""
     _check_split(split)
     d = nmnist_dir(root)
+    if not (d / "labels.txt").is_file():
+        return _official_nmnist(d, split)
     items = []
-    for line in (d / "labels.txt").read_text().splitlines():
+    for i, line in enumerate((d / "labels.txt").read_text().splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        n_s, lab_s = line.split()
-        n, lab = int(n_s), int(lab_s)
+        fields = line.split()
+        if len(fields) != 2 or not all(f.isdigit() for f in fields) or int(fields[1]) > 9:
+            raise ValueError(f"{d / 'labels.txt'} line {i}: expected 'SAMPLE DIGIT', got {line!r}")
+        n, lab = int(fields[0]), int(fields[1])
         f = d / f"{n}.bs2"
         if not f.is_file():
             raise FileNotFoundError(f"{d / 'labels.txt'} lists sample {n} but {f} is missing")
@@ -260,19 +297,37 @@ def list_nmnist(root: str | Path | None, split: Split) -> list[tuple[Path, int]]
     return [(f, lab) for _, f, lab in sorted(items)]
 
 
-def read_nmnist_bs2(path: str | Path) -> np.ndarray:
-    """Events of an N-MNIST binary file: structured array with fields x, y, p (0/1), t (us).
+def read_nmnist(path: str | Path, side: int = NMNIST_SIDE) -> np.ndarray:
+    """Events of an N-MNIST binary file (``.bs2`` or the official ``.bin``: the same format):
+    structured array with fields x, y, p (0/1), t (microseconds), in file order.
 
-    5 bytes per event: bits 39-32 x, 31-24 y, bit 23 polarity, bits 22-0 timestamp.
-    """
+    5 bytes per event: bits 39-32 x, 31-24 y, bit 23 polarity, bits 22-0 timestamp. A
+    truncated record, a coordinate outside side x side or a timestamp earlier than the one
+    before it is a ValueError naming the file and the event."""
     p = Path(path)
     b = np.fromfile(p, dtype=np.uint8)
     if b.size % 5:
-        raise ValueError(f"{p}: {b.size} bytes is not a whole number of 5-byte N-MNIST events")
+        raise ValueError(f"{p}: {b.size} bytes is not a whole number of 5-byte N-MNIST events "
+                         f"(truncated: {b.size % 5} bytes after event {b.size // 5})")
     b = b.reshape(-1, 5).astype(np.uint32)
     ev = np.empty(b.shape[0], dtype=NMNIST_DTYPE)
     ev["x"] = b[:, 0]
     ev["y"] = b[:, 1]
     ev["p"] = b[:, 2] >> 7
     ev["t"] = ((b[:, 2] & 0x7F) << 16) | (b[:, 3] << 8) | b[:, 4]
+    bad = np.flatnonzero((ev["x"] >= side) | (ev["y"] >= side))
+    if bad.size:
+        k = int(bad[0])
+        raise ValueError(f"{p}: event {k} at x {ev['x'][k]}, y {ev['y'][k]} is outside the {side}x{side} sensor "
+                         f"({bad.size} such events)")
+    back = np.flatnonzero(np.diff(ev["t"].astype(np.int64)) < 0)
+    if back.size:
+        k = int(back[0]) + 1
+        raise ValueError(f"{p}: event {k}'s timestamp {ev['t'][k]} us is earlier than event {k - 1}'s "
+                         f"{ev['t'][k - 1]} us (timestamps must not go backwards)")
     return ev
+
+
+def read_nmnist_bs2(path: str | Path) -> np.ndarray:
+    """Events of a small-copy ``.bs2`` file (read_nmnist)."""
+    return read_nmnist(path)

@@ -209,3 +209,58 @@ def test_nmnist_bad_size(tmp_path: Path) -> None:
     ev = tmp_path / "2.bs2"
     ev.write_bytes(bytes([33, 2, 0xFF, 0xFF, 0xFF]))
     assert data.read_nmnist_bs2(ev)[0].tolist() == (33, 2, 1, (1 << 23) - 1)
+
+
+def _encode_events(ev: list[tuple[int, int, int, int]]) -> bytes:
+    return b"".join(bytes([x, y, (p << 7) | (t >> 16), (t >> 8) & 0xFF, t & 0xFF]) for x, y, p, t in ev)
+
+
+def test_nmnist_official_layout_on_a_miniature_tree(tmp_path: Path) -> None:
+    """Train/ and Test/ of digit folders of .bin files (the official archive): Train/ sample n
+    is validation when n % 10 == 1, Test/ is the test split; same 5-byte events."""
+    root = tmp_path / "N-MNIST"
+    made = {}
+    for part, numbers in (("Train", [1, 2, 11, 23]), ("Test", [5, 7])):
+        for digit in range(10):
+            (root / part / str(digit)).mkdir(parents=True)
+        for i, n in enumerate(numbers):
+            digit = (n + i) % 10
+            f = root / part / str(digit) / f"{n:05d}.bin"
+            f.write_bytes(_encode_events([(1, 2, 0, 10), (33, 33, 1, 10 + n)]))
+            made[(part, n)] = digit
+    assert data.nmnist_dir(tmp_path) == root and data.nmnist_dir(root) == root
+    got = {s: [(f.parent.parent.name, int(f.stem), lab) for f, lab in data.list_nmnist(tmp_path, s)]
+           for s in ("train", "val", "test", "all")}
+    assert got["train"] == [("Train", 2, made[("Train", 2)]), ("Train", 23, made[("Train", 23)])]
+    assert got["val"] == [("Train", 1, made[("Train", 1)]), ("Train", 11, made[("Train", 11)])]
+    assert got["test"] == [("Test", 5, made[("Test", 5)]), ("Test", 7, made[("Test", 7)])]
+    assert len(got["all"]) == 6 and got["all"][-1][0] == "Test"
+    ev = data.read_nmnist(data.list_nmnist(tmp_path, "test")[0][0])
+    assert ev.tolist() == [(1, 2, 0, 10), (33, 33, 1, 15)]
+    (root / "Test" / "3").rmdir()
+    with pytest.raises(ValueError, match="lacks the digit folder 3"):
+        data.list_nmnist(tmp_path, "test")
+    with pytest.raises(ValueError, match="no N-MNIST copy"):
+        data.nmnist_dir(tmp_path / "N-MNIST" / "Train")
+
+
+@pytest.mark.parametrize("events,extra,msg", [
+    ([(1, 1, 0, 5)], b"\x01\x02", r"7 bytes is not a whole number .*truncated: 2 bytes after event 1"),
+    ([(1, 1, 0, 5), (34, 3, 1, 6)], b"", r"event 1 at x 34, y 3 is outside the 34x34 sensor"),
+    ([(1, 40, 0, 5)], b"", r"event 0 at x 1, y 40 is outside"),
+    ([(1, 1, 0, 500), (2, 2, 0, 600), (3, 3, 1, 599)], b"", r"event 2's timestamp 599 us is earlier than event 1's 600"),
+])
+def test_malformed_nmnist_files_are_refused_naming_the_event(tmp_path: Path, events, extra: bytes, msg: str) -> None:
+    f = tmp_path / "00001.bin"
+    f.write_bytes(_encode_events(events) + extra)
+    with pytest.raises(ValueError, match=msg):
+        data.read_nmnist(f)
+
+
+def test_nmnist_labels_file_errors(tmp_path: Path) -> None:
+    d = tmp_path / "nmnist_small"
+    d.mkdir()
+    (d / "labels.txt").write_text("1 5\n2 x\n")
+    (d / "1.bs2").write_bytes(b"")
+    with pytest.raises(ValueError, match="line 2: expected 'SAMPLE DIGIT'"):
+        data.list_nmnist(tmp_path, "all")
