@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qsnnkit import bounds, data
+from qsnnkit import bounds, data, nmnist
 from qsnnkit import reference
 from qsnnkit.convert import codegen
 from qsnnkit.convert.integerize import integerize
-from qsnnkit.model import ConvertedModel
+from qsnnkit.model import ConvertedModel, events_specification
 from qsnnkit.paths import build_dir
 from qsnnkit.train import checkpoint
 from qsnnkit.train import cli as train_cli
@@ -51,6 +51,23 @@ def compare(model: QSNN, cm: ConvertedModel, feats: np.ndarray, labels: np.ndarr
     }
 
 
+def input_spec(meta: dict[str, object]) -> tuple[str, dict[str, object] | None]:
+    """The dataset a checkpoint was trained on and, for event data, its input specification."""
+    st = TrainSettings(**meta.get("settings", {}))  # type: ignore[arg-type]
+    if st.dataset == "nmnist":
+        return st.dataset, events_specification(st.events(), st.ev_steps, st.dataset)
+    return st.dataset, None
+
+
+def eval_split(cm: ConvertedModel, data_root: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs uint8 [N, steps, n_bands] and labels of a split, through the C front end or binner."""
+    if cm.input_kind == "events":
+        ev = nmnist.load_frames(data_root, split, cm.event_config(), cm.steps)
+        return ev.frames, ev.labels
+    sp = load_split(data_root, split)
+    return features(sp.pcm, desc=f"{split} features"), sp.labels
+
+
 def provenance(ck: Path, model: QSNN, meta: dict[str, object], data_root: str | None) -> dict[str, object]:
     st = meta.get("settings", {})
     try:
@@ -59,7 +76,9 @@ def provenance(ck: Path, model: QSNN, meta: dict[str, object], data_root: str | 
         command = f"(not reproducible from the command line: {e})"
     return {
         "checkpoint": ck.name, "train_command": command, "train_settings": st, "best_epoch": meta.get("best_epoch"),
-        "val_accuracy": meta.get("val_accuracy"), "data": str(data.resolve_root(data_root).name),
+        "val_accuracy": meta.get("val_accuracy"),
+        "data": (str(data.nmnist_dir(data_root).name) if st.get("dataset") == "nmnist"  # type: ignore[union-attr]
+                 else str(data.resolve_root(data_root).name)),
         "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
         "machine": platform.machine(),
     }
@@ -95,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         classes = meta.get("classes", data.CLASSES)
         if not isinstance(classes, list):
             raise ValueError(f"class names must be a list, got {type(classes).__name__}")
-        cm = integerize(model, classes, provenance=prov)
+        _, frontend = input_spec(meta)
+        cm = integerize(model, classes, provenance=prov, frontend=frontend)
     except ValueError as e:  # includes bounds.BoundsError: the layer, row and bound
         print(f"qsnn-convert: {ck}: {e}", file=sys.stderr)
         return 2
@@ -114,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                                                      "limit": b.limit} for b in bounds.check(cm)],
                                  "provenance": prov}
     for split in splits:
-        sp = load_split(a.data_root, split)
-        report[split] = compare(model, cm, features(sp.pcm, desc=f"{split} features"), sp.labels)
+        report[split] = compare(model, cm, *eval_split(cm, a.data_root, split))
     (out / "report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps({k: v for k, v in report.items() if k != "provenance"}, indent=1))
     print(f"wrote {out / 'model.npz'}, {out / 'qsnn_model.h'}, {out / 'qsnn_model.c'}")

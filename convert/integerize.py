@@ -24,7 +24,10 @@ def _ints(t: torch.Tensor) -> np.ndarray:
     return r.astype(np.int64)
 
 
-def integerize(model: QSNN, classes: list[str], provenance: dict[str, object] | None = None) -> ConvertedModel:
+def integerize(model: QSNN, classes: list[str], provenance: dict[str, object] | None = None,
+               frontend: dict[str, object] | None = None) -> ConvertedModel:
+    """The integer model; `frontend` is its input specification (default: the audio front end's;
+    qsnnkit.model.events_specification for a model of binned events)."""
     cfg = model.cfg
     if not cfg.integer:
         parts = [n for n, on in (("float weights", cfg.float_weights), ("float membranes", cfg.float_membranes)) if on]
@@ -56,7 +59,8 @@ def integerize(model: QSNN, classes: list[str], provenance: dict[str, object] | 
         b_out = _ints(q["b_out"][0] / (2.0**e_out))
         feat_mu = _ints(model.feat_mu)
     m = ConvertedModel(feat_mu=feat_mu, layers=layers, w_out=w_out, b_out=b_out, classes=list(classes),
-                       readout_exp=e_out, provenance=dict(provenance or {}))
+                       readout_exp=e_out, provenance=dict(provenance or {}),
+                       **({"frontend": dict(frontend)} if frontend is not None else {}))
     m.validate()
     bounds.check(m)  # no overflow, float32-exact: or a BoundsError naming layer, row and bound
     return m

@@ -22,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from qsnnkit.events import EventConfig
 from qsnnkit.frontend_tables import specification as frontend_specification
-from qsnnkit.spec import CONV_MAX_FOUT, CONV_MAX_KF, CONV_MAX_KT, FORMAT_VERSION, FRAC_BITS, SHIFT_MAX, SHIFT_MIN
+from qsnnkit.spec import (CLIP_FRAMES, CONV_MAX_FOUT, CONV_MAX_KF, CONV_MAX_KT, EVENTS_VERSION, FORMAT_VERSION,
+                          FRAC_BITS, MAX_STEPS, SHIFT_MAX, SHIFT_MIN)
 
 #: The dtype every array of the format is stored (and hashed) in; an .npz holding another
 #: dtype is refused. Per layer i the names are l{i}.w, l{i}.sh_ff, l{i}.bias, l{i}.w_rec, l{i}.sh_rec.
@@ -107,6 +109,16 @@ def _layer_meta(L: IntLayer) -> dict[str, object]:
 
 #: Longest class name a model may carry (it is written into C sources, reports and tables).
 MAX_CLASS_NAME = 64
+#: Keys of an event model's input specification (its ``frontend`` entry; audio models keep the
+#: front end's own specification there, unchanged, so their hashes are those of before).
+EVENT_INPUT_KEYS = ("input", "events_version", "dataset", "width", "height", "pool_shift", "cap", "window_us", "steps")
+
+
+def events_specification(cfg: EventConfig, steps: int, dataset: str) -> dict[str, object]:
+    """The input specification of a model that reads binned address events (hashed)."""
+    return {"input": "events", "events_version": EVENTS_VERSION, "dataset": dataset, "width": cfg.width,
+            "height": cfg.height, "pool_shift": cfg.pool_shift, "cap": cfg.cap, "window_us": cfg.window_us,
+            "steps": steps}
 
 
 @dataclass
@@ -128,6 +140,29 @@ class ConvertedModel:
     @property
     def n_classes(self) -> int:
         return int(self.w_out.shape[0])
+
+    @property
+    def input_kind(self) -> str:
+        """"audio" (features from the C front end) or "events" (frames from the C binner)."""
+        return "events" if self.frontend.get("input") == "events" else "audio"
+
+    @property
+    def dataset(self) -> str:
+        return str(self.frontend["dataset"]) if self.input_kind == "events" else "speech_commands"
+
+    def event_config(self) -> EventConfig:
+        """The event binning of an event model (ValueError for an audio model)."""
+        if self.input_kind != "events":
+            raise ValueError("an audio model has no event binning")
+        f = self.frontend
+        return EventConfig(width=int(f["width"]), height=int(f["height"]),  # type: ignore[arg-type]
+                           pool_shift=int(f["pool_shift"]), cap=int(f["cap"]),  # type: ignore[arg-type]
+                           window_us=int(f["window_us"]))  # type: ignore[arg-type]
+
+    @property
+    def steps(self) -> int:
+        """Network steps per sample: 49 frames of a 1 s clip, or the event model's steps."""
+        return int(self.frontend["steps"]) if self.input_kind == "events" else CLIP_FRAMES  # type: ignore[arg-type]
 
     # -- validation ------------------------------------------------------------------------
     def validate(self) -> None:
@@ -199,6 +234,18 @@ class ConvertedModel:
         rng("readout bias", self.b_out, -(2**31), 2**31 - 1)
         if len(self.classes) != self.n_classes:
             raise ValueError(f"{len(self.classes)} class names for {self.n_classes} outputs")
+        if self.input_kind == "events":
+            if sorted(self.frontend) != sorted(EVENT_INPUT_KEYS):
+                raise ValueError(f"event input specification has keys {sorted(self.frontend)}, expected "
+                                 f"{sorted(EVENT_INPUT_KEYS)}")
+            try:
+                n_in = self.event_config().inputs
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"event input specification: {e}") from e
+            if n_in != self.n_bands:
+                raise ValueError(f"its event binning gives {n_in} inputs per step, its first layer reads {self.n_bands}")
+            if not 1 <= int(self.frontend["steps"]) <= MAX_STEPS:  # type: ignore[arg-type]
+                raise ValueError(f"steps {self.frontend['steps']} outside 1..{MAX_STEPS}")
         for i, name in enumerate(self.classes):
             if not isinstance(name, str) or not 1 <= len(name) <= MAX_CLASS_NAME:
                 raise ValueError(f"class {i}: a name is a string of 1..{MAX_CLASS_NAME} characters, got {name!r}")
@@ -337,6 +384,11 @@ def load_converted(path: str | Path) -> ConvertedModel:
     if m.hash_hex != meta.get("hash"):
         raise _refuse(path, f"stored hash {meta.get('hash')} does not match its contents ({m.hash_hex}): "
                             "file corrupted or edited")
+    if m.input_kind == "events":
+        if frontend.get("events_version") != EVENTS_VERSION:
+            raise _refuse(path, f"made for event binning version {frontend.get('events_version')}; this checkout "
+                                f"bins by version {EVENTS_VERSION}: retrain or use the matching qsnnkit version")
+        return m
     current = frontend_specification()
     if frontend != current:
         diff = sorted(k for k in set(frontend) | set(current) if frontend.get(k) != current.get(k))

@@ -1,4 +1,5 @@
-"""qsnn-train: train a streaming Q-SNN keyword spotter on Speech Commands (12 classes)."""
+"""qsnn-train: train a streaming Q-SNN: a keyword spotter on Speech Commands (12 classes, the
+default) or a digit classifier on N-MNIST address events (--dataset nmnist)."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,7 @@ from qsnnkit.paths import build_dir
 from qsnnkit.train.augment import DEFAULT_KINDS
 from qsnnkit.train.model import QSNNConfig
 from qsnnkit.train.synth import SynthError
-from qsnnkit.train.trainer import TrainSettings, train
+from qsnnkit.train.trainer import DATASETS, TrainSettings, train
 
 
 def parser() -> argparse.ArgumentParser:
@@ -19,6 +20,15 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qsnn-train", description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-root", default=None, help="dataset root (default: $QSNN_DATA_ROOT or ../shared/data)")
+    p.add_argument("--dataset", default=d.dataset, choices=sorted(DATASETS),
+                   help="speech_commands: audio through the C front end; nmnist: events through the C binner")
+    p.add_argument("--ev-pool-shift", type=int, default=None,
+                   help=f"events: one input per 2^s x 2^s pixel block and polarity (default: {d.ev_pool_shift})")
+    p.add_argument("--ev-cap", type=int, default=None,
+                   help=f"events: per-step counts saturate here, 1: binary (default: {d.ev_cap})")
+    p.add_argument("--ev-window-us", type=int, default=None,
+                   help=f"events: step length, microseconds (default: {d.ev_window_us})")
+    p.add_argument("--ev-steps", type=int, default=None, help=f"events: steps per sample (default: {d.ev_steps})")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: build/train)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -43,12 +53,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--loss-on", default=d.loss_on, choices=["mean", "sum"],
                    help="cross-entropy on the readout's mean over the clip's frames, or on its sum (49x sharper "
                         "logits; the device's argmax is the same either way)")
-    p.add_argument("--conv", default=",".join(":".join(map(str, c_)) for c_ in c.conv),
+    p.add_argument("--conv", default=None,
                    help="streaming convolutions before the dense layers, comma-separated channels:kt:kf:stride "
-                        "(32:5:5:2 is a kt=5-frame causal time kernel over kf=5 bands, stride 2); '' for none")
-    p.add_argument("--hidden", default=",".join(map(str, c.hidden)), help="dense hidden layer sizes (may be empty with --conv)")
-    p.add_argument("--recurrent", default=",".join("1" if r else "0" for r in c.recurrent),
-                   help="per hidden layer: 1 = binary recurrent weights on its own spikes")
+                        "(32:5:5:2 is a kt=5-frame causal time kernel over kf=5 bands, stride 2); '' for none "
+                        f"(default: {_conv_text(c.conv)} for speech_commands, none for nmnist)")
+    p.add_argument("--hidden", default=None, help="dense hidden layer sizes (may be empty with --conv) (default: "
+                   f"{','.join(map(str, c.hidden))} for speech_commands, {','.join(map(str, NMNIST_HIDDEN))} for nmnist)")
+    p.add_argument("--recurrent", default=None,
+                   help="per hidden layer: 1 = binary recurrent weights on its own spikes (default: 1 per layer for "
+                        "the first, 0 for the others)")
     p.add_argument("--mem-bits", type=int, default=c.mem_bits, help="membrane bits (2..8)")
     p.add_argument("--hidden-bits", type=int, default=c.hidden_bits, choices=[1, 2, 4, 8],
                    help="weight width of every layer after the first (1: binary with WS-DR)")
@@ -68,6 +81,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--float-membranes", action="store_true",
                    help="float membranes only (weights stay quantized; not convertible)")
     return p
+
+
+#: the N-MNIST architecture when none is given: one recurrent dense layer on the binned events
+NMNIST_HIDDEN = (128,)
+
+
+def _conv_text(conv: tuple[tuple[int, ...], ...]) -> str:
+    return ",".join(":".join(map(str, c)) for c in conv)
+
+
+def dataset_shape(st: TrainSettings) -> dict[str, int]:
+    """The QSNNConfig fields a dataset fixes: inputs per step, classes, input shift."""
+    if st.dataset == "nmnist":
+        # counts 0..cap enter unscaled (in_shift 0): audio features span 0..255, counts a few units
+        return {"n_bands": st.events().inputs, "n_classes": len(DATASETS["nmnist"]), "in_shift": 0}
+    fixed = QSNNConfig()
+    return {"n_bands": fixed.n_bands, "n_classes": fixed.n_classes, "in_shift": fixed.in_shift}
 
 
 def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
@@ -100,11 +130,14 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
         args += ["--augment", st.augment]
     if st.synthetic:
         args += ["--synthetic", str(st.synthetic)]
+    if st.dataset != "speech_commands":
+        args += ["--dataset", st.dataset, "--ev-pool-shift", str(st.ev_pool_shift), "--ev-cap", str(st.ev_cap),
+                 "--ev-window-us", str(st.ev_window_us), "--ev-steps", str(st.ev_steps)]
     if st.limit is not None:
         args += ["--limit", str(st.limit)]
-    fixed = QSNNConfig()
+    fixed = dataset_shape(st)
     unset = [f"{k}={getattr(cfg, k)}" for k in ("n_bands", "n_classes", "in_shift")
-             if getattr(cfg, k) != getattr(fixed, k)]
+             if getattr(cfg, k) != fixed[k]]
     if unset:
         raise ValueError(f"no qsnn-train command reproduces {', '.join(unset)} (not command-line settings)")
     return shlex.join(args)
@@ -115,20 +148,31 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
     def items(text: str) -> list[str]:
         return [x.strip() for x in text.split(",") if x.strip()]
 
+    c0, d0 = QSNNConfig(), TrainSettings()
+    event_data = a.dataset == "nmnist"
+    ev_opts = {k: getattr(a, k) for k in ("ev_pool_shift", "ev_cap", "ev_window_us", "ev_steps")}
+    if not event_data and any(v is not None for v in ev_opts.values()):
+        raise ValueError(f"--ev-* options bin events; dataset {a.dataset} is audio")
+    ev_opts = {k: getattr(d0, k) if v is None else v for k, v in ev_opts.items()}
+    conv_text = a.conv if a.conv is not None else ("" if event_data else _conv_text(c0.conv))
+    hidden_text = a.hidden if a.hidden is not None else ",".join(map(str, NMNIST_HIDDEN if event_data else c0.hidden))
     try:
-        conv = tuple(tuple(int(v) for v in c.split(":")) for c in items(a.conv))
+        conv = tuple(tuple(int(v) for v in c.split(":")) for c in items(conv_text))
+        hidden = tuple(int(x) for x in items(hidden_text))
     except ValueError as e:
-        raise ValueError(f"--conv {a.conv!r}: expected channels:kt:kf:stride[,...] ({e})") from e
-    cfg = QSNNConfig(hidden=tuple(int(x) for x in items(a.hidden)),
-                     recurrent=tuple(x == "1" for x in items(a.recurrent)),
-                     mem_bits=a.mem_bits, leak_shift=a.leak_shift, conv=conv,  # type: ignore[arg-type]
-                     hidden_bits=a.hidden_bits, norm=a.norm,
-                     float_weights=a.fp32 or a.float_weights, float_membranes=a.fp32 or a.float_membranes)
+        raise ValueError(f"--conv {conv_text!r} / --hidden {hidden_text!r}: expected channels:kt:kf:stride[,...] "
+                         f"and sizes[,...] ({e})") from e
+    rec_text = a.recurrent if a.recurrent is not None else ",".join("1" if i == 0 else "0" for i in range(len(hidden)))
     st = TrainSettings(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                        lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=a.augment,
                        limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std,
                        loss_on=a.loss_on, teacher_epochs=a.teacher_epochs, kd_weight=a.kd_weight,
-                       kd_temp=a.kd_temp, synthetic=a.synthetic)
+                       kd_temp=a.kd_temp, synthetic=a.synthetic, dataset=a.dataset, **ev_opts)
+    cfg = QSNNConfig(hidden=hidden, recurrent=tuple(x == "1" for x in items(rec_text)),
+                     mem_bits=a.mem_bits, leak_shift=a.leak_shift, conv=conv,  # type: ignore[arg-type]
+                     hidden_bits=a.hidden_bits, norm=a.norm,
+                     float_weights=a.fp32 or a.float_weights, float_membranes=a.fp32 or a.float_membranes,
+                     **dataset_shape(st))
     return cfg, st
 
 

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from qsnnkit import data
+from qsnnkit import data, nmnist
+from qsnnkit.events import EventConfig
 from qsnnkit.train import checkpoint
 from qsnnkit.dataset import Split, features, load_split
 from qsnnkit.train.augment import augment, mask_features, parse_kinds
@@ -20,6 +21,8 @@ from qsnnkit.train.synth import synthesize
 from qsnnkit.train.model import QSNN, QSNNConfig
 
 SILENCE = data.CLASSES.index("_silence_")
+#: dataset -> its class names (the label is the position)
+DATASETS: dict[str, tuple[str, ...]] = {"speech_commands": tuple(data.CLASSES), "nmnist": nmnist.CLASSES}
 #: peak learning rate of the float teacher (the float twin's setting in docs/results.md)
 TEACHER_LR = 5e-3
 
@@ -52,9 +55,29 @@ class TrainSettings:
     #: espeak-ng keywords added to the training split: this many clips per keyword and for
     #: _unknown_ (train/synth.py; 0: none)
     synthetic: int = 0
+    #: what the network learns: "speech_commands" (audio through the C front end) or "nmnist"
+    #: (address events through the C binner, qsnnkit/nmnist.py)
+    dataset: str = "speech_commands"
+    #: event binning of an event dataset (docs/contract.md section 12): pooling shift, count cap,
+    #: step length and steps per sample
+    ev_pool_shift: int = nmnist.DEFAULT_EVENTS.pool_shift
+    ev_cap: int = nmnist.DEFAULT_EVENTS.cap
+    ev_window_us: int = nmnist.DEFAULT_EVENTS.window_us
+    ev_steps: int = nmnist.DEFAULT_STEPS
 
     def __post_init__(self) -> None:
         self.augment = parse_kinds(self.augment)
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}: choose from {', '.join(DATASETS)}")
+        if self.dataset == "nmnist":
+            if self.augment or self.synthetic:
+                raise ValueError("--augment and --synthetic are audio levers; N-MNIST trains on its events as "
+                                 "recorded")
+            self.events()  # range checks of the binning, with their reasons
+
+    def events(self) -> EventConfig:
+        """The event binning of an event dataset."""
+        return EventConfig(pool_shift=self.ev_pool_shift, cap=self.ev_cap, window_us=self.ev_window_us)
 
 
 @dataclass
@@ -157,7 +180,17 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
     torch.backends.cuda.matmul.allow_tf32 = False
     rng = np.random.default_rng(st.seed)
     out_dir = Path(out_dir)
-    if bank is None:
+    if st.dataset == "nmnist":
+        if bank is not None:
+            raise ValueError("a precomputed feature bank holds audio features; N-MNIST bins its own events")
+        n_in = st.events().inputs
+        if cfg.n_bands != n_in or cfg.n_classes != len(nmnist.CLASSES):
+            raise ValueError(f"an N-MNIST model reads {n_in} inputs per step (the binning) and has "
+                             f"{len(nmnist.CLASSES)} classes; the configuration has {cfg.n_bands} and {cfg.n_classes}")
+        ev_tr = nmnist.load_frames(data_root, "train", st.events(), st.ev_steps, st.limit)
+        ev_va = nmnist.load_frames(data_root, "val", st.events(), st.ev_steps, st.limit)
+        tr_feats, tr_labels, va_feats, va_labels = ev_tr.frames, ev_tr.labels, ev_va.frames, ev_va.labels
+    elif bank is None:
         tr: Split = load_split(data_root, "train", st.limit)
         va: Split = load_split(data_root, "val", st.limit)
         tr_feats, tr_labels = features(tr.pcm, desc="train features"), tr.labels
@@ -257,7 +290,7 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
     model.load_state_dict(best[2])
     model.tanh_t = 10.0
     meta = {"settings": asdict(st), "best_epoch": best[1], "val_accuracy": best[0],
-            "classes": list(data.CLASSES), "torch": torch.__version__, "history": history}
+            "classes": list(DATASETS[st.dataset]), "torch": torch.__version__, "history": history}
     model.to("cpu")
     ck = checkpoint.save(model, out_dir / "model.safetensors", meta)
     return TrainResult(checkpoint=ck, best_epoch=best[1], val_accuracy=best[0], history=history,
