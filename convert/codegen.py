@@ -45,6 +45,21 @@ def _u(v: int) -> str:
     return cgen.int_literal(v, "uint32_t")
 
 
+def _input_defines(model: ConvertedModel) -> str:
+    """An event model's input: the binning its firmware must apply (docs/contract.md section 12).
+    Audio models have none: their input is the front end's, fixed by qsnn_spec.h."""
+    if model.input_kind != "events":
+        return ""
+    ev = model.event_config()
+    return ("\n" + cgen.define("QSNN_MODEL_INPUT_EVENTS", 1, "reads binned address events, not audio", "uint32_t")
+            + cgen.define("QSNN_MODEL_EV_WIDTH", ev.width, "sensor columns", "uint32_t")
+            + cgen.define("QSNN_MODEL_EV_HEIGHT", ev.height, "sensor rows", "uint32_t")
+            + cgen.define("QSNN_MODEL_EV_POOL_SHIFT", ev.pool_shift, "one input per 2^s x 2^s block", "uint32_t")
+            + cgen.define("QSNN_MODEL_EV_CAP", ev.cap, "per-step counts saturate here", "uint32_t")
+            + cgen.define("QSNN_MODEL_EV_WINDOW_US", ev.window_us, "step length, microseconds", "uint32_t")
+            + cgen.define("QSNN_MODEL_EV_STEPS", model.steps, "steps per sample", "uint32_t"))
+
+
 def emit(model: ConvertedModel, out_dir: str | Path, kernels: list[str] | None = None) -> list[Path]:
     """Write qsnn_model.h / .c; ``kernels`` picks each layer's kernel (default AUTO: the core
     chooses). The choice never changes the numbers, so it is not part of the model hash."""
@@ -101,6 +116,7 @@ def emit(model: ConvertedModel, out_dir: str | Path, kernels: list[str] | None =
         + cgen.define("QSNN_MODEL_HAS_CONV", int(any(L.is_conv for L in model.layers)),
                       "0: the firmware build leaves the conv kernels out (-DQSNN_NO_CONV, firmware/scripts/pio_pre.py)",
                       "uint32_t")
+        + _input_defines(model)
         + "\nextern const qsnn_model_t qsnn_model;\n"
         + f"extern const char *const qsnn_model_classes[{model.n_classes}];\n"
     )

@@ -551,13 +551,16 @@ def main(argv: list[str] | None = None) -> int:
 
         from qsnnkit.host.qemu import TARGETS, default_elf, parse_port
 
+        model = load_converted(args.model)
+        if model.input_kind != "audio":
+            raise ValueError(f"{args.model} reads {model.input_kind} ({model.dataset}); the firmware and this tool "
+                             "serve audio models so far: evaluate it on the host with qsnn-convert --split")
         qemu_target = parse_port(args.port)
         if qemu_target is not None:
             env = TARGETS[qemu_target][1]
             args.elf = args.elf or default_elf(env)
             if not args.elf.is_file():
                 raise FileNotFoundError(f"firmware {args.elf} not found: build it first with `pio run -e {env}`")
-        model = load_converted(args.model)
         items = spread(list_split(args.data_root, args.split), args.limit)
         if not items:
             raise ValueError(f"split {args.split!r} of {args.data_root} holds no clips")

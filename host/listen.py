@@ -173,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         model = load_converted(args.model)
+        if model.input_kind != "audio":
+            raise ValueError(f"{args.model} reads {model.input_kind} ({model.dataset}), not audio: "
+                             "it cannot spot keywords")
         cfg = S.DetectConfig(args.threshold, args.refractory, S.keyword_mask(model.classes), args.shift)
         cfg.check(model.n_classes)
         ref_scores = None

@@ -3,6 +3,7 @@ descriptor names its dataset and binning -> PyTorch, integer reference and C cor
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,19 @@ def test_event_frames_are_cached_and_limited(data_root: Path) -> None:
     assert a.labels.tolist() == [lab for _, lab in data.list_nmnist(data_root, "test")[:5]]
     with pytest.raises(ValueError, match="steps must be 1..64"):
         nmnist.load_frames(data_root, "test", steps=65)
+
+
+def test_event_models_carry_their_binning_to_c_and_audio_tools_refuse_them(trained: Path, data_root: Path) -> None:
+    from qsnnkit.paths import REPO_ROOT
+
+    hdr = (trained / "qsnn_model.h").read_text()
+    for line in ("QSNN_MODEL_INPUT_EVENTS 1u", "QSNN_MODEL_EV_POOL_SHIFT 3u", "QSNN_MODEL_EV_CAP 3u",
+                 "QSNN_MODEL_EV_WINDOW_US 10000u", "QSNN_MODEL_EV_STEPS 20u"):
+        assert f"#define {line}" in hdr
+    # the audio firmware stops at compile time (firmware/src/app.c), the host tools before any work
+    assert "#ifdef QSNN_MODEL_INPUT_EVENTS\n#error" in (REPO_ROOT / "firmware" / "src" / "app.c").read_text()
+    for tool in ("eval.py", "listen.py"):
+        extra = ["--limit", "1"] if tool == "eval.py" else [str(REPO_ROOT / "tests" / "fuzz" / "corpus" / "frame" / "hello")]
+        r = subprocess.run([sys.executable, str(REPO_ROOT / "host" / tool), "--model", str(trained / "model.npz"), *extra],
+                           capture_output=True, text=True, timeout=120, env={**os.environ, "QSNN_DATA_ROOT": str(data_root)})
+        assert r.returncode != 0 and "reads events (nmnist)" in r.stderr, (tool, r.stderr[-500:])

@@ -136,7 +136,7 @@ class Sweep:
         rep = json.loads((d / "model" / "report.json").read_text())
         val, test = rep["val"], rep["test"]
         return {
-            "name": name, "seed": seed, "model_hash": rep["model_hash"][:16],
+            "name": name, "seed": seed, "model_hash": rep["model_hash"][:16], "dataset": rep["provenance"]["data"],
             "val_accuracy": val["reference_accuracy"], "test_accuracy": test["reference_accuracy"],
             "torch_reference_agreement": min(val["torch_reference_agreement"], test["torch_reference_agreement"]),
             "model_bytes": rep["bytes"]["total"], "state_bytes": rep["state_bytes"],
@@ -176,7 +176,8 @@ class Sweep:
 
 
 def summarize(rows: list[dict[str, object]], dataset: str = "speech_commands_v2_test12") -> list[dict[str, object]]:
-    """One row per configuration in the shared results schema (mean and std over seeds)."""
+    """One row per configuration in the shared results schema (mean and std over seeds); the
+    dataset is the rows' own (rows written before they named it: `dataset`)."""
     by: dict[str, list[dict[str, object]]] = {}
     for r in rows:
         by.setdefault(str(r["name"]), []).append(r)
@@ -187,7 +188,7 @@ def summarize(rows: list[dict[str, object]], dataset: str = "speech_commands_v2_
         val = [float(r["val_accuracy"]) for r in rs]  # type: ignore[arg-type]
         first = rs[0]
         out.append({
-            "model": name, "model_hash": first["model_hash"], "dataset": dataset, "seeds": [r["seed"] for r in rs],
+            "model": name, "model_hash": first["model_hash"], "dataset": first.get("dataset", dataset), "seeds": [r["seed"] for r in rs],
             "accuracies": acc, "mean": float(np.mean(acc)), "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
             "val_accuracies": val, "val_mean": float(np.mean(val)),
             "model_bytes": first["model_bytes"], "state_bytes": first["state_bytes"],

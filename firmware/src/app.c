@@ -27,6 +27,10 @@
 
 /* Every payload layout (offsets, head sizes) comes from proto_spec.h. */
 
+#ifdef QSNN_MODEL_INPUT_EVENTS
+#error "this model reads binned address events (qsnn-train --dataset nmnist); this firmware serves audio models: the event firmware is not built yet"
+#endif
+
 static uint32_t arena[(QSNN_MODEL_ARENA_BYTES + 3u) / 4u];
 static qsnn_state_t net;
 static int model_status;
