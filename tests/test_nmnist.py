@@ -35,10 +35,10 @@ def test_the_converted_model_names_its_dataset_and_binning(trained: Path) -> Non
     m = load_converted(trained / "model.npz")
     assert (m.input_kind, m.dataset, m.steps, m.classes) == ("events", "nmnist", 20, list(nmnist.CLASSES))
     cfg = m.event_config()
-    assert (cfg.width, cfg.height, cfg.pool_shift, cfg.cap, cfg.window_us) == (34, 34, 3, 3, 10_000)
+    assert (cfg.width, cfg.height, cfg.pool_shift, cfg.cap, cfg.window_us) == (34, 34, 3, 1, 10_000)
     assert m.n_bands == cfg.inputs == 2 * 5 * 5
     rep = json.loads((trained / "report.json").read_text())
-    assert "--dataset nmnist --ev-pool-shift 3 --ev-cap 3 --ev-window-us 10000 --ev-steps 20" in \
+    assert "--dataset nmnist --ev-pool-shift 3 --ev-cap 1 --ev-window-us 10000 --ev-steps 20" in \
         rep["provenance"]["train_command"]
     assert rep["val"]["torch_reference_agreement"] == 1.0 and rep["val"]["samples"] == 100
 
@@ -75,7 +75,7 @@ def test_event_models_carry_their_binning_to_c_and_audio_tools_refuse_them(train
     from qsnnkit.paths import REPO_ROOT
 
     hdr = (trained / "qsnn_model.h").read_text()
-    for line in ("QSNN_MODEL_INPUT_EVENTS 1u", "QSNN_MODEL_EV_POOL_SHIFT 3u", "QSNN_MODEL_EV_CAP 3u",
+    for line in ("QSNN_MODEL_INPUT_EVENTS 1u", "QSNN_MODEL_EV_POOL_SHIFT 3u", "QSNN_MODEL_EV_CAP 1u",
                  "QSNN_MODEL_EV_WINDOW_US 10000u", "QSNN_MODEL_EV_STEPS 20u"):
         assert f"#define {line}" in hdr
     # the audio firmware stops at compile time (firmware/src/app.c), the host tools before any work
