@@ -229,6 +229,9 @@ def list_fsdd(root: str | Path | None, split: Split) -> list[tuple[Path, int]]:
 
 
 NMNIST_SIDE = 34  # the ATIS crop of N-MNIST (qsnnkit.spec.NMNIST_SIDE)
+#: A record whose y is 240 marks a timestamp overflow: later timestamps are 2^13 us larger.
+NMNIST_OVERFLOW_Y = 240
+NMNIST_OVERFLOW_US = 1 << 13
 
 
 def nmnist_dir(root: str | Path | None = None) -> Path:
@@ -301,7 +304,8 @@ def read_nmnist(path: str | Path, side: int = NMNIST_SIDE) -> np.ndarray:
     """Events of an N-MNIST binary file (``.bs2`` or the official ``.bin``: the same format):
     structured array with fields x, y, p (0/1), t (microseconds), in file order.
 
-    5 bytes per event: bits 39-32 x, 31-24 y, bit 23 polarity, bits 22-0 timestamp. A
+    5 bytes per event: bits 39-32 x, 31-24 y, bit 23 polarity, bits 22-0 timestamp; a record
+    with y == 240 is a timestamp overflow marker (later timestamps + 2^13 us), not an event. A
     truncated record, a coordinate outside side x side or a timestamp earlier than the one
     before it is a ValueError naming the file and the event."""
     p = Path(path)
@@ -310,11 +314,18 @@ def read_nmnist(path: str | Path, side: int = NMNIST_SIDE) -> np.ndarray:
         raise ValueError(f"{p}: {b.size} bytes is not a whole number of 5-byte N-MNIST events "
                          f"(truncated: {b.size % 5} bytes after event {b.size // 5})")
     b = b.reshape(-1, 5).astype(np.uint32)
+    t = ((b[:, 2] & 0x7F) << 16) | (b[:, 3] << 8) | b[:, 4]
+    # A record with y == 240 is not an event but a timestamp overflow marker: every later
+    # timestamp is NMNIST_OVERFLOW_US larger (the format's own rule, as in Orchard's reader).
+    marker = b[:, 1] == NMNIST_OVERFLOW_Y
+    if marker.any():
+        t = t + np.cumsum(marker, dtype=np.uint32) * np.uint32(NMNIST_OVERFLOW_US)
+        b, t = b[~marker], t[~marker]
     ev = np.empty(b.shape[0], dtype=NMNIST_DTYPE)
     ev["x"] = b[:, 0]
     ev["y"] = b[:, 1]
     ev["p"] = b[:, 2] >> 7
-    ev["t"] = ((b[:, 2] & 0x7F) << 16) | (b[:, 3] << 8) | b[:, 4]
+    ev["t"] = t
     bad = np.flatnonzero((ev["x"] >= side) | (ev["y"] >= side))
     if bad.size:
         k = int(bad[0])

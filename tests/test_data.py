@@ -257,6 +257,13 @@ def test_malformed_nmnist_files_are_refused_naming_the_event(tmp_path: Path, eve
         data.read_nmnist(f)
 
 
+def test_nmnist_timestamp_overflow_markers_are_applied_not_read_as_events(tmp_path: Path) -> None:
+    f = tmp_path / "00003.bin"
+    f.write_bytes(_encode_events([(1, 1, 0, 8000), (0, 240, 0, 0), (2, 2, 1, 5), (0, 240, 0, 0), (3, 3, 0, 7)]))
+    ev = data.read_nmnist(f)
+    assert ev.tolist() == [(1, 1, 0, 8000), (2, 2, 1, 5 + 8192), (3, 3, 0, 7 + 2 * 8192)]
+
+
 def test_nmnist_labels_file_errors(tmp_path: Path) -> None:
     d = tmp_path / "nmnist_small"
     d.mkdir()
