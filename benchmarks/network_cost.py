@@ -8,7 +8,8 @@ and, for the same test clips, the features and outputs the integer reference exp
 every step of every clip and prints, per layer and kernel, the mean instructions per frame
 and per 1 s clip (49 frames), the readout and the step's own overhead, with the hook's cost
 subtracted. The run fails if any clip's outputs differ from the reference. Default model:
-firmware/models/default.
+firmware/models/default. An event model (N-MNIST) runs on its test samples' binned frames
+(the binning itself is not in these counts).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from frontend_cost import M4_LD, M4_RUNTIME_HEAD, M4_RUNTIME_TAIL, _run  # noqa: E402
 
-from qsnnkit import reference  # noqa: E402
+from qsnnkit import nmnist, reference  # noqa: E402
 from qsnnkit.ccore import CCore  # noqa: E402
 from qsnnkit.dataset import features, load_split  # noqa: E402
 from qsnnkit.host.eval import spread  # noqa: E402
@@ -92,9 +93,13 @@ def measure(model_dir: Path, clips: int) -> dict[str, object]:
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} not installed (scripts/setup.sh installs it)")
     model = load_converted(model_dir / "model.npz")
-    sp = load_split(None, "test")
-    idx = spread(list(range(len(sp.labels))), clips)  # the clips host/eval.py --limit picks
-    feats = features(sp.pcm[idx])
+    if model.input_kind == "events":  # the samples' events through the C binner
+        ev = nmnist.load_frames(None, "test", model.event_config(), model.steps)
+        feats = ev.frames[spread(list(range(len(ev.labels))), clips)]
+    else:
+        sp = load_split(None, "test")
+        idx = spread(list(range(len(sp.labels))), clips)  # the clips host/eval.py --limit picks
+        feats = features(sp.pcm[idx])
     out, _ = reference.run_batch(model, feats)
     T = feats.shape[1]
     with tempfile.TemporaryDirectory() as tmp:
