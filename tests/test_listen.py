@@ -83,7 +83,8 @@ def test_listen_on_the_emulated_board_equals_the_reference(tmp_path: Path) -> No
     assert ref_dets, "the test stream should produce detections at this threshold"
     out = tmp_path / "listen.json"
     res = subprocess.run([sys.executable, str(REPO_ROOT / "host" / "listen.py"), str(wav), "--elf", str(elf),
-                          "--model", str(model_dir / "model.npz"), "--threshold", "400", "--json", str(out)],
+                          "--model", str(model_dir / "model.npz"), "--threshold", "400", "--shift", "4",
+                          "--json", str(out)],
                          capture_output=True, text=True, timeout=300, env=dict(os.environ))
     assert res.returncode == 0, res.stderr[-3000:]
     got = json.loads(out.read_text())
