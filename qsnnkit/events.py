@@ -96,12 +96,6 @@ class EventConfig:
         assert n > 0, "EventConfig validated a configuration the C binner refuses"
         return n
 
-    def index(self, x: int, y: int, p: int) -> int:
-        """The input an in-range event adds to (the rule in docs/contract.md section 12)."""
-        s = self.pool_shift
-        wb, hb = -(-self.width // (1 << s)), -(-self.height // (1 << s))
-        return p * hb * wb + (y >> s) * wb + (x >> s)
-
 
 @dataclass
 class BinStats:

@@ -111,7 +111,6 @@ def test_index_layout_polarity_then_rows_then_columns() -> None:
     assert frames[0, 1] == 1  # x 4 is the second block of row 0
     assert frames[0, 8 * 9 + 8] == 1 and frames[0, 81 + 8 * 9 + 8] == 1  # last block, both polarities
     assert frames.sum() == 5 and stats == E.BinStats(0, 0, 0)
-    assert [cfg.index(int(e["x"]), int(e["y"]), int(e["p"])) for e in ev] == [0, 0, 1, 80, 161]
 
 
 def test_saturation_late_events_wrap_and_empty_steps() -> None:
@@ -120,7 +119,7 @@ def test_saturation_late_events_wrap_and_empty_steps() -> None:
     ts = np.array([t0 + 10] * 5 + [t0 - 7] + [(t0 + 1600) & M32, (t0 + 3999) & M32, (t0 + 4000) & M32])
     ev = E.as_events(np.array([1] * 9), np.array([2] * 9), np.zeros(9, np.int64), ts)
     frames, stats = E.bin_events(ev, cfg, 4, t0)
-    i = cfg.index(1, 2, 0)
+    i = 2 * 4 + 1  # polarity 0, row 2, column 1 of a 4-wide sensor
     assert frames[:, i].tolist() == [3, 1, 0, 1]  # 6 events saturate at 3; step 2 is empty
     assert stats == E.BinStats(dropped=0, late=1, beyond=1)
 

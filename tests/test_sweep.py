@@ -57,6 +57,12 @@ def test_sweep_runs_resumes_and_summarizes(tmp_path: Path, data_root: Path) -> N
     out = subprocess.run([sys.executable, "-m", "qsnnkit.train.sweep", "summarize", str(tmp_path / "rows.jsonl"),
                           "--json", str(tmp_path / "pareto.json")], capture_output=True, text=True, cwd=REPO_ROOT)
     assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "pareto.json").read_text()) == []  # under 3 seeds: printed, not written
+    assert "not in --json" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "qsnnkit.train.sweep", "summarize", str(tmp_path / "rows.jsonl"),
+                          "--json", str(tmp_path / "pareto.json"), "--min-seeds", "1"], capture_output=True, text=True,
+                         cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr
     table = json.loads((tmp_path / "pareto.json").read_text())
     assert {t["model"] for t in table} == {"dense16", "conv4"}
     for t in table:

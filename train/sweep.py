@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("summarize", help="mean and std per configuration")
     s.add_argument("results", type=Path)
     s.add_argument("--json", type=Path, default=None, help="write the rows (shared results schema) here")
+    s.add_argument("--min-seeds", type=int, default=3,
+                   help="configurations with fewer finished seeds are printed but left out of --json "
+                        "(the results schema asks for at least 3)")
     a = ap.parse_args(argv)
     if a.cmd == "run":
         try:
@@ -234,12 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'configuration':28s} {'seeds':>5s} {'val':>7s} {'test mean':>9s} {'std':>6s} {'bytes':>7s} "
           f"{'state':>6s} {'SOPs/inf':>10s} {'MACs/inf':>10s}")
     for t in sorted(table, key=lambda t: -float(t["val_mean"])):  # type: ignore[arg-type]
+        partial = "" if len(t["accuracies"]) >= a.min_seeds else f"  (< {a.min_seeds} seeds: not in --json)"  # type: ignore[arg-type]
         print(f"{t['model']:28s} {len(t['accuracies']):5d} {t['val_mean']:7.3f} {t['mean']:9.3f} {t['std']:6.3f} "  # type: ignore[arg-type]
-              f"{t['model_bytes']:7d} {t['state_bytes']:6d} {t['sops_per_inference']:10.0f} {t['macs_per_inference']:10.0f}")
+              f"{t['model_bytes']:7d} {t['state_bytes']:6d} {t['sops_per_inference']:10.0f} "
+              f"{t['macs_per_inference']:10.0f}{partial}")
     if a.json:
+        kept = [t for t in table if len(t["accuracies"]) >= a.min_seeds]  # type: ignore[arg-type]
         a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(table, indent=1) + "\n")
-        print(f"wrote {a.json}")
+        a.json.write_text(json.dumps(kept, indent=1) + "\n")
+        print(f"wrote {a.json} ({len(kept)} of {len(table)} configurations)")
     return 0
 
 
