@@ -15,10 +15,11 @@ from qsnnkit import clib
 from qsnnkit.spec import EV_ADD, EV_MAX_POOL_SHIFT, EV_MAX_SIDE, EV_MAX_WINDOW_US, EV_STATUS, NMNIST_SIDE
 
 #: Structured dtype of an event stream (the N-MNIST readers return it).
-EVENT_DTYPE = np.dtype([("x", np.uint8), ("y", np.uint8), ("p", np.uint8), ("t", np.uint32)])
-ADDED, LATER, DROPPED = (EV_ADD[k][0] for k in ("ADDED", "LATER", "DROPPED"))
+EVENT_DTYPE = np.dtype([("x", np.uint16), ("y", np.uint16), ("p", np.uint8), ("t", np.uint32)])
+ADDED, LATER, DROPPED, BEYOND, FRAME = (EV_ADD[k][0] for k in ("ADDED", "LATER", "DROPPED", "BEYOND", "FRAME"))
 _STATUS = {code: f"{name}: {doc}" for name, (code, doc) in EV_STATUS.items()}
 _U8P = ctypes.POINTER(ctypes.c_uint8)
+_U16P = ctypes.POINTER(ctypes.c_uint16)
 _U32P = ctypes.POINTER(ctypes.c_uint32)
 
 
@@ -40,7 +41,7 @@ class EvState(ctypes.Structure):
 
     _fields_ = [("cfg", EvCfg), ("wb", ctypes.c_uint32), ("hb", ctypes.c_uint32), ("n_inputs", ctypes.c_uint32),
                 ("step_start", ctypes.c_uint32), ("steps", ctypes.c_uint32), ("dropped", ctypes.c_uint32),
-                ("late", ctypes.c_uint32), ("counts", _U8P)]
+                ("late", ctypes.c_uint32), ("beyond", ctypes.c_uint32), ("counts", _U8P)]
 
 
 def _lib() -> ctypes.CDLL:
@@ -55,7 +56,11 @@ def _lib() -> ctypes.CDLL:
         lib.qsnn_ev_add.restype = ctypes.c_int
         lib.qsnn_ev_close.argtypes = [ctypes.POINTER(EvState), _U8P]
         lib.qsnn_ev_close.restype = None
-        lib.qsnn_ev_bin.argtypes = [ctypes.POINTER(EvCfg), _U8P, _U8P, _U8P, _U32P, ctypes.c_size_t,
+        lib.qsnn_ev_feed.argtypes = [ctypes.POINTER(EvState), ctypes.c_uint32] + [ctypes.c_uint32] * 4 + [_U8P]
+        lib.qsnn_ev_feed.restype = ctypes.c_int
+        lib.qsnn_ev_finish.argtypes = [ctypes.POINTER(EvState), ctypes.c_uint32, _U8P]
+        lib.qsnn_ev_finish.restype = ctypes.c_int
+        lib.qsnn_ev_bin.argtypes = [ctypes.POINTER(EvCfg), _U16P, _U16P, _U8P, _U32P, ctypes.c_size_t,
                                     ctypes.c_uint32, ctypes.c_uint32, _U8P, _U8P, ctypes.c_size_t,
                                     ctypes.POINTER(EvStats)]
         lib.qsnn_ev_bin.restype = ctypes.c_int
@@ -119,14 +124,14 @@ def bin_events(events: np.ndarray, cfg: EventConfig, steps: int, t0: int = 0) ->
     if not 0 <= steps <= 1 << 20:
         raise ValueError(f"steps must be 0..{1 << 20}, got {steps}")
     n_in = cfg.inputs
-    x = np.ascontiguousarray(events["x"], dtype=np.uint8)
-    y = np.ascontiguousarray(events["y"], dtype=np.uint8)
+    x = np.ascontiguousarray(events["x"], dtype=np.uint16)
+    y = np.ascontiguousarray(events["y"], dtype=np.uint16)
     p = np.ascontiguousarray(events["p"], dtype=np.uint8)
     t = np.ascontiguousarray(events["t"], dtype=np.uint32)
     frames = np.zeros((steps, n_in), dtype=np.uint8)
     counts = np.zeros(n_in, dtype=np.uint8)
     st = EvStats()
-    rc = _lib().qsnn_ev_bin(ctypes.byref(cfg.c()), x.ctypes.data_as(_U8P), y.ctypes.data_as(_U8P),
+    rc = _lib().qsnn_ev_bin(ctypes.byref(cfg.c()), x.ctypes.data_as(_U16P), y.ctypes.data_as(_U16P),
                             p.ctypes.data_as(_U8P), t.ctypes.data_as(_U32P), len(t), t0 & 0xFFFFFFFF, steps,
                             frames.ctypes.data_as(_U8P), counts.ctypes.data_as(_U8P), n_in, ctypes.byref(st))
     if rc != 0:
@@ -135,8 +140,8 @@ def bin_events(events: np.ndarray, cfg: EventConfig, steps: int, t0: int = 0) ->
 
 
 class EventBinner:
-    """The incremental interface the device uses (qsnn_ev_add / qsnn_ev_close), for tests and
-    for streaming events on the host."""
+    """The incremental interfaces (qsnn_ev_add / qsnn_ev_close, and qsnn_ev_feed /
+    qsnn_ev_finish, which the device runs), for tests and for streaming events on the host."""
 
     def __init__(self, cfg: EventConfig, t0: int = 0) -> None:
         self.cfg = cfg
@@ -157,6 +162,23 @@ class EventBinner:
         frame = np.zeros(self.cfg.inputs, dtype=np.uint8)
         _lib().qsnn_ev_close(ctypes.byref(self._st), frame.ctypes.data_as(_U8P))
         return frame
+
+    def feed(self, steps: int, x: int, y: int, p: int, t: int) -> tuple[int, np.ndarray | None]:
+        """One event of a sample of ``steps`` steps: (FRAME, the closed step's frame: feed the
+        event again), or (ADDED | DROPPED | BEYOND, None)."""
+        frame = np.zeros(self.cfg.inputs, dtype=np.uint8)
+        r = int(_lib().qsnn_ev_feed(ctypes.byref(self._st), steps, x & 0xFFFFFFFF, y & 0xFFFFFFFF,
+                                    p & 0xFFFFFFFF, t & 0xFFFFFFFF, frame.ctypes.data_as(_U8P)))
+        return r, (frame if r == FRAME else None)
+
+    def finish(self, steps: int) -> np.ndarray | None:
+        """After the sample's last event: the next of its remaining steps' frames, None when all are out."""
+        frame = np.zeros(self.cfg.inputs, dtype=np.uint8)
+        return frame if _lib().qsnn_ev_finish(ctypes.byref(self._st), steps, frame.ctypes.data_as(_U8P)) else None
+
+    @property
+    def beyond(self) -> int:
+        return int(self._st.beyond)
 
     @property
     def step_start(self) -> int:

@@ -120,6 +120,8 @@ EV_ADD: dict[str, tuple[int, str]] = {
     "ADDED": (0, "counted in the current step (late or not)"),
     "LATER": (1, "belongs to a later step: close the current one first"),
     "DROPPED": (2, "outside the sensor or polarity > 1"),
+    "BEYOND": (3, "qsnn_ev_feed: all the sample's steps are out, the event is not counted"),
+    "FRAME": (4, "qsnn_ev_feed: a step closed into the frame; step the network, then feed the event again"),
 }
 EV_STATUS: dict[str, tuple[int, str]] = {
     "OK": (0, "configuration and buffer accepted"),

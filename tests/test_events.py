@@ -44,8 +44,28 @@ def mirror(ev: np.ndarray, cfg: E.EventConfig, steps: int, t0: int) -> tuple[np.
     return frames.astype(np.uint8), E.BinStats(dropped, late, beyond)
 
 
+def fed(ev: np.ndarray, cfg: E.EventConfig, steps: int, t0: int) -> tuple[np.ndarray, E.BinStats]:
+    """What the device's firmware does: qsnn_ev_feed each event until it stops closing steps
+    (the network would step on each frame), then qsnn_ev_finish the remaining steps."""
+    b = E.EventBinner(cfg, t0)
+    out: list[np.ndarray] = []
+    for x, y, p, t in zip(ev["x"].tolist(), ev["y"].tolist(), ev["p"].tolist(), ev["t"].tolist()):
+        while True:
+            r, frame = b.feed(steps, x, y, p, t)
+            if r != E.FRAME:
+                assert r in (E.ADDED, E.DROPPED, E.BEYOND) and frame is None
+                break
+            assert frame is not None
+            out.append(frame)
+    while (frame := b.finish(steps)) is not None:
+        out.append(frame)
+    assert b.finish(steps) is None and len(out) == steps
+    frames = np.stack(out) if out else np.zeros((0, cfg.inputs), np.uint8)
+    return frames, E.BinStats(b.dropped, b.late, b.beyond)
+
+
 def incremental(ev: np.ndarray, cfg: E.EventConfig, steps: int, t0: int) -> tuple[np.ndarray, E.BinStats]:
-    """What the device does: add each event, closing steps while it says LATER."""
+    """The lower-level loop: add each event, closing steps while it says LATER."""
     b = E.EventBinner(cfg, t0)
     out: list[np.ndarray] = []
     beyond = 0
@@ -64,7 +84,8 @@ def incremental(ev: np.ndarray, cfg: E.EventConfig, steps: int, t0: int) -> tupl
     return frames, E.BinStats(b.dropped, b.late, beyond)
 
 
-configs = st.builds(E.EventConfig, width=st.integers(1, 40), height=st.integers(1, 40),
+configs = st.builds(E.EventConfig, width=st.one_of(st.integers(1, 40), st.integers(250, 1024)),
+                    height=st.one_of(st.integers(1, 40), st.integers(250, 1024)),
                     pool_shift=st.integers(0, 4), cap=st.integers(1, 255),
                     window_us=st.one_of(st.integers(1, 5000), st.just(2 ** 31 - 1)))
 
@@ -79,8 +100,9 @@ def streams(draw: st.DrawFn) -> tuple[np.ndarray, int]:
     steps_dt = draw(st.lists(st.one_of(st.integers(0, 400), st.integers(-300, 0), st.integers(0, M32)),
                              min_size=n, max_size=n))
     t = (t0 + np.cumsum(np.array(steps_dt, dtype=np.int64))) & M32 if n else np.zeros(0, np.int64)
-    x = np.array(xs, np.int64) % 48
-    y = np.array(ys, np.int64) % 48
+    side = draw(st.sampled_from([48, 1100]))  # 1100: sensors wider than a byte, and beyond EV_MAX_SIDE
+    x = np.array(xs, np.int64) * 5 % side
+    y = np.array(ys, np.int64) * 5 % side
     p = np.array(ps, np.int64) % 3
     return E.as_events(x, y, p, t), t0
 
@@ -99,6 +121,8 @@ def test_c_binner_equals_the_rules_and_the_device_loop(cfg: E.EventConfig, strea
     assert stats == wstats
     inc, istats = incremental(ev, cfg, steps, t0)
     assert np.array_equal(inc, got) and istats == stats
+    dev, dstats = fed(ev, cfg, steps, t0)
+    assert np.array_equal(dev, got) and dstats == stats
 
 
 def test_index_layout_polarity_then_rows_then_columns() -> None:

@@ -78,7 +78,7 @@ def events_seeds() -> dict[str, bytes]:
         return struct.pack("<HHBBBBII", w, h, s, cap, steps, 0, window, t0)
 
     def evs(items: list[tuple[int, int, int, int]]) -> bytes:
-        return b"".join(struct.pack("<BBBI", x, y, p, t & 0xFFFFFFFF) for x, y, p, t in items)
+        return b"".join(struct.pack("<HHBI", x, y, p, t & 0xFFFFFFFF) for x, y, p, t in items)
 
     rng = np.random.default_rng(0)
     saccade = sorted((int(rng.integers(0, 34)), int(rng.integers(0, 34)), int(rng.integers(0, 2)),
@@ -93,6 +93,8 @@ def events_seeds() -> dict[str, bytes]:
                                                                       (5, 5, 1, 10), (6, 6, 0, 400), (7, 7, 0, 160)]),
         "bad_config": head(0, 34, 9, 0, 3, 0, 0) + evs(saccade[:4]),
         "huge_sensor": head(1024, 1024, 4, 1, 2, 10, 0) + evs(saccade[:4]),
+        "wide_sensor": head(80, 70, 3, 2, 3, 1000, 0) + evs([(79, 69, 1, 5), (300, 2, 0, 6), (2, 1000, 0, 7),
+                                                              (65535, 65535, 1, 8), (40, 40, 0, 2500)]),
     }
 
 

@@ -21,14 +21,18 @@
  *     and changes nothing; close the step (qsnn_ev_close) and add the event again.
  * No allocation, no float; the frame buffer is the caller's.
  *
+ * A sample of `steps` steps, as the device runs it (qsnn_ev_bin does the same, whole):
+ *
  *     static qsnn_ev_state_t ev;
  *     static uint8_t counts[N_INPUTS], frame[N_INPUTS];  // N_INPUTS = qsnn_ev_inputs(&cfg)
  *     qsnn_ev_init(&ev, &cfg, counts, sizeof counts, t0);
  *     for each event e:
- *         while (qsnn_ev_add(&ev, e.x, e.y, e.p, e.t) == QSNN_EV_LATER) {
- *             qsnn_ev_close(&ev, frame);      // the finished step's frame
- *             qsnn_step(&net, frame);         // the network steps on it
+ *         while (qsnn_ev_feed(&ev, steps, e.x, e.y, e.p, e.t, frame) == QSNN_EV_FRAME) {
+ *             qsnn_step(&net, frame);         // the network steps on the finished step
  *         }
+ *     while (qsnn_ev_finish(&ev, steps, frame)) {   // after the last event
+ *         qsnn_step(&net, frame);
+ *     }
  */
 #ifndef QSNN_EVENTS_H
 #define QSNN_EVENTS_H
@@ -59,6 +63,7 @@ typedef struct {
     uint32_t steps;        /* steps closed since qsnn_ev_init */
     uint32_t dropped;      /* events outside the sensor or with polarity > 1 */
     uint32_t late;         /* events older than the current step, counted in it */
+    uint32_t beyond;       /* events qsnn_ev_feed met after the sample's last step: not counted */
     uint8_t *counts;       /* the current step's saturating counts (the caller's n_inputs bytes) */
 } qsnn_ev_state_t;
 
@@ -76,6 +81,19 @@ int qsnn_ev_add(qsnn_ev_state_t *ev, uint32_t x, uint32_t y, uint32_t p, uint32_
  * window_us later. */
 void qsnn_ev_close(qsnn_ev_state_t *ev, uint8_t *frame);
 
+/* One event of a sample of `steps` steps, by the rules of docs/contract.md section 12:
+ *   QSNN_EV_FRAME   the event belongs to a later step: the current step was closed into
+ *                   `frame` (n_inputs bytes); step the network on it, then feed the same
+ *                   event again;
+ *   QSNN_EV_ADDED   counted (late or not); QSNN_EV_DROPPED: outside the sensor or p > 1;
+ *   QSNN_EV_BEYOND  all `steps` frames are out: not counted (counted in `beyond`). */
+int qsnn_ev_feed(qsnn_ev_state_t *ev, uint32_t steps, uint32_t x, uint32_t y, uint32_t p, uint32_t t,
+                 uint8_t *frame);
+
+/* After a sample's last event: while fewer than `steps` steps are closed, close the next into
+ * `frame` and return 1 (step the network on it); then 0. */
+int qsnn_ev_finish(qsnn_ev_state_t *ev, uint32_t steps, uint8_t *frame);
+
 /* What qsnn_ev_bin counted besides the frames. */
 typedef struct {
     uint32_t dropped; /* outside the sensor or polarity > 1 */
@@ -84,10 +102,10 @@ typedef struct {
 } qsnn_ev_stats_t;
 
 /* A whole sample: n events (arrays x, y, p, t, in arrival order) binned into `steps` frames
- * of n_inputs bytes each (frames[k * n_inputs + i]), the first step starting at t0, with the
- * add/close rules above (the reference for the device's incremental use). `counts` is the
+ * of n_inputs bytes each (frames[k * n_inputs + i]), the first step starting at t0, through
+ * qsnn_ev_feed and qsnn_ev_finish (the calls the device makes, one event at a time). `counts` is the
  * working buffer (counts_len >= n_inputs). Returns QSNN_EV_OK or an error code. */
-int qsnn_ev_bin(const qsnn_ev_cfg_t *cfg, const uint8_t *x, const uint8_t *y, const uint8_t *p,
+int qsnn_ev_bin(const qsnn_ev_cfg_t *cfg, const uint16_t *x, const uint16_t *y, const uint8_t *p,
                 const uint32_t *t, size_t n, uint32_t t0, uint32_t steps, uint8_t *frames,
                 uint8_t *counts, size_t counts_len, qsnn_ev_stats_t *stats);
 

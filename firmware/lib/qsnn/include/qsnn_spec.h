@@ -47,6 +47,8 @@
 #define QSNN_EV_ADDED 0 /* counted in the current step (late or not) */
 #define QSNN_EV_LATER 1 /* belongs to a later step: close the current one first */
 #define QSNN_EV_DROPPED 2 /* outside the sensor or polarity > 1 */
+#define QSNN_EV_BEYOND 3 /* qsnn_ev_feed: all the sample's steps are out, the event is not counted */
+#define QSNN_EV_FRAME 4 /* qsnn_ev_feed: a step closed into the frame; step the network, then feed the event again */
 #define QSNN_EV_OK 0 /* configuration and buffer accepted */
 #define QSNN_EV_ERR_CONFIG 1 /* sensor side 0 or > EV_MAX_SIDE, pool_shift > EV_MAX_POOL_SHIFT, cap 0, window 0 or > EV_MAX_WINDOW_US */
 #define QSNN_EV_ERR_BUFFER 2 /* the counts or frames buffer is missing or smaller than the inputs */

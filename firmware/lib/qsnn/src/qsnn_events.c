@@ -45,6 +45,7 @@ int qsnn_ev_init(qsnn_ev_state_t *ev, const qsnn_ev_cfg_t *cfg, uint8_t *counts,
     ev->steps = 0u;
     ev->dropped = 0u;
     ev->late = 0u;
+    ev->beyond = 0u;
     ev->counts = counts;
     clear(counts, n);
     return QSNN_EV_OK;
@@ -81,12 +82,35 @@ void qsnn_ev_close(qsnn_ev_state_t *ev, uint8_t *frame)
     ++ev->steps;
 }
 
-int qsnn_ev_bin(const qsnn_ev_cfg_t *cfg, const uint8_t *x, const uint8_t *y, const uint8_t *p,
+int qsnn_ev_feed(qsnn_ev_state_t *ev, uint32_t steps, uint32_t x, uint32_t y, uint32_t p, uint32_t t, uint8_t *frame)
+{
+    int r;
+    if (ev->steps >= steps) { /* every frame is out: the rest of the sample is beyond it */
+        ++ev->beyond;
+        return QSNN_EV_BEYOND;
+    }
+    r = qsnn_ev_add(ev, x, y, p, t);
+    if (r != QSNN_EV_LATER) {
+        return r;
+    }
+    qsnn_ev_close(ev, frame);
+    return QSNN_EV_FRAME;
+}
+
+int qsnn_ev_finish(qsnn_ev_state_t *ev, uint32_t steps, uint8_t *frame)
+{
+    if (ev->steps >= steps) {
+        return 0;
+    }
+    qsnn_ev_close(ev, frame);
+    return 1;
+}
+
+int qsnn_ev_bin(const qsnn_ev_cfg_t *cfg, const uint16_t *x, const uint16_t *y, const uint8_t *p,
                 const uint32_t *t, size_t n, uint32_t t0, uint32_t steps, uint8_t *frames,
                 uint8_t *counts, size_t counts_len, qsnn_ev_stats_t *stats)
 {
     qsnn_ev_state_t ev;
-    uint32_t beyond = 0u;
     size_t k;
     int rc = qsnn_ev_init(&ev, cfg, counts, counts_len, t0);
     if (rc != QSNN_EV_OK) {
@@ -95,26 +119,19 @@ int qsnn_ev_bin(const qsnn_ev_cfg_t *cfg, const uint8_t *x, const uint8_t *y, co
     if ((frames == NULL && steps > 0u) || (n > 0u && (x == NULL || y == NULL || p == NULL || t == NULL))) {
         return QSNN_EV_ERR_BUFFER;
     }
+    /* the device's incremental use, one event at a time: the frame a step closes into is the
+     * next of `frames` (the network would step on it here) */
     for (k = 0; k < n; ++k) {
-        if (ev.steps == steps) { /* every frame is out: the rest of the sample is beyond it */
-            beyond += (uint32_t)(n - k);
-            break;
-        }
-        while (qsnn_ev_add(&ev, x[k], y[k], p[k], t[k]) == QSNN_EV_LATER) {
-            qsnn_ev_close(&ev, frames + (size_t)ev.steps * ev.n_inputs);
-            if (ev.steps == steps) {
-                ++beyond;
-                break;
-            }
+        while (qsnn_ev_feed(&ev, steps, x[k], y[k], p[k], t[k], frames + (size_t)ev.steps * ev.n_inputs) ==
+               QSNN_EV_FRAME) {
         }
     }
-    while (ev.steps < steps) {
-        qsnn_ev_close(&ev, frames + (size_t)ev.steps * ev.n_inputs);
+    while (qsnn_ev_finish(&ev, steps, frames + (size_t)ev.steps * ev.n_inputs)) {
     }
     if (stats != NULL) {
         stats->dropped = ev.dropped;
         stats->late = ev.late;
-        stats->beyond = beyond;
+        stats->beyond = ev.beyond;
     }
     return QSNN_EV_OK;
 }
