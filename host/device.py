@@ -3,6 +3,7 @@
     dev = Device(open_port("socket://127.0.0.1:4444"))
     ident = dev.connect()            # HELLO -> IDENT, retried until the device answers
     result = dev.run_clip(pcm)       # CLIP_BEGIN, AUDIO x 32 (512 samples each), CLIP_END -> RESULT
+    result = dev.run_events(events)  # an event model: EVENTS_BEGIN, EVENTS x n, CLIP_END -> RESULT
 
 Exactly once over a faulty line (docs/protocol.md, "Exactly once"):
 
@@ -194,12 +195,34 @@ class Device:
         f = self.request(P.Msg.CLIP_END, b"", expect=P.Msg.RESULT)
         return P.Result.unpack(f.payload)
 
+    def run_events(self, events: np.ndarray, t0: int = 0, chunk: int | None = None) -> P.Result:
+        """Stream one event sample (a structured array with fields x, y, p, t, in arrival
+        order; the first step begins at t0): EVENTS_BEGIN, EVENTS with up to ``chunk`` events
+        each (default: as many as a frame carries), CLIP_END -> RESULT. The device bins the
+        events itself, so the chunking changes no result. Raises ClipLost when the device lost
+        the sample."""
+        if self.ident is None:
+            raise RuntimeError("connect() first")
+        payloads = P.events_payloads(events, chunk or self.chunk or P.EVENTS_MAX_PER_FRAME)
+        self.request(P.Msg.EVENTS_BEGIN, P.events_begin(len(events), t0))
+        for payload in payloads:  # window 1: the next EVENTS goes when the last was answered
+            self.request(P.Msg.EVENTS, payload)
+        f = self.request(P.Msg.CLIP_END, b"", expect=P.Msg.RESULT)
+        return P.Result.unpack(f.payload)
+
+    def run_events_retrying(self, events: np.ndarray, t0: int = 0, name: str = "sample") -> P.Result:
+        """run_events with the retries of run_clip_retrying."""
+        return self._retrying(lambda: self.run_events(events, t0), name)
+
     def run_clip_retrying(self, pcm: np.ndarray, name: str = "clip") -> P.Result:
         """run_clip, sent again from its start (after re-identifying the device) when the
         device lost it or the link gave up on a request; at most 1 + clip_retries times."""
+        return self._retrying(lambda: self.run_clip(pcm), name)
+
+    def _retrying(self, run, name: str) -> P.Result:  # noqa: ANN001 - one whole sample, from its start
         for attempt in range(self.clip_retries + 1):
             try:
-                return self.run_clip(pcm)
+                return run()
             except (ClipLost, LinkError) as e:
                 why = e
                 self.faults["clip_restart"] += 1

@@ -1,15 +1,23 @@
 """Evaluate a device running the qsnnkit firmware on a dataset split, through its serial port.
 
-    python host/eval.py                                   # boot QEMU with the built firmware
+    python host/eval.py                                   # boot QEMU with the default model's firmware
+    python host/eval.py --model firmware/models/nmnist/model.npz   # any model: built for it, cached
     python host/eval.py --port socket://127.0.0.1:4444    # a board started by `pio run -t upload`
     python host/eval.py --port /dev/ttyACM0 --limit 100   # a real board
 
-Each clip is read, padded/cut to 1 s (qsnnkit.frontend.fit_clip, the binding's own rule)
-and streamed to the device hop by hop, like a live microphone; the device runs the C front
-end on every hop and the network on every frame, and returns its per-class outputs and the
-counter ticks it spent in each. The same clip goes through the integer reference
-(qsnnkit.frontend.clip_features + qsnnkit.reference.run_clip); ``agreement`` is the
-fraction of clips whose device outputs equal the reference's exactly.
+The dataset and the input kind come from MODEL's descriptor. With ``--port qemu[:target]``
+the firmware is built for MODEL and the target (qsnnkit.host.build: cached by model hash,
+target, firmware sources and build flags) unless ``--elf`` names one.
+
+Audio models: each clip is read, padded/cut to 1 s (qsnnkit.frontend.fit_clip, the
+binding's own rule) and streamed to the device hop by hop, like a live microphone; the device
+runs the C front end on every hop and the network on every frame. Event models (N-MNIST):
+each sample's address events are streamed in the protocol's compact binary records; the
+device bins them (qsnn_ev_feed) and steps the network on every step they close. Either way
+it returns its per-class outputs and the counter ticks it spent on its input side and in the
+network. The same sample goes through the integer reference (the same C front end or binner,
+then qsnnkit.reference.run_clip); ``agreement`` is the fraction of samples whose device
+outputs equal the reference's exactly.
 
 Over a faulty line every clip is counted exactly once (host/device.py: re-sends answered
 from the device's cache, per-clip retry after a device reset). ``--json OUT.json`` also
@@ -40,6 +48,9 @@ from qsnnkit.spec import exit_meaning
 from qsnnkit.paths import FIRMWARE_DIR
 
 DEFAULT_MODEL = FIRMWARE_DIR / "models" / "default" / "model.npz"
+#: An event sample's first step begins at its first timestamp's origin, t = 0 (as in training:
+#: qsnnkit.nmnist.load_frames bins from t0 = 0).
+EVENT_T0 = 0
 
 
 @dataclass
@@ -63,9 +74,14 @@ class Refused(RuntimeError):
     """The device is not the one MODEL describes (or speaks another protocol)."""
 
 
-def check_ident(ident: P.Ident, model_hash: str, n_classes: int, format_version: int) -> None:
+def check_ident(ident: P.Ident, model_hash: str, n_classes: int, format_version: int,
+                input_kind: str = "audio") -> None:
     if ident.protocol_version != P.PROTOCOL_VERSION:
         raise Refused(f"device speaks protocol version {ident.protocol_version}, this host speaks {P.PROTOCOL_VERSION}")
+    if ident.input_kind != input_kind:
+        raise Refused(f"the device's firmware serves a model that reads {ident.input_kind}, but MODEL reads "
+                      f"{input_kind}: build the firmware with MODEL (--port qemu[:target] does) or pass the "
+                      "model the device runs")
     if ident.model_status != 0:
         from qsnnkit.spec import CORE_STATUS
 
@@ -75,13 +91,26 @@ def check_ident(ident: P.Ident, model_hash: str, n_classes: int, format_version:
     if ident.model_hash != model_hash[:16]:
         raise Refused(
             f"device runs model {ident.model_hash}, but MODEL is {model_hash[:16]}: build the firmware with this "
-            "model (QSNN_MODEL_DIR=<folder with its qsnn_model.c/.h> pio run -e qemu_m4) or pass the matching --model"
+            "model (`python -m qsnnkit.host.build --model MODEL`, or QSNN_MODEL_DIR=<folder with its qsnn_model.c/.h> "
+            "pio run -e <env> -t upload for a board) or pass the matching --model"
         )
     if ident.format_version != format_version or ident.n_classes != n_classes:
         raise Refused(
             f"device model: format {ident.format_version}, {ident.n_classes} classes; "
             f"MODEL: format {format_version}, {n_classes} classes"
         )
+
+
+def event_stream_costs(records: list[ClipRecord], step_us: int, steps: int) -> dict[str, float | int]:
+    """An event model's cost per millisecond of event stream (each sample covers steps x
+    step_us of it): binning and network ticks, their mean over samples, and the slowest step
+    (the events binned into it and the network step on it): what must fit in step_us live."""
+    ms = steps * step_us / 1000.0
+    fe = float(np.mean([r.frontend_ticks for r in records]))
+    net = float(np.mean([r.network_ticks for r in records]))
+    worst = max(r.worst_hop_ticks for r in records)
+    return {"step_us": step_us, "steps": steps, "binning_per_ms_mean": fe / ms, "network_per_ms_mean": net / ms,
+            "per_ms_mean": (fe + net) / ms, "worst_step": worst, "worst_step_per_ms": worst / (step_us / 1000.0)}
 
 
 def spread(items: list, limit: int | None) -> list:
@@ -280,18 +309,37 @@ class Evaluator:
         self.log: "RunLog | None" = None
         self.data_root: Path | None = None
 
-    def _reference(self, pcm: np.ndarray) -> np.ndarray:
-        from qsnnkit.reference import run_clip
-        from qsnnkit.frontend import clip_features
+    @property
+    def events(self) -> bool:
+        return bool(self.model.input_kind == "events")
 
-        return np.asarray(run_clip(self.model, clip_features(pcm)), dtype=np.int64)
+    def _load(self, path: Path):  # noqa: ANN202 - int16 PCM or a structured event array
+        """A sample as the device receives it: a 1 s clip, or a sample's events in arrival order."""
+        from qsnnkit import data
 
-    def _serve(self, dev, jobs: "queue.Queue[tuple[int, Path, int]]", out: list, bar) -> None:  # noqa: ANN001
-        from qsnnkit.data import read_wav
+        if self.events:
+            return data.read_nmnist(path)
         from qsnnkit.frontend import fit_clip
 
+        return fit_clip(data.read_wav(path))
+
+    def _reference(self, sample) -> np.ndarray:  # noqa: ANN001
+        """The integer reference's outputs: the same C front end or binner, then the network."""
+        from qsnnkit.reference import run_clip
+
+        if self.events:
+            from qsnnkit.events import bin_events
+
+            frames, _ = bin_events(sample, self.model.event_config(), self.model.steps, EVENT_T0)
+            return np.asarray(run_clip(self.model, frames), dtype=np.int64)
+        from qsnnkit.frontend import clip_features
+
+        return np.asarray(run_clip(self.model, clip_features(sample)), dtype=np.int64)
+
+    def _serve(self, dev, jobs: "queue.Queue[tuple[int, Path, int]]", out: list, bar) -> None:  # noqa: ANN001
         ident = dev.connect()
-        check_ident(ident, self.model.hash_hex, self.model.n_classes, self.model.format_version)
+        check_ident(ident, self.model.hash_hex, self.model.n_classes, self.model.format_version,
+                    self.model.input_kind)
         with self.lock:
             self.ident = self.ident or ident
             if self.log is not None:
@@ -301,11 +349,14 @@ class Evaluator:
                 i, path, label = jobs.get_nowait()
             except queue.Empty:
                 return
-            pcm = fit_clip(read_wav(path))
+            sample = self._load(path)
             t0 = time.perf_counter()
-            res = dev.run_clip_retrying(pcm, name=self._clip_id(path))
+            if self.events:
+                res = dev.run_events_retrying(sample, EVENT_T0, name=self._clip_id(path))
+            else:
+                res = dev.run_clip_retrying(sample, name=self._clip_id(path))
             wall = time.perf_counter() - t0
-            ref = self._reference(pcm)
+            ref = self._reference(sample)
             dev_out = np.asarray(res.outputs, dtype=np.int64)
             out[i] = ClipRecord(
                 path=str(path), label=int(label), device_label=int(res.label),
@@ -442,9 +493,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "(nRF51822, Cortex-M0, env qemu_m0), 'qemu:m7' (MPS2 AN500, Cortex-M7, env qemu_m7), 'qemu:rv32' (SiFive FE310, rv32imac, "
                          "env qemu_rv32), 'qemu:lx106' (Xtensa lx106 on QEMU's sim machine, env qemu_lx106) (default: qemu)")
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL,
-                    help=f"converted model (.npz) the firmware was built with (default: {DEFAULT_MODEL})")
+                    help="converted model (.npz); its descriptor names the dataset and the input kind (audio or "
+                         f"events). A real board must run firmware built with it (default: {DEFAULT_MODEL})")
     ap.add_argument("--elf", type=Path, default=None,
-                    help="firmware for --port qemu[:target] (default: .pio/build/<its env>/firmware.elf)")
+                    help="firmware for --port qemu[:target] (default: built for --model and the target, or reused "
+                         "from the build cache: python -m qsnnkit.host.build)")
     ap.add_argument("--data-root", type=Path, default=None,
                     help="dataset root (default: $QSNN_DATA_ROOT or ../shared/data)")
     ap.add_argument("--split", choices=["train", "val", "test", "all"], default="test")
@@ -472,8 +525,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "(e.g. 3e-6: about one reset per 10 clips)")
     ap.add_argument("--fault-seed", type=int, default=1, help="seed of the injected faults (default 1)")
     ap.add_argument("--chunk", type=int, default=None,
-                    help="samples per AUDIO frame (default: 512, the most one frame carries; results do not depend "
-                         "on it, the number of round trips does)")
+                    help="samples per AUDIO frame (default: 512), or events per EVENTS frame for an event model "
+                         "(default: 170): the most one frame carries; results do not depend on it, the number of "
+                         "round trips does")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     if args.limit is not None and args.limit < 1:
@@ -549,21 +603,27 @@ def main(argv: list[str] | None = None) -> int:
         from qsnnkit.model import load_converted
         from qsnnkit.data import list_split
 
-        from qsnnkit.host.qemu import TARGETS, default_elf, parse_port
+        from qsnnkit.host.qemu import parse_port
 
         model = load_converted(args.model)
-        if model.input_kind != "audio":
-            raise ValueError(f"{args.model} reads {model.input_kind} ({model.dataset}); the firmware and this tool "
-                             "serve audio models so far: evaluate it on the host with qsnn-convert --split")
         qemu_target = parse_port(args.port)
+        if args.chunk is not None and model.input_kind == "events" and not 1 <= args.chunk <= P.EVENTS_MAX_PER_FRAME:  # noqa: E501
+            raise ValueError(f"--chunk: an EVENTS frame carries 1..{P.EVENTS_MAX_PER_FRAME} events, got {args.chunk}")
         if qemu_target is not None:
-            env = TARGETS[qemu_target][1]
-            args.elf = args.elf or default_elf(env)
-            if not args.elf.is_file():
-                raise FileNotFoundError(f"firmware {args.elf} not found: build it first with `pio run -e {env}`")
-        items = spread(list_split(args.data_root, args.split), args.limit)
+            if args.elf is None:
+                from qsnnkit.host.build import firmware_for
+
+                args.elf = firmware_for(args.model, qemu_target, quiet=args.quiet)
+            elif not args.elf.is_file():
+                raise FileNotFoundError(f"firmware {args.elf} not found (leave --elf out: it is built for --model)")
+        if model.input_kind == "events":
+            from qsnnkit.data import list_nmnist
+
+            items = spread(list_nmnist(args.data_root, args.split), args.limit)  # type: ignore[arg-type]
+        else:
+            items = spread(list_split(args.data_root, args.split), args.limit)
         if not items:
-            raise ValueError(f"split {args.split!r} of {args.data_root} holds no clips")
+            raise ValueError(f"split {args.split!r} of {args.data_root} holds no {model.dataset} samples")
         from qsnnkit.data import resolve_root
 
         data_root = resolve_root(args.data_root)
@@ -611,18 +671,29 @@ def main(argv: list[str] | None = None) -> int:
 
     extra["classes"] = list(model.classes)
     extra["model_bytes"] = model_bytes(model)["total"]
+    extra["dataset"] = model.dataset
+    extra["input_kind"] = model.input_kind
+    if model.input_kind == "events":
+        extra["event_stream"] = event_stream_costs(records, model.event_config().window_us, model.steps)
     summary = summarize(records, ev.ident, model.hash_hex, target, wall, extra, data_root=data_root)
     lat = summary["latency"]
     assert isinstance(lat, dict)
+    what, side = ("samples", "binning") if model.input_kind == "events" else ("clips", "front end")
     print(
-        f"{summary['samples']} clips on {target}: accuracy {summary['accuracy']:.4f} "
+        f"{summary['samples']} {what} on {target}: accuracy {summary['accuracy']:.4f} "
         f"(reference {summary['reference_accuracy']:.4f}), agreement {summary['agreement']:.4f}\n"
-        f"per clip ({lat['unit']}): front end median {lat['frontend']['median']:.0f}, "
+        f"per sample ({lat['unit']}): {side} median {lat['frontend']['median']:.0f}, "
         f"network median {lat['network']['median']:.0f}, total p95 {lat['total']['p95']:.0f}\n"
         f"RAM static {ev.ident.static_ram_bytes} B, stack peak {max(r.stack_peak_bytes for r in records)} B, "
         f"flash {ev.ident.flash_bytes} B, wall {float(np.median([r.wall_s for r in records])):.2f} s/clip "
         f"(total {wall:.1f} s)"
     )
+    if model.input_kind == "events":
+        es = extra["event_stream"]
+        assert isinstance(es, dict)
+        print(f"event stream ({lat['unit']}): {es['per_ms_mean']:.0f} per ms of events on average (binning "
+              f"{es['binning_per_ms_mean']:.0f}, network {es['network_per_ms_mean']:.0f}); worst {es['step_us']} us "
+              f"step {es['worst_step']} ({es['worst_step_per_ms']:.0f} per ms)")
     if not args.quiet:
         from qsnnkit.host import report as _report
 

@@ -134,6 +134,14 @@ def render_proto_header() -> str:
                    "uint32_t"))
     for name, ftype, off in spec.STREAM_DETECTION_FIELDS:
         parts.append(d(f"STREAM_DET_OFF_{name.upper()}", f"{off}u", f"{ftype}, in a detection record"))
+    parts.append("\n/* What a model reads (IDENT input_kind). */\n")
+    for name, (code, doc) in spec.INPUT_KINDS.items():
+        parts.append(d(f"INPUT_{name}", code, doc, "uint32_t"))
+    parts.append(d("EVENT_RECORD_BYTES", spec.EVENT_RECORD_BYTES, "bytes of one address event in EVENTS", "uint32_t"))
+    for name, ftype, off in spec.EVENT_RECORD_FIELDS:
+        parts.append(d(f"EVENT_OFF_{name.upper()}", f"{off}u", f"{ftype}, in an event record"))
+    parts.append(d("EVENTS_MAX_PER_FRAME", spec.EVENTS_MAX_PER_FRAME, "events one EVENTS payload carries",
+                   "uint32_t"))
     parts.append("\n/* What board_counter() counts (IDENT counter_unit). */\n")
     for name, (code, doc) in spec.COUNTER_UNITS.items():
         parts.append(d(f"BOARD_COUNTER_{name}", code, doc, "uint32_t"))

@@ -39,6 +39,10 @@ MAX_AUDIO_SAMPLES = MAX_PAYLOAD // 2
 Msg = IntEnum("Msg", {name: mid for name, (mid, _) in spec.MESSAGES.items()})  # type: ignore[misc]
 Err = IntEnum("Err", {name: code for name, (code, _) in spec.ERRORS.items()})  # type: ignore[misc]
 
+#: IDENT input_kind code -> name ("audio" | "events").
+INPUT_KINDS = {code: name.lower() for name, (code, _) in spec.INPUT_KINDS.items()}
+#: Events per EVENTS message the device accepts.
+EVENTS_MAX_PER_FRAME = spec.EVENTS_MAX_PER_FRAME
 #: IDENT counter_unit code -> name ("instructions" | "cycles").
 COUNTER_UNITS = {code: name.lower() for name, (code, _) in spec.COUNTER_UNITS.items()}
 
@@ -198,6 +202,73 @@ def audio(samples) -> bytes:  # noqa: ANN001 - any int16 sequence / array
     return a.astype("<i2").tobytes()
 
 
+def events_begin(n_events: int, t0: int) -> bytes:
+    """EVENTS_BEGIN payload: an event sample of n_events events whose first step begins at t0."""
+    return struct.pack(spec.LAYOUTS["EVENTS_BEGIN"].fmt, n_events, t0 & 0xFFFFFFFF)
+
+
+_EVENTS_HEAD = struct.Struct(spec.LAYOUTS["EVENTS"].fmt)
+_EVENT_REC = struct.Struct("<" + "".join(spec.FIELD_TYPES[t] for _, t, _ in spec.EVENT_RECORD_FIELDS))
+assert _EVENT_REC.size == spec.EVENT_RECORD_BYTES
+
+
+def events_payloads(events, max_per_frame: int = EVENTS_MAX_PER_FRAME) -> list[bytes]:  # noqa: ANN001
+    """The EVENTS payloads of one sample's events (a structured array with fields x, y, p, t,
+    in arrival order), in order: each carries up to ``max_per_frame`` events as
+    ``u32 t_base`` then 6-byte records ``u16 dt, u16 x | p << 15, u16 y`` with
+    ``t = (t_base + dt) mod 2^32``. A payload ends early where its events would span more
+    than 65,535 us; t_base is the earliest of its timestamps (differences read modulo 2^32
+    as signed, like the binner's), so out-of-order and wrapped timestamps travel unchanged.
+    ValueError for an event the records cannot carry (x > 32767, y > 65535, p > 1)."""
+    import numpy as np
+
+    if not 1 <= max_per_frame <= EVENTS_MAX_PER_FRAME:
+        raise ValueError(f"max_per_frame must be 1..{EVENTS_MAX_PER_FRAME}, got {max_per_frame}")
+    x = np.asarray(events["x"], dtype=np.int64)
+    y = np.asarray(events["y"], dtype=np.int64)
+    p = np.asarray(events["p"], dtype=np.int64)
+    t = np.asarray(events["t"], dtype=np.int64) & 0xFFFFFFFF
+    bad = (x < 0) | (x > spec.EVENT_MAX_X) | (y < 0) | (y > 0xFFFF) | (p < 0) | (p > 1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"event {i} (x {x[i]}, y {y[i]}, p {p[i]}) cannot be sent: EVENTS carries "
+                         f"x <= {spec.EVENT_MAX_X}, y <= 65535 and polarity 0 or 1")
+    out: list[bytes] = []
+    i, n = 0, len(t)
+    while i < n:
+        first = int(t[i])
+        lo = hi = 0  # span of the chunk's timestamps, as signed differences from its first
+        j = i
+        while j < n and j - i < max_per_frame:
+            d = (int(t[j]) - first) & 0xFFFFFFFF
+            d = d - (1 << 32) if d >= 1 << 31 else d
+            if max(hi, d) - min(lo, d) > spec.EVENT_MAX_DT:
+                break
+            lo, hi = min(lo, d), max(hi, d)
+            j += 1
+        base = (first + lo) & 0xFFFFFFFF
+        dt = (t[i:j] - base) & 0xFFFFFFFF
+        recs = np.empty((j - i, 3), dtype="<u2")
+        recs[:, 0] = dt
+        recs[:, 1] = x[i:j] | (p[i:j] << 15)
+        recs[:, 2] = y[i:j]
+        out.append(_EVENTS_HEAD.pack(base) + recs.tobytes())
+        i = j
+    return out
+
+
+def decode_events(payload: bytes) -> list[tuple[int, int, int, int]]:
+    """(x, y, p, t) of each event in an EVENTS payload (what the device reads)."""
+    if len(payload) < _EVENTS_HEAD.size or (len(payload) - _EVENTS_HEAD.size) % _EVENT_REC.size:
+        raise ProtocolError(f"EVENTS of {len(payload)} bytes is not a u32 and whole 6-byte records")
+    (base,) = _EVENTS_HEAD.unpack_from(payload, 0)
+    out = []
+    for off in range(_EVENTS_HEAD.size, len(payload), _EVENT_REC.size):
+        dt, xp, y = _EVENT_REC.unpack_from(payload, off)
+        out.append((xp & 0x7FFF, y, xp >> 15, (base + dt) & 0xFFFFFFFF))
+    return out
+
+
 def bye(code: int = 0) -> bytes:
     return struct.pack(spec.LAYOUTS["BYE"].fmt, code)
 
@@ -223,6 +294,8 @@ class Ident:
     static_ram_bytes: int
     flash_bytes: int
     stack_bytes: int
+    input_kind: str  # "audio" | "events": what the compiled-in model reads
+    n_inputs: int  # inputs per network step
     firmware: str
     firmware_version: str
     board: str
@@ -231,6 +304,8 @@ class Ident:
         v = asdict(self)
         v["counter_unit"] = {name: code for code, name in COUNTER_UNITS.items()}[self.counter_unit]
         v["model_hash"] = bytes.fromhex(self.model_hash)
+        v["input_kind"] = {name: code for code, name in INPUT_KINDS.items()}[self.input_kind]
+        v["reserved"] = 0
         out = _IDENT_HEAD.pack(*(v[name] for name in _IDENT_NAMES))
         for s in (self.firmware, self.firmware_version, self.board):
             b = s.encode()
@@ -253,6 +328,10 @@ class Ident:
         if v["counter_unit"] not in COUNTER_UNITS:
             raise ProtocolError(f"IDENT: unknown counter unit {v['counter_unit']}")
         v["counter_unit"] = COUNTER_UNITS[v["counter_unit"]]
+        if v["input_kind"] not in INPUT_KINDS:
+            raise ProtocolError(f"IDENT: unknown input kind {v['input_kind']}")
+        v["input_kind"] = INPUT_KINDS[v["input_kind"]]
+        del v["reserved"]
         v["model_hash"] = v["model_hash"].hex()
         return Ident(**v, firmware=strs[0], firmware_version=strs[1], board=strs[2])
 

@@ -144,7 +144,7 @@ CORE_STATUS: dict[str, tuple[int, str]] = {
 
 # -- the serial protocol (docs/protocol.md) ------------------------------------------------------
 
-PROTOCOL_VERSION = 3  # 2: RESULT carries worst_hop_ticks; 3: re-sent requests answered from a cache (exactly once), stream mode
+PROTOCOL_VERSION = 4  # 2: RESULT carries worst_hop_ticks; 3: re-sent requests answered from a cache (exactly once), stream mode; 4: event-camera samples (EVENTS_BEGIN, EVENTS), IDENT names the input kind
 MAX_PAYLOAD = 1024
 HEADER_BYTES = 4  # type u8 | seq u8 | len u16
 CRC_BYTES = 2
@@ -166,6 +166,8 @@ MESSAGES: dict[str, tuple[int, str]] = {
     "BYE": (0x05, "u8 exit code -> ACK, then the device exits"),
     "STREAM_BEGIN": (0x06, "detector configuration -> ACK; AUDIO then feeds a continuous stream"),
     "STREAM_END": (0x07, "empty -> ACK; the stream ends"),
+    "EVENTS_BEGIN": (0x08, "u32 n_events, u32 t0 -> ACK; an event model's sample begins (its first step at t0)"),
+    "EVENTS": (0x09, "u32 t_base, then 6-byte address events -> ACK, sent after they were binned and the network stepped"),
     "IDENT": (0x81, "who the device is: protocol, model, board, memory"),
     "ACK": (0x82, "u8 acknowledged type, u8 credits returned"),
     "RESULT": (0x84, "a clip's answer, outputs and counters"),
@@ -186,7 +188,21 @@ ERRORS: dict[str, tuple[int, str]] = {
     "SAMPLE_COUNT": (9, "more or fewer samples than CLIP_BEGIN announced"),
     "MODEL": (10, "the compiled-in model failed qsnn_model_check; detail = its code"),
     "VERSION": (11, "HELLO asked for another protocol version; detail = the device's"),
+    "INPUT": (12, "a request for another input kind than the compiled-in model's (audio to an event model, or "
+                  "events to an audio model); detail = the model's INPUT_* kind"),
 }
+
+#: What a model reads (IDENT's input_kind; the converted model's descriptor names it too).
+INPUT_KINDS: dict[str, tuple[int, str]] = {
+    "AUDIO": (0, "16 kHz PCM through the C front end (CLIP_BEGIN, AUDIO, CLIP_END; streams)"),
+    "EVENTS": (1, "address events through the C binner (EVENTS_BEGIN, EVENTS, CLIP_END)"),
+}
+#: One address event in an EVENTS payload (after its u32 t_base): fields and byte offsets.
+#: t = (t_base + dt) mod 2^32; x < 2^15 (bit 15 of the second field is the polarity).
+EVENT_RECORD_FIELDS = (("dt", "u16", 0), ("x_p", "u16", 2), ("y", "u16", 4))
+EVENT_RECORD_BYTES = 6
+EVENT_MAX_X = (1 << 15) - 1
+EVENT_MAX_DT = (1 << 16) - 1
 
 #: What board_counter() counts: name -> (code, meaning).
 COUNTER_UNITS: dict[str, tuple[int, str]] = {
@@ -265,6 +281,8 @@ LAYOUTS: dict[str, Layout] = {
         F("max_payload", "u16"), F("arena_bytes", "u32", "network state arena"),
         F("static_ram_bytes", "u32", ".data + .bss"), F("flash_bytes", "u32"),
         F("stack_bytes", "u32", "stack reserved by the linker script"),
+        F("input_kind", "u8", "INPUT_*: what the compiled-in model reads"), F("reserved", "u8", "0"),
+        F("n_inputs", "u16", "inputs per network step (n_bands for audio)"),
     ), tail="three strings, each u8 length + ASCII bytes: firmware name, firmware version, board"),
     "RESULT": Layout("RESULT", (
         F("label", "u16", "argmax of the outputs, ties to the lowest index"), F("n_classes", "u16"),
@@ -274,6 +292,13 @@ LAYOUTS: dict[str, Layout] = {
         F("static_ram_bytes", "u32"), F("stack_peak_bytes", "u32", "painted-stack peak"), F("flash_bytes", "u32"),
         F("worst_hop_ticks", "u32", "counter ticks of the slowest hop: front end plus the network step it fed"),
     ), tail="n_classes int32 per-class outputs"),
+    "EVENTS_BEGIN": Layout("EVENTS_BEGIN", (
+        F("n_events", "u32", "events the sample will carry"),
+        F("t0", "u32", "timestamp (us, mod 2^32) at which the sample's first step begins"),
+    )),
+    "EVENTS": Layout("EVENTS", (
+        F("t_base", "u32", "timestamp the events' dt count from (us, mod 2^32)"),
+    ), tail="1..EVENTS_MAX_PER_FRAME events, EVENT_RECORD_BYTES each: u16 dt, u16 x | polarity << 15, u16 y"),
     "STREAM_BEGIN": Layout("STREAM_BEGIN", (
         F("threshold", "i32", "smallest margin that fires, >= 1"),
         F("refractory", "u32", "frames after a detection in which no other fires"),
@@ -296,6 +321,8 @@ IDENT_MAX_STRING = 255
 #: One detection in a STREAM payload (after the scores): fields and their byte offsets.
 STREAM_DETECTION_FIELDS = (("frame", "u32", 0), ("label", "u16", 4), ("reserved", "u16", 6), ("margin", "i32", 8))
 STREAM_DETECTION_BYTES = 12
+#: Events one EVENTS payload can carry.
+EVENTS_MAX_PER_FRAME = (MAX_PAYLOAD - LAYOUTS["EVENTS"].size) // EVENT_RECORD_BYTES
 #: Classes a RESULT can carry within one payload.
 RESULT_MAX_CLASSES = (MAX_PAYLOAD - LAYOUTS["RESULT"].size) // 4
 

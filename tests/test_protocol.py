@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from qsnnkit import protocol as P
+from qsnnkit import spec
 from qsnnkit.paths import FIRMWARE_DIR
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -155,14 +156,42 @@ def test_too_long_frame_then_resync(cproto: ct.CDLL) -> None:
 
 def test_message_pack_unpack() -> None:
     ident = P.Ident(1, "instructions", 1, 0, 0, 1, "0123456789abcdef", 12, 40, 320, 1024, 264, 6520, 12696, 8192,
-                    "qsnnkit", "0.1.0", "board")
+                    "events", 162, "qsnnkit", "0.1.0", "board")
     assert P.Ident.unpack(ident.pack()) == ident
+    bad_kind = bytearray(ident.pack())
+    bad_kind[spec.LAYOUTS["IDENT"].offset("input_kind")] = 7
+    with pytest.raises(P.ProtocolError, match="unknown input kind 7"):
+        P.Ident.unpack(bytes(bad_kind))
     res = P.Result(3, 49, 16000, 2**33 + 5, 17, 1, 2, 3, 2**32 - 1, [-(2**31), 2**31 - 1, 0])
     assert P.Result.unpack(res.pack()) == res
     with pytest.raises(P.ProtocolError):
         P.Result.unpack(res.pack()[:-1])
     err = P.ErrorMsg(P.Err.BAD_CRC, P.Msg.AUDIO, 99)
     assert P.ErrorMsg.unpack(err.pack()) == err and "BAD_CRC" in err.describe()
+
+
+def test_events_payloads_carry_every_event_exactly() -> None:
+    from qsnnkit.events import as_events
+
+    rng = np.random.default_rng(3)
+    n = 1000
+    # increasing times with gaps beyond a u16, out-of-order events, and a 32-bit wrap
+    dt = rng.choice([0, 1, 7, 300, 70_000, -2_000], size=n, p=[0.3, 0.3, 0.2, 0.15, 0.03, 0.02])
+    t = (2**32 - 200_000 + np.cumsum(dt)) & 0xFFFFFFFF
+    ev = as_events(rng.integers(0, 1024, n), rng.integers(0, 1024, n), rng.integers(0, 2, n), t)
+    payloads = P.events_payloads(ev)
+    assert all(len(p) <= spec.MAX_PAYLOAD for p in payloads)
+    back = [e for p in payloads for e in P.decode_events(p)]
+    assert back == list(zip(ev["x"].tolist(), ev["y"].tolist(), ev["p"].tolist(), ev["t"].tolist()))
+    full = P.events_payloads(as_events(np.zeros(400), np.zeros(400), np.zeros(400), np.arange(400)))
+    assert [len(p) for p in full] == [4 + 6 * 170] * 2 + [4 + 6 * 60]  # 170 per frame fill the payload
+    assert P.events_payloads(as_events(*(np.zeros(0),) * 4)) == []
+    with pytest.raises(ValueError, match="polarity 0 or 1"):
+        P.events_payloads(as_events(np.array([1]), np.array([1]), np.array([2]), np.array([5])))
+    with pytest.raises(ValueError, match="x <= 32767"):
+        P.events_payloads({"x": np.array([40000]), "y": np.array([1]), "p": np.array([0]), "t": np.array([5])})
+    with pytest.raises(P.ProtocolError, match="whole 6-byte records"):
+        P.decode_events(b"\x00\x00\x00\x00\x01")
 
 
 # --- the real device (QEMU) ------------------------------------------------------------------

@@ -83,7 +83,7 @@ def test_protocol_python_side_follows_the_spec() -> None:
     assert {m.name: int(m) for m in protocol.Msg} == {k: v[0] for k, v in spec.MESSAGES.items()}
     assert {e.name: int(e) for e in protocol.Err} == {k: v[0] for k, v in spec.ERRORS.items()}
     ident_fields = set(protocol.Ident.__dataclass_fields__)
-    assert set(spec.LAYOUTS["IDENT"].names) <= ident_fields
+    assert set(spec.LAYOUTS["IDENT"].names) - {"reserved"} <= ident_fields  # reserved: always 0, not kept
     result_fields = set(protocol.Result.__dataclass_fields__) | {"n_classes"}
     assert set(spec.LAYOUTS["RESULT"].names) <= result_fields
     for lay in spec.LAYOUTS.values():

@@ -5,7 +5,7 @@
 #ifndef PROTO_SPEC_H
 #define PROTO_SPEC_H
 
-#define PROTO_VERSION 3u
+#define PROTO_VERSION 4u
 #define PROTO_MAX_PAYLOAD 1024u
 #define PROTO_HEADER_BYTES 4u /* type u8 | seq u8 | len u16 LE */
 #define PROTO_CRC_BYTES 2u /* CRC-16/CCITT-FALSE, LE */
@@ -23,13 +23,15 @@
 #define MSG_BYE 0x05u /* u8 exit code -> ACK, then the device exits */
 #define MSG_STREAM_BEGIN 0x06u /* detector configuration -> ACK; AUDIO then feeds a continuous stream */
 #define MSG_STREAM_END 0x07u /* empty -> ACK; the stream ends */
+#define MSG_EVENTS_BEGIN 0x08u /* u32 n_events, u32 t0 -> ACK; an event model's sample begins (its first step at t0) */
+#define MSG_EVENTS 0x09u /* u32 t_base, then 6-byte address events -> ACK, sent after they were binned and the network stepped */
 #define MSG_IDENT 0x81u /* who the device is: protocol, model, board, memory */
 #define MSG_ACK 0x82u /* u8 acknowledged type, u8 credits returned */
 #define MSG_RESULT 0x84u /* a clip's answer, outputs and counters */
 #define MSG_STREAM 0x85u /* answer to AUDIO in a stream: scores after it, detections it produced, counters */
 #define MSG_ERROR 0xEEu /* u8 code, u8 offending type, u16 0, u32 detail */
-#define PROTO_N_REQUESTS 7u /* host -> device message types */
-#define PROTO_REQUEST_TYPES {MSG_HELLO, MSG_CLIP_BEGIN, MSG_AUDIO, MSG_CLIP_END, MSG_BYE, MSG_STREAM_BEGIN, MSG_STREAM_END} /* initialiser: every request type */
+#define PROTO_N_REQUESTS 9u /* host -> device message types */
+#define PROTO_REQUEST_TYPES {MSG_HELLO, MSG_CLIP_BEGIN, MSG_AUDIO, MSG_CLIP_END, MSG_BYE, MSG_STREAM_BEGIN, MSG_STREAM_END, MSG_EVENTS_BEGIN, MSG_EVENTS} /* initialiser: every request type */
 #define PROTO_N_RESPONSES 5u /* device -> host message types */
 #define PROTO_RESPONSE_TYPES {MSG_IDENT, MSG_ACK, MSG_RESULT, MSG_STREAM, MSG_ERROR} /* initialiser: every response type */
 
@@ -45,6 +47,7 @@
 #define ERR_SAMPLE_COUNT 9u /* more or fewer samples than CLIP_BEGIN announced */
 #define ERR_MODEL 10u /* the compiled-in model failed qsnn_model_check; detail = its code */
 #define ERR_VERSION 11u /* HELLO asked for another protocol version; detail = the device's */
+#define ERR_INPUT 12u /* a request for another input kind than the compiled-in model's (audio to an event model, or events to an audio model); detail = the model's INPUT_* kind */
 
 /* HELLO payload: version u8 */
 #define HELLO_OFF_VERSION 0u /* protocol version the host speaks */
@@ -70,7 +73,7 @@
 #define ERROR_OFF_DETAIL 4u /* code-specific detail */
 #define ERROR_HEAD_BYTES 8u /* fixed part of the payload */
 
-/* IDENT payload: protocol_version u8, counter_unit u8, rx_window u8, model_status u8, counter_hz u32, format_version u32, model_hash hash8, n_classes u16, n_bands u16, hop_len u16, max_payload u16, arena_bytes u32, static_ram_bytes u32, flash_bytes u32, stack_bytes u32; then three strings, each u8 length + ASCII bytes: firmware name, firmware version, board */
+/* IDENT payload: protocol_version u8, counter_unit u8, rx_window u8, model_status u8, counter_hz u32, format_version u32, model_hash hash8, n_classes u16, n_bands u16, hop_len u16, max_payload u16, arena_bytes u32, static_ram_bytes u32, flash_bytes u32, stack_bytes u32, input_kind u8, reserved u8, n_inputs u16; then three strings, each u8 length + ASCII bytes: firmware name, firmware version, board */
 #define IDENT_OFF_PROTOCOL_VERSION 0u
 #define IDENT_OFF_COUNTER_UNIT 1u /* COUNTER_* */
 #define IDENT_OFF_RX_WINDOW 2u /* requests the host may have outstanding */
@@ -86,7 +89,10 @@
 #define IDENT_OFF_STATIC_RAM_BYTES 32u /* .data + .bss */
 #define IDENT_OFF_FLASH_BYTES 36u
 #define IDENT_OFF_STACK_BYTES 40u /* stack reserved by the linker script */
-#define IDENT_HEAD_BYTES 44u /* fixed part of the payload */
+#define IDENT_OFF_INPUT_KIND 44u /* INPUT_*: what the compiled-in model reads */
+#define IDENT_OFF_RESERVED 45u /* 0 */
+#define IDENT_OFF_N_INPUTS 46u /* inputs per network step (n_bands for audio) */
+#define IDENT_HEAD_BYTES 48u /* fixed part of the payload */
 
 /* RESULT payload: label u16, n_classes u16, frames u32, samples u32, frontend_ticks u64, network_ticks u64, static_ram_bytes u32, stack_peak_bytes u32, flash_bytes u32, worst_hop_ticks u32; then n_classes int32 per-class outputs */
 #define RESULT_OFF_LABEL 0u /* argmax of the outputs, ties to the lowest index */
@@ -100,6 +106,15 @@
 #define RESULT_OFF_FLASH_BYTES 36u
 #define RESULT_OFF_WORST_HOP_TICKS 40u /* counter ticks of the slowest hop: front end plus the network step it fed */
 #define RESULT_HEAD_BYTES 44u /* fixed part of the payload */
+
+/* EVENTS_BEGIN payload: n_events u32, t0 u32 */
+#define EVENTS_BEGIN_OFF_N_EVENTS 0u /* events the sample will carry */
+#define EVENTS_BEGIN_OFF_T0 4u /* timestamp (us, mod 2^32) at which the sample's first step begins */
+#define EVENTS_BEGIN_HEAD_BYTES 8u /* fixed part of the payload */
+
+/* EVENTS payload: t_base u32; then 1..EVENTS_MAX_PER_FRAME events, EVENT_RECORD_BYTES each: u16 dt, u16 x | polarity << 15, u16 y */
+#define EVENTS_OFF_T_BASE 0u /* timestamp the events' dt count from (us, mod 2^32) */
+#define EVENTS_HEAD_BYTES 4u /* fixed part of the payload */
 
 /* STREAM_BEGIN payload: threshold i32, refractory u32, class_mask u32, smooth_shift u8 */
 #define STREAM_BEGIN_OFF_THRESHOLD 0u /* smallest margin that fires, >= 1 */
@@ -123,6 +138,15 @@
 #define STREAM_DET_OFF_LABEL 4u /* u16, in a detection record */
 #define STREAM_DET_OFF_RESERVED 6u /* u16, in a detection record */
 #define STREAM_DET_OFF_MARGIN 8u /* i32, in a detection record */
+
+/* What a model reads (IDENT input_kind). */
+#define INPUT_AUDIO 0u /* 16 kHz PCM through the C front end (CLIP_BEGIN, AUDIO, CLIP_END; streams) */
+#define INPUT_EVENTS 1u /* address events through the C binner (EVENTS_BEGIN, EVENTS, CLIP_END) */
+#define EVENT_RECORD_BYTES 6u /* bytes of one address event in EVENTS */
+#define EVENT_OFF_DT 0u /* u16, in an event record */
+#define EVENT_OFF_X_P 2u /* u16, in an event record */
+#define EVENT_OFF_Y 4u /* u16, in an event record */
+#define EVENTS_MAX_PER_FRAME 170u /* events one EVENTS payload carries */
 
 /* What board_counter() counts (IDENT counter_unit). */
 #define BOARD_COUNTER_INSTRUCTIONS 0u /* QEMU -icount shift=0: one tick per guest instruction */

@@ -1,7 +1,13 @@
 /*
- * app.c - the qsnnkit firmware's application: keyword spotting on audio streamed over the
- * serial protocol (docs/protocol.md), exactly like on a live microphone: the front end runs
- * on every hop of 320 samples as it arrives and the network on every frame it produces.
+ * app.c - the qsnnkit firmware's application, for the kind of input the compiled-in model
+ * reads (docs/protocol.md):
+ *   - audio (keyword spotting): PCM streamed like a live microphone; the front end runs on
+ *     every hop of 320 samples as it arrives and the network on every frame it produces;
+ *     clips (CLIP_BEGIN, AUDIO, CLIP_END) and continuous streams with the detector;
+ *   - address events (an event camera): EVENTS_BEGIN, EVENTS, CLIP_END; the binner
+ *     (qsnn_events.c) closes a step whenever an event belongs to a later one, and the
+ *     network runs on every step it closes.
+ * Requests for the other kind are answered with ERROR INPUT.
  *
  * Portable: everything board-specific is behind board.h; main.c is the receive loop. The
  * host fuzz harnesses (tests/fuzz/) drive these same functions. The model is compiled in
@@ -15,6 +21,7 @@
 #include "proto.h"
 #include "qsnn_core.h"
 #include "qsnn_detect.h"
+#include "qsnn_events.h"
 #include "qsnn_frontend.h"
 #include "qsnn_model.h"
 
@@ -27,8 +34,18 @@
 
 /* Every payload layout (offsets, head sizes) comes from proto_spec.h. */
 
-#ifdef QSNN_MODEL_INPUT_EVENTS
-#error "this model reads binned address events (qsnn-train --dataset nmnist); this firmware serves audio models: the event firmware is not built yet"
+#if defined(QSNN_MODEL_INPUT_EVENTS)
+#define APP_EVENTS 1
+#define APP_INPUT_KIND INPUT_EVENTS
+/* The binner's inputs (qsnn_ev_inputs of the model's configuration): 2 * wb * hb. */
+#define EV_BLOCKS(side) (((side) + (1u << QSNN_MODEL_EV_POOL_SHIFT) - 1u) >> QSNN_MODEL_EV_POOL_SHIFT)
+#define EV_INPUTS (2u * EV_BLOCKS(QSNN_MODEL_EV_WIDTH) * EV_BLOCKS(QSNN_MODEL_EV_HEIGHT))
+static const qsnn_ev_cfg_t ev_cfg = {(uint16_t)QSNN_MODEL_EV_WIDTH, (uint16_t)QSNN_MODEL_EV_HEIGHT,
+                                     (uint8_t)QSNN_MODEL_EV_POOL_SHIFT, (uint8_t)QSNN_MODEL_EV_CAP,
+                                     QSNN_MODEL_EV_WINDOW_US};
+#else
+#define APP_EVENTS 0
+#define APP_INPUT_KIND INPUT_AUDIO
 #endif
 
 static uint32_t arena[(QSNN_MODEL_ARENA_BYTES + 3u) / 4u];
@@ -40,20 +57,29 @@ static uint32_t counter_overhead;
  * state shares RAM. */
 static uint8_t streaming;
 typedef struct {
+#if APP_EVENTS
+    qsnn_ev_state_t ev;
+    uint8_t counts[EV_INPUTS]; /* the binner's current step */
+    uint8_t frame[EV_INPUTS];  /* the step it closed last: the network's input */
+    uint32_t step_ticks;       /* binning ticks since the last closed step */
+#else
     qsnn_fe_state_t fe;
-    uint8_t active;
-    uint32_t expected;   /* samples announced by CLIP_BEGIN */
-    uint32_t received;
     uint32_t hop_fill;
     int16_t hop[QSNN_HOP_LEN];
-    uint32_t frames;
-    uint64_t fe_ticks;
+#endif
+    uint8_t active;
+    uint32_t expected;   /* samples (audio) or events announced */
+    uint32_t received;
+    uint32_t frames;     /* network steps */
+    uint64_t fe_ticks;   /* front end (audio) or binning (events) */
     uint64_t net_ticks;
-    uint32_t worst_hop; /* ticks of the slowest hop, front end and network together */
+    uint32_t worst_hop; /* ticks of the slowest hop or step, its input side and network together */
 } clip_state_t;
 static union {
     clip_state_t c;
+#if !APP_EVENTS
     qsnn_detector_t det;
+#endif
 } mode;
 #define clip (mode.c)
 #define fe (mode.c.fe)
@@ -65,13 +91,17 @@ static proto_rx_t rx;
 #define IDENT_BYTES_MAX                                                                              \
     (IDENT_HEAD_BYTES + 3u + (sizeof(FIRMWARE_NAME) - 1u) + (sizeof(FIRMWARE_VERSION) - 1u) + BOARD_NAME_MAX)
 #define RESULT_BYTES (RESULT_HEAD_BYTES + 4u * QSNN_MODEL_N_CLASSES)
+#if APP_EVENTS
+#define STREAM_BYTES 0u /* no streams: an event model answers samples */
+#else
 /* An AUDIO of at most MAX_AUDIO_SAMPLES samples completes at most this many hops, each of
  * which can fire one detection: a STREAM answer carries them all (nothing is lost). */
 #define STREAM_MAX_DETECTIONS ((MAX_AUDIO_SAMPLES + QSNN_HOP_LEN - 1u) / QSNN_HOP_LEN + 1u)
 #define STREAM_BYTES (STREAM_HEAD_BYTES + 4u * QSNN_MODEL_N_CLASSES + STREAM_DETECTION_BYTES * STREAM_MAX_DETECTIONS)
+typedef char stream_queue_holds_an_audio[(STREAM_MAX_DETECTIONS <= QSNN_DETECT_QUEUE) ? 1 : -1];
+#endif
 #define OUT_MAX2(a, b) ((a) > (b) ? (a) : (b))
 #define OUT_PAYLOAD_BYTES OUT_MAX2(OUT_MAX2(IDENT_BYTES_MAX, RESULT_BYTES), STREAM_BYTES)
-typedef char stream_queue_holds_an_audio[(STREAM_MAX_DETECTIONS <= QSNN_DETECT_QUEUE) ? 1 : -1];
 #define OUT_BODY_BYTES (PROTO_HEADER_BYTES + OUT_PAYLOAD_BYTES + PROTO_CRC_BYTES)
 /* COBS adds one code byte per started block of 254, then the 0x00 delimiter. */
 #define TX_BUF_BYTES (OUT_BODY_BYTES + OUT_BODY_BYTES / 254u + 2u)
@@ -161,25 +191,21 @@ static void send_ident(uint8_t seq)
         p[IDENT_OFF_MODEL_HASH + i] = qsnn_model.hash[i];
     }
     put_u16(p + IDENT_OFF_N_CLASSES, qsnn_model.n_classes);
-    put_u16(p + IDENT_OFF_N_BANDS, qsnn_model.n_bands);
-    put_u16(p + IDENT_OFF_HOP_LEN, QSNN_HOP_LEN);
+    put_u16(p + IDENT_OFF_N_BANDS, APP_EVENTS ? 0u : QSNN_N_BANDS);
+    put_u16(p + IDENT_OFF_HOP_LEN, APP_EVENTS ? 0u : QSNN_HOP_LEN);
     put_u16(p + IDENT_OFF_MAX_PAYLOAD, PROTO_MAX_PAYLOAD);
     put_u32(p + IDENT_OFF_ARENA_BYTES, (uint32_t)sizeof(arena));
     put_u32(p + IDENT_OFF_STATIC_RAM_BYTES, board_static_ram_bytes());
     put_u32(p + IDENT_OFF_FLASH_BYTES, board_flash_bytes());
     put_u32(p + IDENT_OFF_STACK_BYTES, board_stack_size_bytes());
+    p[IDENT_OFF_INPUT_KIND] = (uint8_t)APP_INPUT_KIND;
+    p[IDENT_OFF_RESERVED] = 0u;
+    put_u16(p + IDENT_OFF_N_INPUTS, qsnn_model.n_bands);
     n = IDENT_HEAD_BYTES;
     n += put_str(p + n, FIRMWARE_NAME, sizeof(FIRMWARE_NAME) - 1u);
     n += put_str(p + n, FIRMWARE_VERSION, sizeof(FIRMWARE_VERSION) - 1u);
     n += put_str(p + n, board_info.name, BOARD_NAME_MAX);
     send(MSG_IDENT, seq, p, (uint16_t)n);
-}
-
-/* Sample i of an AUDIO payload: int16 little-endian, two's complement read portably. */
-static int16_t pcm_at(const uint8_t *p, uint32_t i)
-{
-    const int32_t v = (int32_t)get_u16(p + 2u * i);
-    return (int16_t)(v >= 32768 ? v - 65536 : v);
 }
 
 static void send_result(uint8_t seq)
@@ -221,6 +247,94 @@ static uint32_t measure_overhead(void)
     }
     board_quiet_end();
     return best;
+}
+
+#if APP_EVENTS
+/* A network step on the frame the binner closed: the step's binning and network ticks
+ * together are what must fit in the step's window on a live sensor. Inside a quiet section. */
+static void step_closed(void)
+{
+    const uint32_t t0 = board_counter();
+    uint32_t ticks;
+    qsnn_step(&net, clip.frame);
+    ticks = (uint32_t)(board_counter() - t0 - counter_overhead);
+    clip.net_ticks += ticks;
+    ticks += clip.step_ticks;
+    clip.step_ticks = 0u;
+    if (ticks > clip.worst_hop) {
+        clip.worst_hop = ticks;
+    }
+    ++clip.frames;
+}
+
+/* One event: binned, and the network stepped on every step it closes (contract section 12). */
+static void feed_event(uint32_t x, uint32_t y, uint32_t pol, uint32_t t)
+{
+    for (;;) {
+        const uint32_t t0 = board_counter();
+        const int r = qsnn_ev_feed(&clip.ev, QSNN_MODEL_EV_STEPS, x, y, pol, t, clip.frame);
+        const uint32_t ticks = (uint32_t)(board_counter() - t0 - counter_overhead);
+        clip.fe_ticks += ticks;
+        clip.step_ticks += ticks;
+        if (r != QSNN_EV_FRAME) {
+            return;
+        }
+        step_closed();
+    }
+}
+
+/* The events of an EVENTS payload (record layout in proto_spec.h), in order. */
+static void run_events(const uint8_t *p, uint32_t n)
+{
+    const uint32_t base = get_u32(p + EVENTS_OFF_T_BASE);
+    uint32_t k;
+    board_quiet_begin(); /* no interrupt inside the measured sections: exact counts */
+    for (k = 0; k < n; ++k) {
+        const uint8_t *e = p + EVENTS_HEAD_BYTES + EVENT_RECORD_BYTES * k;
+        const uint32_t xp = get_u16(e + EVENT_OFF_X_P);
+        feed_event(xp & 0x7FFFu, get_u16(e + EVENT_OFF_Y), xp >> 15, base + get_u16(e + EVENT_OFF_DT));
+    }
+    board_quiet_end();
+}
+
+/* After the sample's last event: the steps that remain (time passes for the network). */
+static void finish_events(void)
+{
+    board_quiet_begin();
+    for (;;) {
+        const uint32_t t0 = board_counter();
+        const int more = qsnn_ev_finish(&clip.ev, QSNN_MODEL_EV_STEPS, clip.frame);
+        const uint32_t ticks = (uint32_t)(board_counter() - t0 - counter_overhead);
+        clip.fe_ticks += ticks;
+        clip.step_ticks += ticks;
+        if (!more) {
+            break;
+        }
+        step_closed();
+    }
+    board_quiet_end();
+}
+
+static void events_begin(uint32_t n_events, uint32_t t0)
+{
+    qsnn_reset(&net);
+    (void)qsnn_ev_init(&clip.ev, &ev_cfg, clip.counts, sizeof clip.counts, t0); /* checked in app_init */
+    clip.active = 1u;
+    clip.expected = n_events;
+    clip.received = 0u;
+    clip.frames = 0u;
+    clip.fe_ticks = 0u;
+    clip.net_ticks = 0u;
+    clip.worst_hop = 0u;
+    clip.step_ticks = 0u;
+}
+
+#else
+/* Sample i of an AUDIO payload: int16 little-endian, two's complement read portably. */
+static int16_t pcm_at(const uint8_t *p, uint32_t i)
+{
+    const int32_t v = (int32_t)get_u16(p + 2u * i);
+    return (int16_t)(v >= 32768 ? v - 65536 : v);
 }
 
 /* One hop of audio: front end, then the network on the frame it produced (if any). */
@@ -313,6 +427,8 @@ static void clip_begin(uint32_t n_samples)
     clip.worst_hop = 0u;
 }
 
+#endif
+
 /* CLIP_BEGIN and STREAM_BEGIN: 1 (and the ERROR sent) when the payload size, the model or
  * the state refuses the start; a start inside a clip or stream ends it. */
 static int begin_refused(const proto_frame_t *f, uint32_t head_bytes)
@@ -331,9 +447,28 @@ static int begin_refused(const proto_frame_t *f, uint32_t head_bytes)
     return 1;
 }
 
+/* A request for the other input kind: ERROR INPUT (nothing else changes). */
+static int wrong_input(const proto_frame_t *f)
+{
+#if APP_EVENTS
+    const int audio_only = f->type == MSG_CLIP_BEGIN || f->type == MSG_AUDIO || f->type == MSG_STREAM_BEGIN ||
+                           f->type == MSG_STREAM_END;
+    if (audio_only) {
+#else
+    if (f->type == MSG_EVENTS_BEGIN || f->type == MSG_EVENTS) {
+#endif
+        send_error(f->seq, ERR_INPUT, f->type, (uint32_t)APP_INPUT_KIND);
+        return 1;
+    }
+    return 0;
+}
+
 static void handle(const proto_frame_t *f)
 {
     const uint8_t *p = f->payload;
+    if (wrong_input(f)) {
+        return;
+    }
     switch (f->type) {
     case MSG_HELLO:
         clip.active = 0u;
@@ -346,6 +481,30 @@ static void handle(const proto_frame_t *f)
             send_ident(f->seq);
         }
         break;
+#if APP_EVENTS
+    case MSG_EVENTS_BEGIN:
+        if (!begin_refused(f, EVENTS_BEGIN_HEAD_BYTES)) {
+            events_begin(get_u32(p + EVENTS_BEGIN_OFF_N_EVENTS), get_u32(p + EVENTS_BEGIN_OFF_T0));
+            send_ack(f->seq, f->type);
+        }
+        break;
+    case MSG_EVENTS: {
+        const uint32_t n = f->len >= EVENTS_HEAD_BYTES ? (f->len - EVENTS_HEAD_BYTES) / EVENT_RECORD_BYTES : 0u;
+        if (!clip.active) {
+            send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
+        } else if (n == 0u || f->len != EVENTS_HEAD_BYTES + EVENT_RECORD_BYTES * n) {
+            send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
+        } else if (clip.received + n > clip.expected) {
+            clip.active = 0u;
+            send_error(f->seq, ERR_SAMPLE_COUNT, f->type, clip.received + n);
+        } else {
+            run_events(p, n);
+            clip.received += n;
+            send_ack(f->seq, f->type);
+        }
+        break;
+    }
+#else
     case MSG_CLIP_BEGIN:
         if (!begin_refused(f, CLIP_BEGIN_HEAD_BYTES)) {
             clip_begin(get_u32(p + CLIP_BEGIN_OFF_N_SAMPLES));
@@ -377,6 +536,7 @@ static void handle(const proto_frame_t *f)
         }
         break;
     }
+#endif
     case MSG_CLIP_END:
         if (!clip.active) {
             send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
@@ -387,9 +547,13 @@ static void handle(const proto_frame_t *f)
             send_error(f->seq, ERR_SAMPLE_COUNT, f->type, clip.received);
         } else {
             clip.active = 0u;
+#if APP_EVENTS
+            finish_events();
+#endif
             send_result(f->seq);
         }
         break;
+#if !APP_EVENTS
     case MSG_STREAM_BEGIN:
         if (!begin_refused(f, STREAM_BEGIN_HEAD_BYTES)) {
             qsnn_detect_cfg_t cfg;
@@ -418,6 +582,7 @@ static void handle(const proto_frame_t *f)
             send_ack(f->seq, f->type);
         }
         break;
+#endif
     case MSG_BYE:
         if (f->len != BYE_HEAD_BYTES) {
             send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
@@ -435,10 +600,18 @@ static void handle(const proto_frame_t *f)
 void app_init(void)
 {
     model_status = qsnn_model_check(&qsnn_model);
+#if APP_EVENTS
+    /* the binner must produce exactly the model's inputs */
+    if (model_status == QSNN_OK && (qsnn_ev_inputs(&ev_cfg) != EV_INPUTS || qsnn_model.n_bands != EV_INPUTS ||
+                                    qsnn_model.n_classes > RESULT_MAX_CLASSES)) {
+        model_status = QSNN_ERR_MODEL;
+    }
+#else
     if (model_status == QSNN_OK && (qsnn_model.n_bands != QSNN_N_BANDS ||
                                     qsnn_model.n_classes > RESULT_MAX_CLASSES)) {
         model_status = QSNN_ERR_MODEL;
     }
+#endif
     if (model_status == QSNN_OK && qsnn_state_bytes(&qsnn_model) > sizeof(arena)) {
         model_status = QSNN_ERR_ARENA;
     }
@@ -455,7 +628,9 @@ void app_reset(void)
     clip.active = 0u;
     clip.expected = 0u;
     clip.received = 0u;
+#if !APP_EVENTS
     clip.hop_fill = 0u;
+#endif
     clip.frames = 0u;
     last.valid = 0u;
     proto_rx_init(&rx);
