@@ -25,6 +25,7 @@ from qsnnkit.train import cli as train_cli
 from qsnnkit.train.trainer import TrainSettings
 from qsnnkit.dataset import features, load_split
 from qsnnkit.train.model import QSNN
+from qsnnkit.cli_help import DefaultsHelp
 
 
 def compare(model: QSNN, cm: ConvertedModel, feats: np.ndarray, labels: np.ndarray) -> dict[str, object]:
@@ -86,7 +87,7 @@ def provenance(ck: Path, model: QSNN, meta: dict[str, object], data_root: str | 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="qsnn-convert", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsHelp)
     p.add_argument("checkpoint", type=Path, nargs="?", default=None,
                    help="trained checkpoint (default: build/train/model.safetensors)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: build/model)")

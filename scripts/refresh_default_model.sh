@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Refresh the committed default model in firmware/models/default: train with the default
-# settings (seed 0, 1 thread, CPU), convert, regenerate the C sources and the report.
-# Same seed and thread count on the same software give the same model hash.
-#   scripts/refresh_default_model.sh [extra qsnn-train arguments]
+# Refresh a committed default model: train with the qsnn-train defaults (seed 0, 2 torch
+# threads, CPU), convert, regenerate the C sources and the report.
+#   scripts/refresh_default_model.sh                    # firmware/models/default (keywords)
+#   scripts/refresh_default_model.sh --dataset nmnist   # firmware/models/nmnist (event camera)
+# Extra arguments go to qsnn-train. The same seed and thread count on the same software give
+# the same model hash (scripts/main.sh trains the same way, into build/).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+DIR=firmware/models/default; TRAIN=build/default_train
+if [ "${1:-}" = "--dataset" ] && [ "${2:-}" = "nmnist" ]; then
+  DIR=firmware/models/nmnist; TRAIN=build/nmnist_default_train
+fi
 . scripts/setup.sh
 export QSNN_DATA_ROOT="${QSNN_DATA_ROOT:-$(cd .. && pwd)/shared/data}"
-python -m qsnnkit.train.cli --seed 0 --threads 1 --out build/default_train "$@"
-mkdir -p firmware/models/default
-cp build/default_train/model.safetensors firmware/models/default/model.safetensors
-python -m qsnnkit.convert.cli firmware/models/default/model.safetensors --out firmware/models/default
-echo "refreshed firmware/models/default; review report.json and commit"
+python -m qsnnkit.train.cli --seed 0 --out "$TRAIN" "$@"
+mkdir -p "$DIR"
+cp "$TRAIN/model.safetensors" "$DIR/model.safetensors"
+python -m qsnnkit.convert.cli "$DIR/model.safetensors" --out "$DIR" --split val,test
+echo "refreshed $DIR; review report.json, update its MODEL_CARD.md and commit"

@@ -10,15 +10,21 @@ from pathlib import Path
 
 from qsnnkit.paths import build_dir
 from qsnnkit.train.augment import DEFAULT_KINDS
+
+#: The keyword spotter's training data by default: every augmentation kind and 100 espeak-ng
+#: clips per keyword and for _unknown_ (chosen on validation: docs/results.md, "Augmentation").
+SPEECH_AUGMENT = "speed,volume,shift,noise,mask"
+SPEECH_SYNTHETIC = 100
 from qsnnkit.train.model import QSNNConfig
 from qsnnkit.train.synth import SynthError
 from qsnnkit.train.trainer import DATASETS, TrainSettings, train
+from qsnnkit.cli_help import DefaultsHelp
 
 
 def parser() -> argparse.ArgumentParser:
     d, c = TrainSettings(), QSNNConfig()
     p = argparse.ArgumentParser(prog="qsnn-train", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsHelp)
     p.add_argument("--data-root", default=None, help="dataset root (default: $QSNN_DATA_ROOT or ../shared/data)")
     p.add_argument("--dataset", default=d.dataset, choices=sorted(DATASETS),
                    help="speech_commands: audio through the C front end; nmnist: events through the C binner")
@@ -37,13 +43,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda-sr", type=float, default=d.lambda_sr, help="WS-DR spike-rate loss weight (0: off)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads (results depend on it)")
-    p.add_argument("--augment", nargs="?", const=DEFAULT_KINDS, default="", metavar="KINDS",
+    p.add_argument("--augment", nargs="?", const=DEFAULT_KINDS, default=None, metavar="KINDS",
                    help="augmentation each epoch, comma-separated kinds: speed, volume, shift, noise (audio, "
-                        "through the C front end) and mask (SpecAugment-style, on its features); bare "
-                        f"--augment: {DEFAULT_KINDS}")
-    p.add_argument("--synthetic", type=int, default=d.synthetic, metavar="N",
+                        "through the C front end) and mask (SpecAugment-style, on its features); '' for none; "
+                        f"bare --augment: {DEFAULT_KINDS} (default: {SPEECH_AUGMENT} for speech_commands, "
+                        "none for nmnist)")
+    p.add_argument("--synthetic", type=int, default=None, metavar="N",
                    help="add N espeak-ng clips per keyword and N for _unknown_ to the training split only "
-                        "(needs espeak-ng; 0: none)")
+                        f"(needs espeak-ng; 0: none) (default: {SPEECH_SYNTHETIC} for speech_commands, 0 for nmnist)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split (quick runs)")
     p.add_argument("--gain-lr-scale", type=float, default=d.gain_lr_scale,
                    help="learning-rate factor of the binary layers' power-of-two gains (0: frozen)")
@@ -126,11 +133,9 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
     if st.teacher_epochs > 0:
         args += ["--teacher-epochs", str(st.teacher_epochs), "--kd-weight", repr(st.kd_weight),
                  "--kd-temp", repr(st.kd_temp)]
-    if st.augment:
-        args += ["--augment", st.augment]
-    if st.synthetic:
-        args += ["--synthetic", str(st.synthetic)]
-    if st.dataset != "speech_commands":
+    if st.dataset == "speech_commands":  # spelt out even when off: their defaults are not off
+        args += ["--augment", st.augment, "--synthetic", str(st.synthetic)]
+    else:
         args += ["--dataset", st.dataset, "--ev-pool-shift", str(st.ev_pool_shift), "--ev-cap", str(st.ev_cap),
                  "--ev-window-us", str(st.ev_window_us), "--ev-steps", str(st.ev_steps)]
     if st.limit is not None:
@@ -163,11 +168,13 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
         raise ValueError(f"--conv {conv_text!r} / --hidden {hidden_text!r}: expected channels:kt:kf:stride[,...] "
                          f"and sizes[,...] ({e})") from e
     rec_text = a.recurrent if a.recurrent is not None else ",".join("1" if i == 0 else "0" for i in range(len(hidden)))
+    augment = a.augment if a.augment is not None else ("" if event_data else SPEECH_AUGMENT)
+    synthetic = a.synthetic if a.synthetic is not None else (0 if event_data else SPEECH_SYNTHETIC)
     st = TrainSettings(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
-                       lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=a.augment,
+                       lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=augment,
                        limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std,
                        loss_on=a.loss_on, teacher_epochs=a.teacher_epochs, kd_weight=a.kd_weight,
-                       kd_temp=a.kd_temp, synthetic=a.synthetic, dataset=a.dataset, **ev_opts)
+                       kd_temp=a.kd_temp, synthetic=synthetic, dataset=a.dataset, **ev_opts)
     cfg = QSNNConfig(hidden=hidden, recurrent=tuple(x == "1" for x in items(rec_text)),
                      mem_bits=a.mem_bits, leak_shift=a.leak_shift, conv=conv,  # type: ignore[arg-type]
                      hidden_bits=a.hidden_bits, norm=a.norm,

@@ -35,7 +35,8 @@ class TrainSettings:
     weight_decay: float = 1e-4
     lambda_sr: float = 5e-3  # WS-DR spike-rate regulation weight; 0 disables it
     seed: int = 0
-    threads: int = 1
+    #: torch threads: results depend on the count (not on the cores), so it is part of the recipe
+    threads: int = 2
     #: augmentation kinds, comma-separated (train/augment.py: speed, volume, shift, noise, mask);
     #: '' for none. True/False (checkpoints from before the kinds) read as "shift,noise"/''.
     augment: str = ""
