@@ -18,16 +18,21 @@ FUZZ_DIR = REPO_ROOT / "tests" / "fuzz"
 FW = REPO_ROOT / "firmware"
 BUILD = REPO_ROOT / "build" / "fuzz"
 MODEL_DIR = FW / "models" / "default"
+EVENTS_MODEL_DIR = FW / "models" / "nmnist"
 CC = "clang"
 CFLAGS = ["-std=c99", "-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
           "-Wall", "-Wextra", "-Werror"]
-INCLUDES = [FW / "include", FW / "src", FW / "lib" / "qsnn" / "include", FUZZ_DIR, MODEL_DIR]
+INCLUDES = [FW / "include", FW / "src", FW / "lib" / "qsnn" / "include", FUZZ_DIR]
 
 #: harness -> its sources (the harness itself first).
 HARNESSES: dict[str, list[Path]] = {
     "frame": [FUZZ_DIR / "fuzz_frame.c", FW / "src" / "proto.c"],
     "session": [FUZZ_DIR / "fuzz_session.c", FUZZ_DIR / "host_board.c", FW / "src" / "app.c", FW / "src" / "proto.c",
                 *sorted((FW / "lib" / "qsnn" / "src").glob("*.c")), MODEL_DIR / "qsnn_model.c"],
+    # the same session harness on the firmware built for an event model (EVENTS_BEGIN, EVENTS)
+    "session_events": [FUZZ_DIR / "fuzz_session.c", FUZZ_DIR / "host_board.c", FW / "src" / "app.c",
+                       FW / "src" / "proto.c", *sorted((FW / "lib" / "qsnn" / "src").glob("*.c")),
+                       EVENTS_MODEL_DIR / "qsnn_model.c"],
     "frontend": [FUZZ_DIR / "fuzz_frontend.c", FW / "lib" / "qsnn" / "src" / "qsnn_frontend.c"],
     "events": [FUZZ_DIR / "fuzz_events.c", FW / "lib" / "qsnn" / "src" / "qsnn_events.c"],
 }
@@ -35,14 +40,20 @@ HARNESSES: dict[str, list[Path]] = {
 #: (> PROTO_MAX_ENCODED) and several frames; a session input of 2,048 bytes holds a full AUDIO
 #: frame and the records around it; three hops (two frames of features) exercise the front
 #: end's history; 1,024 bytes hold 144 events. Longer inputs mostly repeat work and slow the runs down.
-MAX_LEN = {"frame": 4096, "session": 2048, "frontend": 1920, "events": 1024}
+MAX_LEN = {"frame": 4096, "session": 2048, "session_events": 2048, "frontend": 1920, "events": 1024}
+
+
+def includes(harness: str) -> list[Path]:
+    """Include folders of a harness: the firmware's, and the model folder its sources name."""
+    models = [f.parent for f in HARNESSES[harness] if f.name == "qsnn_model.c"]
+    return INCLUDES + models
 
 
 def build(harness: str) -> Path:
     """The harness binary, rebuilt when a source, a header or the flags changed."""
     srcs = HARNESSES[harness]
     h = hashlib.sha256(" ".join([CC, *CFLAGS]).encode())
-    for d in INCLUDES:
+    for d in includes(harness):
         for f in sorted(d.glob("*.h")):
             h.update(f.name.encode() + f.read_bytes())
     for f in srcs:
@@ -50,7 +61,7 @@ def build(harness: str) -> Path:
     exe = BUILD / f"fuzz_{harness}_{h.hexdigest()[:12]}"
     if not exe.exists():
         BUILD.mkdir(parents=True, exist_ok=True)
-        cmd = [CC, *CFLAGS, *[f"-I{d}" for d in INCLUDES], *map(str, srcs), "-o", str(exe)]
+        cmd = [CC, *CFLAGS, *[f"-I{d}" for d in includes(harness)], *map(str, srcs), "-o", str(exe)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"building the {harness} harness failed:\n{' '.join(cmd)}\n{r.stderr[-4000:]}")

@@ -2,7 +2,9 @@
  * fuzz_session.c - libFuzzer harness of the firmware's message handlers with their session
  * state (firmware/src/app.c: HELLO, CLIP_BEGIN, AUDIO, CLIP_END, BYE and every request type
  * proto_spec.h lists, so a message added later is fuzzed too), running the real front end and
- * the committed default model, on a host board (host_board.c) whose UART is this harness.
+ * the committed default model (harness "session"), or the event binner and the committed
+ * N-MNIST model (harness "session_events": EVENTS_BEGIN, EVENTS), on a host board
+ * (host_board.c) whose UART is this harness.
  *
  * The device boots once (app_init: model check, state); each input starts from that state
  * (app_reset: receiver and clip forgotten, as after boot) and is read as records; the first byte of a
@@ -15,8 +17,9 @@
  *                set: the last well-formed frame is sent again, as a host re-sends a request
  *                whose answer it lost (the device must answer it from its cache: the very
  *                same bytes, when nothing else reached the device in between);
- *   op % 4 == 3  a well-formed CLIP_BEGIN announcing (next byte) * 32 samples, to reach the
- *                audio path without guessing a u32.
+ *   op % 4 == 3  a well-formed CLIP_BEGIN announcing (next byte) * 32 samples (an event
+ *                model: EVENTS_BEGIN announcing (next byte) * 4 events from t0 = 0), to reach
+ *                the sample path without guessing a u32.
  * Checked, besides the sanitizers: every byte the device sends parses as valid frames of a
  * response type (IDENT, ACK, RESULT, ERROR) with a payload no longer than PROTO_MAX_PAYLOAD;
  * every complete well-formed request gets exactly one response, except the first after an RX
@@ -31,6 +34,7 @@
 #include "host_board.h"
 #include "fuzz_check.h"
 #include "proto.h"
+#include "qsnn_model.h"
 
 
 static const uint8_t request_types[PROTO_N_REQUESTS] = PROTO_REQUEST_TYPES;
@@ -182,12 +186,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             break;
         default: {
+#if defined(QSNN_MODEL_INPUT_EVENTS)
+            uint8_t p[EVENTS_BEGIN_HEAD_BYTES];
+            if (i >= size) {
+                return 0;
+            }
+            put_u32(p + EVENTS_BEGIN_OFF_N_EVENTS, 4u * data[i++]);
+            put_u32(p + EVENTS_BEGIN_OFF_T0, 0u);
+            send_frame(MSG_EVENTS_BEGIN, op, p, (uint16_t)EVENTS_BEGIN_HEAD_BYTES);
+#else
             uint8_t p[CLIP_BEGIN_HEAD_BYTES];
             if (i >= size) {
                 return 0;
             }
             put_u32(p + CLIP_BEGIN_OFF_N_SAMPLES, 32u * data[i++]);
             send_frame(MSG_CLIP_BEGIN, op, p, (uint16_t)CLIP_BEGIN_HEAD_BYTES);
+#endif
             break;
         }
         }

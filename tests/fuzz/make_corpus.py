@@ -54,6 +54,33 @@ def session_seeds() -> dict[str, bytes]:
     }
 
 
+def session_events_seeds() -> dict[str, bytes]:
+    """For the firmware built with an event model: samples of events (EVENTS_BEGIN, EVENTS with
+    6-byte records, CLIP_END), late and out-of-sensor events, a re-sent EVENTS, audio refused."""
+    from qsnnkit.events import as_events
+
+    rng = np.random.default_rng(1)
+    n = 40
+    t = np.sort(rng.integers(0, 330_000, n))
+    t[5] = t[4] - 3000  # out of order
+    ev = as_events(rng.integers(0, 36, n), rng.integers(0, 36, n), rng.integers(0, 2, n), t)  # some outside 34x34
+    chunks = protocol.events_payloads(ev, 16)
+    begin = frame_record("EVENTS_BEGIN", 2, protocol.events_begin(n, 0))
+    body = b"".join(frame_record("EVENTS", 3 + k, c) for k, c in enumerate(chunks))
+    end = frame_record("CLIP_END", 9, b"")
+    hello = frame_record("HELLO", 1, protocol.hello())
+    return {
+        "hello": hello,
+        "sample": hello + begin + body + end + frame_record("BYE", 10, protocol.bye(0)),
+        "sample_resent": begin + bytes([0x82]) + b"".join(frame_record("EVENTS", 3 + k, c) + bytes([0x82])
+                                                          for k, c in enumerate(chunks)) + end + bytes([0x82]),
+        "short_sample": frame_record("EVENTS_BEGIN", 2, protocol.events_begin(n + 5, 0)) + body + end,
+        "events_outside_sample": frame_record("EVENTS", 4, chunks[0]),
+        "audio_refused": bytes([3, 20]) + frame_record("AUDIO", 2, protocol.audio(tone(64))),
+        "op3_then_events": bytes([3, 4]) + frame_record("EVENTS", 3, chunks[0]) + end,
+    }
+
+
 def frame_seeds() -> dict[str, bytes]:
     h = protocol.encode_frame(spec.MESSAGES["HELLO"][0], 1, protocol.hello())
     a = protocol.encode_frame(spec.MESSAGES["AUDIO"][0], 2, protocol.audio(tone(160)))
@@ -99,8 +126,8 @@ def events_seeds() -> dict[str, bytes]:
 
 
 def main() -> None:
-    for harness, seeds in (("session", session_seeds()), ("frame", frame_seeds()), ("frontend", frontend_seeds()),
-                           ("events", events_seeds())):
+    for harness, seeds in (("session", session_seeds()), ("session_events", session_events_seeds()),
+                           ("frame", frame_seeds()), ("frontend", frontend_seeds()), ("events", events_seeds())):
         d = HERE / "corpus" / harness
         d.mkdir(parents=True, exist_ok=True)
         for name, data in seeds.items():
