@@ -134,7 +134,9 @@ def run_device(args: argparse.Namespace, model, pcm: np.ndarray, cfg) -> dict[st
     ref_scores, ref_dets = S.run_stream(model, pcm, cfg)
     target = parse_port(args.port) or "m4"
     t0 = time.perf_counter()
-    with QemuBoard(board=TARGETS[target][0]) as qb:
+    from qsnnkit.host.build import firmware_for
+
+    with QemuBoard(firmware_for(args.model, target), board=TARGETS[target][0]) as qb:
         dev = Device(qb.transport)
         ident = dev.connect()
         with open("/dev/null", "w") as sink:

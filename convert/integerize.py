@@ -29,10 +29,10 @@ def integerize(model: QSNN, classes: list[str], provenance: dict[str, object] | 
     """The integer model; `frontend` is its input specification (default: the audio front end's;
     qsnnkit.model.events_specification for a model of binned events)."""
     cfg = model.cfg
-    if not cfg.integer:
-        parts = [n for n, on in (("float weights", cfg.float_weights), ("float membranes", cfg.float_membranes)) if on]
-        raise ValueError(f"this is a float twin ({' and '.join(parts)}): it has no integer form to convert; "
-                         "train without --fp32/--float-weights/--float-membranes to get a deployable model")
+    if cfg.not_convertible:
+        raise ValueError(f"this model has {' and '.join(cfg.not_convertible)}: no integer form the device runs; "
+                         "train without --fp32/--float-weights/--float-membranes/--readout/--adapt to get a "
+                         "deployable model")
     with torch.no_grad():
         q = model.quantized()
         layers: list[IntLayer] = []

@@ -40,7 +40,7 @@ DEFAULT_MODEL = FIRMWARE_DIR / "models" / "default" / "model.npz"
 #: Detector defaults, chosen on the validation-split stream by benchmarks/kws_stream.py for the
 #: default model ("listen_default" in docs/results/kws_stream.json: the most keywords at <= 100
 #: false alarms per hour; the strict <= 5 per hour point detects almost nothing with this model).
-DEFAULT_THRESHOLD = 497
+DEFAULT_THRESHOLD = 282
 DEFAULT_REFRACTORY = 50  # frames: 1 s
 DEFAULT_SHIFT = 3
 
@@ -147,7 +147,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--port", default="qemu", help="serial port, socket://HOST:PORT, or 'qemu[:m4|m0|m7|rv32|lx106]' "
                                                     "(an emulated board with the built firmware; default qemu)")
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="converted model the firmware was built with")
-    ap.add_argument("--elf", type=Path, default=None, help="firmware for --port qemu[:target]")
+    ap.add_argument("--elf", type=Path, default=None, help="firmware for --port qemu[:target] (default: built for --model and the target, or reused from the "
+                         "build cache)")
     ap.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD,
                     help=f"smallest score margin that fires (default {DEFAULT_THRESHOLD}, chosen on validation)")
     ap.add_argument("--refractory", type=int, default=DEFAULT_REFRACTORY,
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     from qsnnkit import stream as S
     from qsnnkit.host.device import Device
     from qsnnkit.host.eval import Refused, check_ident
-    from qsnnkit.host.qemu import TARGETS, QemuBoard, default_elf, parse_port
+    from qsnnkit.host.qemu import TARGETS, QemuBoard, parse_port
     from qsnnkit.host.transport import open_port
     from qsnnkit.model import load_converted
 
@@ -191,10 +192,14 @@ def main(argv: list[str] | None = None) -> int:
         target = parse_port(args.port)
         board = None
         if target is not None:
-            env = TARGETS[target][1]
-            elf = args.elf or default_elf(env)
-            if not elf.is_file():
-                raise FileNotFoundError(f"firmware {elf} not found: build it first with `pio run -e {env}`")
+            if args.elf is None:
+                from qsnnkit.host.build import firmware_for
+
+                elf = firmware_for(args.model, target)  # built for MODEL, or reused from the cache
+            else:
+                elf = args.elf
+                if not elf.is_file():
+                    raise FileNotFoundError(f"firmware {elf} not found (leave --elf out: it is built for --model)")
             board = QemuBoard(elf, board=TARGETS[target][0])
             transport = board.start()
         else:

@@ -15,7 +15,7 @@ from qsnnkit.train.augment import DEFAULT_KINDS
 #: clips per keyword and for _unknown_ (chosen on validation: docs/results.md, "Augmentation").
 SPEECH_AUGMENT = "speed,volume,shift,noise,mask"
 SPEECH_SYNTHETIC = 100
-from qsnnkit.train.model import QSNNConfig
+from qsnnkit.train.model import READOUTS, QSNNConfig
 from qsnnkit.train.synth import SynthError
 from qsnnkit.train.trainer import DATASETS, TrainSettings, train
 from qsnnkit.cli_help import DefaultsHelp
@@ -87,6 +87,15 @@ def parser() -> argparse.ArgumentParser:
                    help="float weights, biases and batch norm only (membranes stay on their b-bit grid; not convertible)")
     p.add_argument("--float-membranes", action="store_true",
                    help="float membranes only (weights stay quantized; not convertible)")
+    p.add_argument("--readout", default=c.readout, choices=list(READOUTS),
+                   help="the clip's answer from the per-frame readout: sum over all frames (what the device "
+                        "computes), late (the second half only) or max (each class's peak); late and max are "
+                        "measured levers, not convertible")
+    p.add_argument("--adapt", type=int, default=c.adapt_shift, metavar="SHIFT",
+                   help="adaptive LIF: an adaptation current that decays by 2^-SHIFT per frame and grows by "
+                        "--adapt-beta per spike (0: plain LIF; a measured lever, not convertible)")
+    p.add_argument("--adapt-beta", type=float, default=c.adapt_beta,
+                   help="adaptation per spike, in threshold units")
     return p
 
 
@@ -124,6 +133,10 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
         args += ["--hidden-bits", str(cfg.hidden_bits)]
     if cfg.norm != "none":
         args += ["--norm", cfg.norm]
+    if cfg.readout != "sum":
+        args += ["--readout", cfg.readout]
+    if cfg.adapt_shift > 0:
+        args += ["--adapt", str(cfg.adapt_shift), "--adapt-beta", repr(cfg.adapt_beta)]
     if cfg.float_weights and cfg.float_membranes:
         args.append("--fp32")
     elif cfg.float_weights:
@@ -179,6 +192,7 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
                      mem_bits=a.mem_bits, leak_shift=a.leak_shift, conv=conv,  # type: ignore[arg-type]
                      hidden_bits=a.hidden_bits, norm=a.norm,
                      float_weights=a.fp32 or a.float_weights, float_membranes=a.fp32 or a.float_membranes,
+                     readout=a.readout, adapt_shift=a.adapt, adapt_beta=a.adapt_beta,
                      **dataset_shape(st))
     return cfg, st
 

@@ -22,6 +22,11 @@ from qsnnkit.train import quant
 
 
 NORMS = ("none", "bn")
+#: How the readout's per-frame outputs become the clip's answer: "sum" over all frames (the
+#: contract, section 7: what the device computes); "late", the sum over the second half of
+#: the frames only; "max", each class's largest per-frame output. "late" and "max" are
+#: training levers measured on validation (docs/results.md), not carried to the device.
+READOUTS = ("sum", "late", "max")
 #: Running-statistics momentum and epsilon of the power-of-two batch norm.
 BN_MOMENTUM = 0.1
 BN_EPS = 1e-5
@@ -54,15 +59,34 @@ class QSNNConfig:
     #: converted to integers; training and the PyTorch evaluation run as usual.
     float_weights: bool = False
     float_membranes: bool = False
+    #: the readout over time (READOUTS); only "sum" converts
+    readout: str = "sum"
+    #: adaptation current (adaptive LIF), a measured lever that does not convert: each hidden
+    #: neuron's current is reduced by a, which decays as a -= a * 2^-adapt_shift and grows by
+    #: adapt_beta (threshold units) per spike; 0: plain LIF
+    adapt_shift: int = 0
+    adapt_beta: float = 0.25
 
     @property
     def integer(self) -> bool:
-        """True when every value lies on the contract's integer grids (convertible)."""
+        """True when every value lies on the contract's integer grids."""
         return not (self.float_weights or self.float_membranes)
+
+    @property
+    def not_convertible(self) -> list[str]:
+        """What keeps this configuration off the device (empty: it converts)."""
+        out = [n for n, on in (("float weights", self.float_weights), ("float membranes", self.float_membranes),
+                               (f"the {self.readout!r} readout", self.readout != "sum"),
+                               ("adaptive LIF", self.adapt_shift > 0)) if on]
+        return out
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        if not 0 <= self.adapt_shift <= 15 or self.adapt_beta <= 0:
+            raise ValueError(f"adapt_shift must be 0..15 and adapt_beta > 0, got {self.adapt_shift}, {self.adapt_beta}")
         if self.hidden_bits not in (1, 2, 4, 8):
             raise ValueError(f"hidden_bits must be 1, 2, 4 or 8, got {self.hidden_bits}")
         if len(self.hidden) != len(self.recurrent) or not (self.hidden or self.conv):
@@ -127,7 +151,7 @@ class QSNNConfig:
 
 @dataclass
 class ForwardOut:
-    logits_sum: Tensor  # [B, C] summed over time: readout_scale * integer outputs
+    logits_sum: Tensor  # [B, C] summed over time: readout_scale * integer outputs (cfg.readout "sum")
     rates: list[Tensor] = field(default_factory=list)  # per hidden layer, mean firing rate (scalar)
     trace_mem: list[Tensor] = field(default_factory=list)  # [B, T, N] stored membrane codes (trace only)
     trace_spk: list[Tensor] = field(default_factory=list)  # [B, T, N] spikes (trace only)
@@ -304,16 +328,21 @@ class QSNN(nn.Module):
             n_out = cur.shape[2]
             u = torch.zeros(B, n_out, device=dev)
             spk = torch.zeros(B, n_out, device=dev)
+            adapt = torch.zeros(B, n_out, device=dev)
             spikes, mems = [], []
             for t in range(T):
                 c = cur[:, t]
                 if q["rec"][li] is not None:
                     r = spk @ q["rec"][li].t()
                     c = c + (r if fw else quant.to_fine_grid(r))
+                if cfg.adapt_shift > 0:  # adaptive LIF (a measured lever, not on the device)
+                    c = c - adapt
                 if cfg.float_membranes:
                     u, spk = quant.lif_step_float(u, c if fw else quant.sat16_fine(c), cfg.leak_shift)
                 else:
                     u, spk = quant.lif_step(u, quant.sat16_fine(c), cfg.leak_shift, cfg.mem_bits)  # charge, fire, reset, store
+                if cfg.adapt_shift > 0:
+                    adapt = adapt - adapt * 2.0 ** -cfg.adapt_shift + cfg.adapt_beta * spk
                 spikes.append(spk)
                 if trace:
                     mems.append(u.detach() * 2 ** (cfg.mem_bits - 1))
@@ -324,7 +353,13 @@ class QSNN(nn.Module):
                 ts.append(sp.detach())
             seq = sp.view(B, T, int(L["rows"]), -1)
         last = seq.reshape(B, T, -1)
-        logits = (last @ q["w_out"][0].t()).sum(dim=1) + T * q["b_out"][0]
+        per_frame = last @ q["w_out"][0].t() + q["b_out"][0]  # [B, T, C]
+        if cfg.readout == "late":
+            logits = per_frame[:, T // 2:].sum(dim=1)
+        elif cfg.readout == "max":
+            logits = per_frame.max(dim=1).values
+        else:
+            logits = per_frame.sum(dim=1)
         res = ForwardOut(logits_sum=logits, rates=rates)
         if trace:
             res.trace_mem = tm

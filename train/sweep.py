@@ -131,7 +131,25 @@ class Sweep:
                        str(d / "train"), *extra], d / "train.log")
             train_s = time.time() - t0
             marker.write_text(json.dumps({"job": job, "seconds": round(train_s, 1)}))
-        self._run([sys.executable, "-m", "qsnnkit.convert.cli", str(d / "train" / "model.safetensors"), "--out",
+        ck = d / "train" / "model.safetensors"
+        from qsnnkit.train import checkpoint
+
+        lever_only = checkpoint.load(ck)[0].cfg.not_convertible
+        if lever_only:  # a measured lever with no integer form: the PyTorch evaluation forward only
+            self._run([sys.executable, "-m", "qsnnkit.train.evaluate", str(ck), "--split", "val,test",
+                       "--json", str(d / "evaluate.json"), *extra], d / "evaluate.log")
+            ev = json.loads((d / "evaluate.json").read_text())
+            return {
+                "name": name, "seed": seed, "model_hash": None, "not_convertible": lever_only,
+                "dataset": "nmnist_small" if "nmnist" in " ".join(targs) else "speech_commands_v2_test12",
+                "val_accuracy": ev["val"]["torch_accuracy"], "test_accuracy": ev["test"]["torch_accuracy"],
+                "torch_reference_agreement": None, "model_bytes": None, "state_bytes": None,
+                "sops_per_inference": None, "macs_per_inference": None,
+                "firing_rates": ev["test"]["firing_rates"], "train_seconds": round(train_s, 1),
+                "command": json.loads((d / "train" / "train_summary.json").read_text())["command"],
+                "commit": self.commit, "limit": self.limit, "model_dir": None,
+            }
+        self._run([sys.executable, "-m", "qsnnkit.convert.cli", str(ck), "--out",
                    str(d / "model"), "--split", "val,test", *extra], d / "convert.log")
         rep = json.loads((d / "model" / "report.json").read_text())
         val, test = rep["val"], rep["test"]
@@ -192,7 +210,8 @@ def summarize(rows: list[dict[str, object]], dataset: str = "speech_commands_v2_
             "accuracies": acc, "mean": float(np.mean(acc)), "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
             "val_accuracies": val, "val_mean": float(np.mean(val)),
             "model_bytes": first["model_bytes"], "state_bytes": first["state_bytes"],
-            "sops_per_inference": float(np.mean([float(r["sops_per_inference"]) for r in rs])),  # type: ignore[arg-type]
+            "sops_per_inference": (None if first["sops_per_inference"] is None else  # a lever with no integer form
+                                   float(np.mean([float(r["sops_per_inference"]) for r in rs]))),  # type: ignore[arg-type]
             "macs_per_inference": first["macs_per_inference"],
             "command": str(first["command"]).replace(f"--seed {first['seed']}", "--seed S"),
             "commit": first["commit"],
@@ -238,11 +257,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{'state':>6s} {'SOPs/inf':>10s} {'MACs/inf':>10s}")
     for t in sorted(table, key=lambda t: -float(t["val_mean"])):  # type: ignore[arg-type]
         partial = "" if len(t["accuracies"]) >= a.min_seeds else f"  (< {a.min_seeds} seeds: not in --json)"  # type: ignore[arg-type]
+        if t["model_hash"] is None:
+            partial += "  (a measured lever with no integer form: PyTorch accuracy, not in --json)"
+        num = (lambda v, w, f: f"{'-':>{w}s}" if v is None else f"{v:{w}{f}}")  # noqa: E731
         print(f"{t['model']:28s} {len(t['accuracies']):5d} {t['val_mean']:7.3f} {t['mean']:9.3f} {t['std']:6.3f} "  # type: ignore[arg-type]
-              f"{t['model_bytes']:7d} {t['state_bytes']:6d} {t['sops_per_inference']:10.0f} "
-              f"{t['macs_per_inference']:10.0f}{partial}")
+              f"{num(t['model_bytes'], 7, 'd')} {num(t['state_bytes'], 6, 'd')} "
+              f"{num(t['sops_per_inference'], 10, '.0f')} {num(t['macs_per_inference'], 10, '.0f')}{partial}")
     if a.json:
-        kept = [t for t in table if len(t["accuracies"]) >= a.min_seeds]  # type: ignore[arg-type]
+        kept = [t for t in table if len(t["accuracies"]) >= a.min_seeds  # type: ignore[arg-type]
+                and t["model_hash"] is not None]  # the results schema describes deployable models
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(kept, indent=1) + "\n")
         print(f"wrote {a.json} ({len(kept)} of {len(table)} configurations)")
