@@ -76,6 +76,9 @@ def test_bad_config_is_refused() -> None:
     (QSNNConfig(), TrainSettings(teacher_epochs=15, kd_weight=0.7, kd_temp=3.0)),
     (QSNNConfig(), TrainSettings(augment="mask,noise,speed,volume")),
     (QSNNConfig(), TrainSettings(synthetic=150, augment="shift,noise")),
+    (QSNNConfig(readout="max"), TrainSettings()),
+    (QSNNConfig(readout="late", adapt_shift=3, adapt_beta=0.5), TrainSettings(augment="speed,volume,shift,noise,mask",
+                                                                              synthetic=100)),
 ])
 def test_provenance_command_reproduces_the_training_settings(cfg: QSNNConfig, st: TrainSettings) -> None:
     """The command in a model's provenance parses back to exactly the settings it was trained with."""
@@ -144,8 +147,43 @@ def test_float_twin_trains_but_is_refused_by_the_converter(fw: bool, fm: bool) -
     codes = torch.cat([t.flatten() for t in tr.trace_mem])
     off_grid = bool((codes != torch.floor(codes)).any())
     assert off_grid == fm  # float membranes leave the grid; quantized ones never do
-    with pytest.raises(ValueError, match="float twin"):
+    with pytest.raises(ValueError, match="float (weights|membranes)"):
         integerize(m, [str(i) for i in range(12)])
+
+
+def test_readout_and_adaptation_levers_change_the_answer_and_are_refused_by_the_converter() -> None:
+    """--readout late|max and --adapt: measured levers. The late readout is the sum over the
+    second half of the frames, max each class's peak frame; adaptation lowers the firing; each
+    trains (finite gradients) and none converts."""
+    from qsnnkit.convert.integerize import integerize
+
+    torch.manual_seed(0)
+    base = QSNNConfig(conv=((4, 3, 5, 2),), hidden=(16,), recurrent=(True,))
+    m = QSNN(base)
+    x = torch.randint(0, 256, (3, 12, 40)).float()
+    m.eval()
+    total = m(x).logits_sum
+    for readout in ("late", "max"):
+        lever = QSNN(QSNNConfig(**{**base.__dict__, "readout": readout}))
+        lever.load_state_dict(m.state_dict())
+        lever.eval()
+        got = lever(x).logits_sum
+        assert got.shape == total.shape and not torch.equal(got, total)
+        with pytest.raises(ValueError, match=f"the '{readout}' readout"):
+            integerize(lever, [str(i) for i in range(12)])
+    alif = QSNN(QSNNConfig(**{**base.__dict__, "adapt_shift": 3, "adapt_beta": 0.5}))
+    alif.load_state_dict(m.state_dict())
+    alif.train()
+    out = alif(x)
+    out.logits_sum.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in alif.w)
+    m.train()
+    with torch.no_grad():
+        assert float(alif(x).rates[-1]) <= float(m(x).rates[-1])  # adaptation only ever lowers the current
+    with pytest.raises(ValueError, match="adaptive LIF"):
+        integerize(alif, [str(i) for i in range(12)])
+    with pytest.raises(ValueError, match="readout must be one of"):
+        QSNNConfig(readout="mean")
 
 
 def test_distillation_trains_a_float_teacher_first_and_is_recorded(tmp_path: Path, data_root: Path) -> None:
@@ -160,7 +198,7 @@ def test_distillation_trains_a_float_teacher_first_and_is_recorded(tmp_path: Pat
     assert teacher.cfg.float_weights and teacher.cfg.float_membranes and teacher.cfg.norm == "bn"
     student, meta = checkpoint.load(res.checkpoint)
     assert student.cfg.integer and meta["settings"]["teacher_epochs"] == 1
-    with pytest.raises(ValueError, match="float twin"):
+    with pytest.raises(ValueError, match="float weights and float membranes"):
         integerize(teacher, list(data.CLASSES))
     # the term is zero when the outputs agree and positive when they do not
     t = torch.tensor([[2.0, -1.0, 0.5]])
