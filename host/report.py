@@ -67,7 +67,9 @@ def memory_rows(s: Summary) -> list[tuple[str, int]]:
 
 def text_table(s: Summary) -> str:
     """The report as plain text for the terminal."""
-    lines = [f"{s['samples']} clips on {s['target']} ({s.get('split', '?')} split), model {s['model_hash']}",
+    events = s.get("input_kind") == "events"
+    what, side, unit_name = ("samples", "binning", "step") if events else ("clips", "frontend", "hop")
+    lines = [f"{s['samples']} {what} on {s['target']} ({s.get('split', '?')} split), model {s['model_hash']}",
              f"accuracy {s['accuracy']:.4f} (reference {s['reference_accuracy']:.4f}), agreement {s['agreement']:.4f}",
              "", f"{'class':>12} {'clips':>6} {'correct':>8} {'accuracy':>9}"]
     for r in per_class(s):
@@ -79,9 +81,11 @@ def text_table(s: Summary) -> str:
     for part in ("frontend", "network", "total"):
         med = lat[part]["median"]
         t = f" ({med * sec * 1e3:.1f} ms)" if sec else ""
-        lines.append(f"per clip {part:>8}: median {med:,.0f} {unit}{t}, p95 {lat[part]['p95']:,.0f}")
-    t = f" ({lat['worst_hop'] * sec * 1e3:.2f} ms of a 20 ms hop)" if sec else ""
-    lines.append(f"slowest hop: {lat['worst_hop']:,} {unit}{t}")
+        name = side if part == "frontend" else part
+        lines.append(f"per {what[:-1]} {name:>8}: median {med:,.0f} {unit}{t}, p95 {lat[part]['p95']:,.0f}")
+    window = f"{s['event_stream']['step_us'] / 1000:g} ms step" if events and "event_stream" in s else "20 ms hop"
+    t = f" ({lat['worst_hop'] * sec * 1e3:.2f} ms of a {window})" if sec else ""
+    lines.append(f"slowest {unit_name}: {lat['worst_hop']:,} {unit}{t}")
     lines.append("")
     lines += [f"{name:>52}: {v:,} B" for name, v in memory_rows(s)]
     return "\n".join(lines)
