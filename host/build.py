@@ -9,9 +9,8 @@ PlatformIO env and a hash of every firmware source, linker script, platform file
 ``platformio.ini`` (where the build flags live). A second call with the same key reuses the
 build; an edit to any of them builds again. Nothing is written next to the model.
 
-The model's C sources are ``qsnn_model.h`` / ``qsnn_model.c`` beside MODEL.npz when the
-converter wrote them there (they may name per-layer kernels); otherwise they are generated
-from MODEL.npz with the converter's own code generator. The device reports the hash its
+The model's C sources are ``qsnn_model.h`` / ``qsnn_model.c`` beside MODEL.npz, as the
+converter writes them (they may name per-layer kernels). The device reports the hash its
 model was built from, and qsnn-eval refuses a device whose hash is not MODEL's.
 """
 from __future__ import annotations
@@ -22,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from qsnnkit.paths import FIRMWARE_DIR, REPO_ROOT, cache_dir
@@ -46,16 +44,16 @@ def source_hash() -> str:
     return h.hexdigest()
 
 
-def model_sources(model_path: Path, work: Path) -> Path:
-    """The folder holding the model's C sources: beside MODEL.npz, or generated into ``work``."""
+def model_sources(model_path: Path) -> Path:
+    """The folder holding the model's C sources, beside MODEL.npz (qsnn-convert writes them
+    there); FileNotFoundError naming what is missing otherwise."""
     folder = model_path.parent
-    if all((folder / f).is_file() for f in MODEL_C_FILES):
-        return folder
-    from qsnnkit.convert import codegen
-    from qsnnkit.model import load_converted
-
-    codegen.emit(load_converted(model_path), work)
-    return work
+    missing = [f for f in MODEL_C_FILES if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder} holds {model_path.name} but not {', '.join(missing)}: the firmware is built "
+                                "from the C sources qsnn-convert writes beside the model (qsnn-convert CHECKPOINT "
+                                f"--out {folder})")
+    return folder
 
 
 def _pio() -> str:
@@ -88,24 +86,23 @@ def firmware_for(model_path: str | Path, target: str, quiet: bool = False) -> Pa
     env_name = TARGETS[target][1]
     root = cache_dir() / "firmware"
     root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix="gen-") as tmp:
-        src = model_sources(model_path, Path(tmp))
-        h = hashlib.sha256()
-        h.update(model.hash_hex.encode())
-        for f in MODEL_C_FILES:
-            h.update(hashlib.sha256((src / f).read_bytes()).digest())
-        h.update(env_name.encode())
-        h.update(source_hash().encode())
-        key = f"{model.hash_hex[:16]}-{env_name}-{h.hexdigest()[:16]}"
-        out = root / key
-        elf = out / "build" / env_name / "firmware.elf"
-        if elf.is_file():
-            os.utime(out)
-            return elf
-        model_dir = out / "model"
-        model_dir.mkdir(parents=True, exist_ok=True)
-        for f in MODEL_C_FILES:  # the build reads a private copy: later edits beside MODEL change the key
-            shutil.copyfile(src / f, model_dir / f)
+    src = model_sources(model_path)
+    h = hashlib.sha256()
+    h.update(model.hash_hex.encode())
+    for f in MODEL_C_FILES:
+        h.update(hashlib.sha256((src / f).read_bytes()).digest())
+    h.update(env_name.encode())
+    h.update(source_hash().encode())
+    key = f"{model.hash_hex[:16]}-{env_name}-{h.hexdigest()[:16]}"
+    out = root / key
+    elf = out / "build" / env_name / "firmware.elf"
+    if elf.is_file():
+        os.utime(out)
+        return elf
+    model_dir = out / "model"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for f in MODEL_C_FILES:  # the build reads a private copy: later edits beside MODEL change the key
+        shutil.copyfile(src / f, model_dir / f)
     if not quiet:
         print(f"building the firmware for {model_path} ({model.hash_hex[:16]}) on {env_name} ...", file=sys.stderr)
     res = subprocess.run([_pio(), "run", "-e", env_name, "-d", str(REPO_ROOT)], cwd=REPO_ROOT, capture_output=True,
@@ -118,7 +115,7 @@ def firmware_for(model_path: str | Path, target: str, quiet: bool = False) -> Pa
 
 
 def _prune(root: Path) -> None:
-    builds = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith("gen-")),
+    builds = sorted((p for p in root.iterdir() if p.is_dir()),
                     key=lambda p: p.stat().st_mtime)
     for old in builds[:-KEEP_BUILDS]:
         shutil.rmtree(old, ignore_errors=True)
