@@ -78,8 +78,7 @@ def provenance(ck: Path, model: QSNN, meta: dict[str, object], data_root: str | 
     return {
         "checkpoint": ck.name, "train_command": command, "train_settings": st, "best_epoch": meta.get("best_epoch"),
         "val_accuracy": meta.get("val_accuracy"),
-        "data": (str(data.nmnist_dir(data_root).name) if st.get("dataset") == "nmnist"  # type: ignore[union-attr]
-                 else str(data.resolve_root(data_root).name)),
+        "data": data.dataset_name(str(st.get("dataset", "speech_commands")), data_root),  # type: ignore[union-attr]
         "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
         "machine": platform.machine(),
     }

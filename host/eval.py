@@ -607,7 +607,8 @@ def main(argv: list[str] | None = None) -> int:
 
         model = load_converted(args.model)
         qemu_target = parse_port(args.port)
-        if args.chunk is not None and model.input_kind == "events" and not 1 <= args.chunk <= P.EVENTS_MAX_PER_FRAME:  # noqa: E501
+        events = model.input_kind == "events"
+        if events and args.chunk is not None and not 1 <= args.chunk <= P.EVENTS_MAX_PER_FRAME:
             raise ValueError(f"--chunk: an EVENTS frame carries 1..{P.EVENTS_MAX_PER_FRAME} events, got {args.chunk}")
         if qemu_target is not None:
             if args.elf is None:

@@ -234,6 +234,12 @@ NMNIST_OVERFLOW_Y = 240
 NMNIST_OVERFLOW_US = 1 << 13
 
 
+def dataset_name(dataset: str, root: str | Path | None = None) -> str:
+    """The name results give the data a model was trained on: the folder of its copy (e.g.
+    ``speech_commands_v2_test12``, ``nmnist_small``) under the dataset root."""
+    return (nmnist_dir(root) if dataset == "nmnist" else resolve_root(root)).name
+
+
 def nmnist_dir(root: str | Path | None = None) -> Path:
     """The N-MNIST folder of a root: the small copy (``N.bs2`` + ``labels.txt``) at
     ``root/nmnist_small`` or ``root``, or the official layout (``Train/`` and ``Test/`` of digit

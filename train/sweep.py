@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from qsnnkit.data import dataset_name
 from qsnnkit.paths import REPO_ROOT, build_dir
 
 
@@ -134,14 +135,16 @@ class Sweep:
         ck = d / "train" / "model.safetensors"
         from qsnnkit.train import checkpoint
 
-        lever_only = checkpoint.load(ck)[0].cfg.not_convertible
+        trained, meta = checkpoint.load(ck)
+        lever_only = trained.cfg.not_convertible
         if lever_only:  # a measured lever with no integer form: the PyTorch evaluation forward only
             self._run([sys.executable, "-m", "qsnnkit.train.evaluate", str(ck), "--split", "val,test",
                        "--json", str(d / "evaluate.json"), *extra], d / "evaluate.log")
             ev = json.loads((d / "evaluate.json").read_text())
             return {
                 "name": name, "seed": seed, "model_hash": None, "not_convertible": lever_only,
-                "dataset": "nmnist_small" if "nmnist" in " ".join(targs) else "speech_commands_v2_test12",
+                "dataset": dataset_name(str(meta.get("settings", {}).get("dataset", "speech_commands")),  # type: ignore[union-attr]
+                                        self.data_root),
                 "val_accuracy": ev["val"]["torch_accuracy"], "test_accuracy": ev["test"]["torch_accuracy"],
                 "torch_reference_agreement": None, "model_bytes": None, "state_bytes": None,
                 "sops_per_inference": None, "macs_per_inference": None,

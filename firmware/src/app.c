@@ -37,9 +37,8 @@
 #if defined(QSNN_MODEL_INPUT_EVENTS)
 #define APP_EVENTS 1
 #define APP_INPUT_KIND INPUT_EVENTS
-/* The binner's inputs (qsnn_ev_inputs of the model's configuration): 2 * wb * hb. */
-#define EV_BLOCKS(side) (((side) + (1u << QSNN_MODEL_EV_POOL_SHIFT) - 1u) >> QSNN_MODEL_EV_POOL_SHIFT)
-#define EV_INPUTS (2u * EV_BLOCKS(QSNN_MODEL_EV_WIDTH) * EV_BLOCKS(QSNN_MODEL_EV_HEIGHT))
+/* The binner's inputs for the model's configuration (qsnn_events.h). */
+#define EV_INPUTS QSNN_EV_N_INPUTS(QSNN_MODEL_EV_WIDTH, QSNN_MODEL_EV_HEIGHT, QSNN_MODEL_EV_POOL_SHIFT)
 static const qsnn_ev_cfg_t ev_cfg = {(uint16_t)QSNN_MODEL_EV_WIDTH, (uint16_t)QSNN_MODEL_EV_HEIGHT,
                                      (uint8_t)QSNN_MODEL_EV_POOL_SHIFT, (uint8_t)QSNN_MODEL_EV_CAP,
                                      QSNN_MODEL_EV_WINDOW_US};
@@ -249,6 +248,19 @@ static uint32_t measure_overhead(void)
     return best;
 }
 
+/* A clip or event sample begins: the network reset, its counts and counters zero. */
+static void sample_begin(uint32_t expected)
+{
+    qsnn_reset(&net);
+    clip.active = 1u;
+    clip.expected = expected;
+    clip.received = 0u;
+    clip.frames = 0u;
+    clip.fe_ticks = 0u;
+    clip.net_ticks = 0u;
+    clip.worst_hop = 0u;
+}
+
 #if APP_EVENTS
 /* A network step on the frame the binner closed: the step's binning and network ticks
  * together are what must fit in the step's window on a live sensor. Inside a quiet section. */
@@ -267,15 +279,21 @@ static void step_closed(void)
     ++clip.frames;
 }
 
+/* Ticks since t0 of a binner call: binning, and part of the current step. */
+static void binned_since(uint32_t t0)
+{
+    const uint32_t ticks = (uint32_t)(board_counter() - t0 - counter_overhead);
+    clip.fe_ticks += ticks;
+    clip.step_ticks += ticks;
+}
+
 /* One event: binned, and the network stepped on every step it closes (contract section 12). */
 static void feed_event(uint32_t x, uint32_t y, uint32_t pol, uint32_t t)
 {
     for (;;) {
         const uint32_t t0 = board_counter();
         const int r = qsnn_ev_feed(&clip.ev, QSNN_MODEL_EV_STEPS, x, y, pol, t, clip.frame);
-        const uint32_t ticks = (uint32_t)(board_counter() - t0 - counter_overhead);
-        clip.fe_ticks += ticks;
-        clip.step_ticks += ticks;
+        binned_since(t0);
         if (r != QSNN_EV_FRAME) {
             return;
         }
@@ -304,9 +322,7 @@ static void finish_events(void)
     for (;;) {
         const uint32_t t0 = board_counter();
         const int more = qsnn_ev_finish(&clip.ev, QSNN_MODEL_EV_STEPS, clip.frame);
-        const uint32_t ticks = (uint32_t)(board_counter() - t0 - counter_overhead);
-        clip.fe_ticks += ticks;
-        clip.step_ticks += ticks;
+        binned_since(t0);
         if (!more) {
             break;
         }
@@ -317,15 +333,8 @@ static void finish_events(void)
 
 static void events_begin(uint32_t n_events, uint32_t t0)
 {
-    qsnn_reset(&net);
+    sample_begin(n_events);
     (void)qsnn_ev_init(&clip.ev, &ev_cfg, clip.counts, sizeof clip.counts, t0); /* checked in app_init */
-    clip.active = 1u;
-    clip.expected = n_events;
-    clip.received = 0u;
-    clip.frames = 0u;
-    clip.fe_ticks = 0u;
-    clip.net_ticks = 0u;
-    clip.worst_hop = 0u;
     clip.step_ticks = 0u;
 }
 
@@ -415,16 +424,9 @@ static void stream_audio(uint8_t seq, const uint8_t *p, uint32_t n)
 
 static void clip_begin(uint32_t n_samples)
 {
-    qsnn_reset(&net);
+    sample_begin(n_samples);
     qsnn_fe_reset(&fe);
-    clip.active = 1u;
-    clip.expected = n_samples;
-    clip.received = 0u;
     clip.hop_fill = 0u;
-    clip.frames = 0u;
-    clip.fe_ticks = 0u;
-    clip.net_ticks = 0u;
-    clip.worst_hop = 0u;
 }
 
 #endif

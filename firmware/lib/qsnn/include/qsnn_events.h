@@ -46,6 +46,12 @@
  * (QSNN_EV_OK, QSNN_EV_ERR_CONFIG, QSNN_EV_ERR_BUFFER) are in qsnn_spec.h, generated from
  * qsnnkit/spec.py. */
 
+/* Input blocks along a side of `side` pixels at pooling shift s (ceil(side / 2^s)), and the
+ * inputs of a sensor (2 polarities x blocks): the address rule's sizes, usable at compile
+ * time (a firmware sizes its buffers with them; qsnn_ev_inputs also checks the config). */
+#define QSNN_EV_BLOCKS(side, s) (((side) + (1u << (s)) - 1u) >> (s))
+#define QSNN_EV_N_INPUTS(width, height, s) (2u * QSNN_EV_BLOCKS(width, s) * QSNN_EV_BLOCKS(height, s))
+
 typedef struct {
     uint16_t width;     /* sensor columns, 1..QSNN_EV_MAX_SIDE */
     uint16_t height;    /* sensor rows, 1..QSNN_EV_MAX_SIDE */

@@ -4,12 +4,6 @@
  */
 #include "qsnn_events.h"
 
-/* Blocks of 2^s pixels along a side of `side` pixels (ceil). */
-static uint32_t blocks(uint32_t side, uint32_t s)
-{
-    return (side + (1u << s) - 1u) >> s;
-}
-
 uint32_t qsnn_ev_inputs(const qsnn_ev_cfg_t *cfg)
 {
     if (cfg == NULL || cfg->width == 0u || cfg->height == 0u || cfg->width > QSNN_EV_MAX_SIDE ||
@@ -17,7 +11,7 @@ uint32_t qsnn_ev_inputs(const qsnn_ev_cfg_t *cfg)
         cfg->window_us == 0u || cfg->window_us > QSNN_EV_MAX_WINDOW_US) {
         return 0u;
     }
-    return 2u * blocks(cfg->width, cfg->pool_shift) * blocks(cfg->height, cfg->pool_shift);
+    return QSNN_EV_N_INPUTS((uint32_t)cfg->width, (uint32_t)cfg->height, (uint32_t)cfg->pool_shift);
 }
 
 static void clear(uint8_t *v, uint32_t n)
@@ -38,8 +32,8 @@ int qsnn_ev_init(qsnn_ev_state_t *ev, const qsnn_ev_cfg_t *cfg, uint8_t *counts,
         return QSNN_EV_ERR_BUFFER;
     }
     ev->cfg = *cfg;
-    ev->wb = blocks(cfg->width, cfg->pool_shift);
-    ev->hb = blocks(cfg->height, cfg->pool_shift);
+    ev->wb = QSNN_EV_BLOCKS((uint32_t)cfg->width, (uint32_t)cfg->pool_shift);
+    ev->hb = QSNN_EV_BLOCKS((uint32_t)cfg->height, (uint32_t)cfg->pool_shift);
     ev->n_inputs = n;
     ev->step_start = t0;
     ev->steps = 0u;
