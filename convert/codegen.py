@@ -94,6 +94,8 @@ def emit(model: ConvertedModel, out_dir: str | Path, kernels: list[str] | None =
             "w": f"l{i}_w", "sh_ff": f"l{i}_sh_ff",
             "w_rec": f"l{i}_w_rec" if L.recurrent else "NULL", "sh_rec": f"l{i}_sh_rec" if L.recurrent else "NULL",
             "bias": f"l{i}_bias",
+            # adaptive LIF only where a layer has it: plain layers leave both 0 (C's designated initializers)
+            **({"adapt_shift": _u(L.adapt_shift), "adapt_beta": _u(L.adapt_beta)} if L.adaptive else {}),
         })
     parts.append("\n" + cgen.struct_array("qsnn_layer_t", "layers", layers) + "\n")
     hash_init = "{" + ", ".join(cgen.int_literal(b, "uint8_t", 2) for b in model.hash8) + "}"

@@ -12,7 +12,7 @@ import torch
 
 from qsnnkit import bounds
 from qsnnkit.model import ConvertedModel, IntLayer
-from qsnnkit.spec import FRAC_BITS
+from qsnnkit.spec import ADAPT_FRAC, FRAC_BITS
 from qsnnkit.train.model import QSNN
 
 
@@ -31,7 +31,7 @@ def integerize(model: QSNN, classes: list[str], provenance: dict[str, object] | 
     cfg = model.cfg
     if cfg.not_convertible:
         raise ValueError(f"this model has {' and '.join(cfg.not_convertible)}: no integer form the device runs; "
-                         "train without --fp32/--float-weights/--float-membranes/--readout/--adapt to get a "
+                         "train without --fp32/--float-weights/--float-membranes/--readout to get a "
                          "deployable model")
     with torch.no_grad():
         q = model.quantized()
@@ -52,8 +52,11 @@ def integerize(model: QSNN, classes: list[str], provenance: dict[str, object] | 
                 sh_rec = -(_ints(q["rec_exp"][li]) + FRAC_BITS)
             geometry = ({k: spec_[k] for k in ("kind", "c_in", "f_in", "kt", "kf", "stride")}
                         if spec_["kind"] == "conv" else {})
+            adapt = ({"adapt_shift": cfg.adapt_shift, "adapt_beta": int(round(cfg.adapt_beta * 2**ADAPT_FRAC))}
+                     if cfg.adapts(spec_) else {})
             layers.append(IntLayer(w_bits=bits, mem_bits=cfg.mem_bits, leak_shift=cfg.leak_shift,
-                                   w=w, sh_ff=sh, bias=bias, w_rec=w_rec, sh_rec=sh_rec, **geometry))  # type: ignore[arg-type]
+                                   w=w, sh_ff=sh, bias=bias, w_rec=w_rec, sh_rec=sh_rec, **geometry,  # type: ignore[arg-type]
+                                   **adapt))
         e_out = int(_ints(q["w_out_exp"][0]).item())
         w_out = _ints(q["w_out_int"][0])
         b_out = _ints(q["b_out"][0] / (2.0**e_out))

@@ -11,7 +11,7 @@ exact in float32 (so the PyTorch forward, the integer reference and the C core a
 | feed-forward accumulator, row p | ``xmax * sum_j |W[p][j]|`` | ``ACC_BOUND`` (2^24) |
 | recurrent accumulator | ``n_out`` (1-bit weights on 0/1 spikes) | ``ACC_BOUND`` |
 | rounding intermediate of scale() | ``A + 2^(sh-1)`` for ``sh > 0`` | ``ACC_BOUND`` |
-| current before sat16 | ``S(A_ff, sh_ff) + S(A_rec, sh_rec) + |bias|`` | ``CURRENT_BOUND`` (2^23 - 1) |
+| current before sat16 | ``S(A_ff, sh_ff) + S(A_rec, sh_rec) + |bias|`` (+ ``ADAPT_MAX << (F - ADAPT_FRAC)`` if adaptive) | ``CURRENT_BOUND`` (2^23 - 1) |
 | membrane during a step | ``THETA + 32768`` (stored ``|u| <= THETA``, current int16) | ``INT32_MAX`` |
 | per-class output, a sample | ``MAX_STEPS * (|b_out| + sum_j |Wout[k][j]|)`` | ``READOUT_BOUND`` (2^24) |
 | step counter (uint32) | ``MAX_STEPS`` per sample | ``UINT32_MAX`` |
@@ -49,6 +49,8 @@ COVERED_STATE = {
     "x": "centred features |feat - mu| <= FEATURE_ABS_MAX in int16",
     "hist_x": "past centred features, the same range as x",
     "hist_s": "past spike bits",
+    "adapt": "adaptation states: saturated to 0..ADAPT_MAX by their update (contract section 5); their "
+             "share of the current is in 'current before int16 saturation'",
     "out": "per-class outputs: bounded by 'per-class output, a sample'",
     "steps": "step counter: bounded by 'step counter'",
 }
@@ -133,6 +135,8 @@ def layer_bounds(L: IntLayer, index: int) -> list[Bound]:
         detail = lambda i: f"sh_ff {int(L.sh_ff[i])}, sh_rec {int(L.sh_rec[i])}, bias {int(L.bias[i])}"  # noqa: E731
     else:
         detail = lambda i: f"sh_ff {int(L.sh_ff[i])}, bias {int(L.bias[i])}"  # noqa: E731
+    if L.adaptive:
+        cur = cur + (spec.ADAPT_MAX << (spec.FRAC_BITS - spec.ADAPT_FRAC))
     out.append(_worst(where, "current before int16 saturation", "int32, float32-exact fine units", cur,
                       spec.CURRENT_BOUND, detail))
     out.append(Bound(where, "membrane during a step", "int32", spec.THETA + I16_ABS_MAX, INT32_MAX))

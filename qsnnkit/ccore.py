@@ -26,7 +26,8 @@ class _Layer(ct.Structure):
     _fields_ = [
         ("n_in", ct.c_uint16), ("n_out", ct.c_uint16), ("w_bits", ct.c_uint8), ("recurrent", ct.c_uint8),
         ("mem_bits", ct.c_uint8), ("leak_shift", ct.c_uint8), ("kernel", ct.c_uint8), ("kind", ct.c_uint8),
-        ("kt", ct.c_uint8), ("kf", ct.c_uint8), ("stride", ct.c_uint8), ("c_in", ct.c_uint16), ("f_in", ct.c_uint16),
+        ("kt", ct.c_uint8), ("kf", ct.c_uint8), ("stride", ct.c_uint8), ("adapt_shift", ct.c_uint8),
+        ("adapt_beta", ct.c_uint8), ("c_in", ct.c_uint16), ("f_in", ct.c_uint16),
         ("c_out", ct.c_uint16), ("f_out", ct.c_uint16),
         ("w", ct.POINTER(ct.c_uint32)), ("sh_ff", ct.POINTER(ct.c_int8)),
         ("w_rec", ct.POINTER(ct.c_uint32)), ("sh_rec", ct.POINTER(ct.c_int8)), ("bias", ct.POINTER(ct.c_int16)),
@@ -46,7 +47,8 @@ class _State(ct.Structure):
         ("model", ct.POINTER(_Model)), ("mem", ct.POINTER(ct.c_uint8)),
         ("spk", ct.POINTER(ct.c_uint32) * MAX_LAYERS), ("prev", ct.POINTER(ct.c_uint32) * MAX_LAYERS),
         ("x", ct.POINTER(ct.c_int16)), ("hist_x", ct.POINTER(ct.c_int16)),
-        ("hist_s", ct.POINTER(ct.c_uint32) * MAX_LAYERS), ("out", ct.POINTER(ct.c_int32)), ("steps", ct.c_uint32),
+        ("hist_s", ct.POINTER(ct.c_uint32) * MAX_LAYERS), ("adapt", ct.POINTER(ct.c_uint8) * MAX_LAYERS),
+        ("out", ct.POINTER(ct.c_int32)), ("steps", ct.c_uint32),
     ]
 
 
@@ -89,6 +91,7 @@ def _describe(model: ConvertedModel, kernels: list[str] | None, hash8: bytes):
         d.kernel = KERNELS[kernels[i] if kernels else "AUTO"][0]
         d.kind = LAYER_KINDS["CONV" if L.is_conv else "DENSE"][0]
         d.kt, d.kf, d.stride = L.kt, L.kf, L.stride
+        d.adapt_shift, d.adapt_beta = L.adapt_shift, L.adapt_beta
         d.c_in, d.f_in = (L.c_in, L.f_in) if L.is_conv else (1, L.n_in)
         d.c_out, d.f_out = L.rows, L.f_out
         d.w = _ptr(arr(packing.pack_rows(L.w, L.w_bits), np.uint32), ct.c_uint32)

@@ -24,8 +24,8 @@ import numpy as np
 
 from qsnnkit.events import EventConfig
 from qsnnkit.frontend_tables import specification as frontend_specification
-from qsnnkit.spec import (CLIP_FRAMES, CONV_MAX_FOUT, CONV_MAX_KF, CONV_MAX_KT, EVENTS_VERSION, FORMAT_VERSION,
-                          FRAC_BITS, MAX_STEPS, SHIFT_MAX, SHIFT_MIN)
+from qsnnkit.spec import (ADAPT_MAX, ADAPT_SHIFT_MAX, ADAPT_SHIFT_MIN, CLIP_FRAMES, CONV_MAX_FOUT, CONV_MAX_KF,
+                          CONV_MAX_KT, EVENTS_VERSION, FORMAT_VERSION, FRAC_BITS, MAX_STEPS, SHIFT_MAX, SHIFT_MIN)
 
 #: The dtype every array of the format is stored (and hashed) in; an .npz holding another
 #: dtype is refused. Per layer i the names are l{i}.w, l{i}.sh_ff, l{i}.bias, l{i}.w_rec, l{i}.sh_rec.
@@ -64,6 +64,14 @@ class IntLayer:
     kt: int = 1
     kf: int = 1
     stride: int = 1
+    #: adaptive LIF (docs/contract.md section 5): decay shift 1..8 and growth per spike 1..255
+    #: (units of 2^-ADAPT_FRAC of the threshold); 0 and 0: plain LIF
+    adapt_shift: int = 0
+    adapt_beta: int = 0
+
+    @property
+    def adaptive(self) -> bool:
+        return self.adapt_shift > 0
 
     @property
     def is_conv(self) -> bool:
@@ -104,6 +112,8 @@ def _layer_meta(L: IntLayer) -> dict[str, object]:
                             "n_in": L.n_in, "n_out": L.n_out, "recurrent": L.recurrent}
     if L.is_conv:  # dense layers keep the keys (and hashes) they always had
         m.update(kind="conv", c_in=L.c_in, f_in=L.f_in, kt=L.kt, kf=L.kf, stride=L.stride)
+    if L.adaptive:  # plain LIF layers keep the keys (and hashes) they always had
+        m.update(adapt_shift=L.adapt_shift, adapt_beta=L.adapt_beta)
     return m
 
 
@@ -218,6 +228,10 @@ class ConvertedModel:
             if L.sh_ff.shape != (L.rows,) or L.bias.shape != (L.rows,):
                 raise ValueError(f"{p}: sh_ff {L.sh_ff.shape} and bias {L.bias.shape} must be ({L.rows},)")
             rng(f"{p} sh_ff", L.sh_ff, SHIFT_MIN, SHIFT_MAX)
+            if (L.adapt_shift, L.adapt_beta) != (0, 0) and not (
+                    ADAPT_SHIFT_MIN <= L.adapt_shift <= ADAPT_SHIFT_MAX and 1 <= L.adapt_beta <= ADAPT_MAX):
+                raise ValueError(f"{p}: adaptation shift {L.adapt_shift} / beta {L.adapt_beta} break the contract "
+                                 f"(shift {ADAPT_SHIFT_MIN}..{ADAPT_SHIFT_MAX} and beta 1..{ADAPT_MAX}, or both 0)")
             rng(f"{p} bias", L.bias, -32768, 32767)
             if L.recurrent:
                 assert L.w_rec is not None and L.sh_rec is not None
@@ -348,6 +362,8 @@ def load_converted(path: str | Path) -> ConvertedModel:
     try:
         layer_meta = [(int(m["w_bits"]), int(m["mem_bits"]), int(m["leak_shift"]), bool(m["recurrent"]))
                       for m in meta["layers"]]
+        adaptation = [{"adapt_shift": int(m.get("adapt_shift", 0)), "adapt_beta": int(m.get("adapt_beta", 0))}
+                      for m in meta["layers"]]
         geometry = [{k: (str(m[k]) if k == "kind" else int(m[k])) for k in ("kind", "c_in", "f_in", "kt", "kf", "stride")}
                     if m.get("kind", "dense") != "dense" else {} for m in meta["layers"]]
         classes = [str(c) for c in meta["classes"]]
@@ -370,7 +386,7 @@ def load_converted(path: str | Path) -> ConvertedModel:
     layers = [
         IntLayer(w_bits=wb, mem_bits=mb, leak_shift=ls, w=data[f"l{i}.w"], sh_ff=data[f"l{i}.sh_ff"],
                  bias=data[f"l{i}.bias"], w_rec=data.get(f"l{i}.w_rec"), sh_rec=data.get(f"l{i}.sh_rec"),
-                 **geometry[i])  # type: ignore[arg-type]
+                 **geometry[i], **adaptation[i])  # type: ignore[arg-type]
         for i, (wb, mb, ls, _) in enumerate(layer_meta)
     ]
     m = ConvertedModel(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qsnnkit.model import ConvertedModel, IntLayer
-from qsnnkit.spec import FRAC_BITS
+from qsnnkit.spec import ADAPT_FRAC, ADAPT_MAX, FRAC_BITS
 
 THETA = 1 << FRAC_BITS
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
@@ -37,6 +37,12 @@ def lif_step(v: np.ndarray, c: np.ndarray, leak_shift: int, mem_bits: int) -> tu
     q = scale(m, np.full(m.shape, ms))
     v_new = np.clip(q, -(1 << (mem_bits - 1)), (1 << (mem_bits - 1)) - 1)
     return v_new, s
+
+
+def adapt_step(a: np.ndarray, s: np.ndarray, shift: int, beta: int) -> np.ndarray:
+    """The adaptation state after a step: a - ceil(a / 2^shift) + beta * s, saturated to 0..ADAPT_MAX."""
+    a = a.astype(np.int64)
+    return np.clip(a - ((a + (1 << shift) - 1) >> shift) + beta * s.astype(np.int64), 0, ADAPT_MAX)
 
 
 @dataclass
@@ -73,6 +79,7 @@ def run_batch(model: ConvertedModel, feats: np.ndarray, trace: bool = False) -> 
     x_all = feats.astype(np.int64) - model.feat_mu.astype(np.int64)
     v = [np.zeros((B, L.n_out), np.int64) for L in model.layers]
     s = [np.zeros((B, L.n_out), np.int64) for L in model.layers]
+    a = [np.zeros((B, L.n_out), np.int64) for L in model.layers]  # adaptation states (adaptive layers)
     out = np.zeros((B, model.n_classes), np.int64)
     tr = Trace(
         mem=[np.zeros((B, T, L.n_out), np.int8) for L in model.layers],
@@ -98,9 +105,13 @@ def run_batch(model: ConvertedModel, feats: np.ndarray, trace: bool = False) -> 
             if wr[li] is not None:
                 assert L.sh_rec is not None
                 c = c + scale(s[li] @ wr[li].T, L.sh_rec)  # own spikes of t-1
+            if L.adaptive:
+                c = c - (a[li] << (FRAC_BITS - ADAPT_FRAC))
             c = np.clip(c, -32768, 32767)
             v[li], spk = lif_step(v[li], c, L.leak_shift, L.mem_bits)
             s[li] = spk.astype(np.int64)
+            if L.adaptive:
+                a[li] = adapt_step(a[li], s[li], L.adapt_shift, L.adapt_beta)
             if tr is not None:
                 tr.mem[li][:, t] = v[li]
                 tr.spk[li][:, t] = s[li]

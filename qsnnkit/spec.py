@@ -57,6 +57,13 @@ FEATURE_ABS_MAX = 255
 MEM_BITS_MIN = 2
 MEM_BITS_MAX = 8
 WEIGHT_BITS = (1, 2, 4, 8)
+#: Adaptive LIF (docs/contract.md section 5): a per-neuron adaptation state q (uint8, units of
+#: 2^-ADAPT_FRAC of the threshold) is subtracted from the neuron's current, decays by
+#: ceil(q / 2^shift) per step and grows by beta per spike, saturating at ADAPT_MAX.
+ADAPT_FRAC = 5
+ADAPT_MAX = 255
+ADAPT_SHIFT_MIN = 1
+ADAPT_SHIFT_MAX = 8
 #: Spiking layers a model may have (the C state keeps per-layer pointers in fixed arrays).
 MAX_LAYERS = 8
 

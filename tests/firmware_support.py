@@ -61,7 +61,7 @@ def random_model(out_dir: Path, seed: int = 0) -> Path:
 
 def random_conv_model(out_dir: Path, seed: int = 0) -> Path:
     """A random but lively streaming-convolution model (conv 8-bit -> conv binary -> dense
-    binary recurrent -> readout), written with the converter's code generator."""
+    binary recurrent with adaptive LIF -> readout), written with the converter's code generator."""
     from qsnnkit.convert import codegen
     from qsnnkit.model import ConvertedModel, IntLayer
 
@@ -75,7 +75,8 @@ def random_conv_model(out_dir: Path, seed: int = 0) -> Path:
                   kind="conv", c_in=8, f_in=20, kt=3, kf=5, stride=2)
     d0 = IntLayer(w_bits=1, mem_bits=4, leak_shift=1, w=rng.choice([-1, 1], (32, 160)).astype(i32),
                   sh_ff=np.full(32, -4, i32), bias=rng.integers(-50, 100, 32).astype(i32),
-                  w_rec=rng.choice([-1, 1], (32, 32)).astype(i32), sh_rec=np.full(32, -4, i32))
+                  w_rec=rng.choice([-1, 1], (32, 32)).astype(i32), sh_rec=np.full(32, -4, i32),
+                  adapt_shift=3, adapt_beta=8)
     m = ConvertedModel(feat_mu=rng.integers(60, 120, 40).astype(i32), layers=[c0, c1, d0],
                        w_out=rng.integers(-127, 128, (12, 32)).astype(i32),
                        b_out=rng.integers(-100, 100, 12).astype(i32), classes=[f"c{i}" for i in range(12)])

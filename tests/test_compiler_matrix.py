@@ -40,7 +40,9 @@ DRIVER = REPO_ROOT / "tests" / "c" / "matrix_main.c"
 def _models(tmp: Path) -> dict[str, ConvertedModel]:
     rng = np.random.default_rng(11)
     models = {"default": load_converted(DEFAULT_MODEL),
-              "conv": _random_conv_model(rng, [(6, 5, 5, 2, 8), (8, 3, 5, 2, 1)], [(24, 1, True)], 4)}
+              "conv": _random_conv_model(rng, [(6, 5, 5, 2, 8), (8, 3, 5, 2, 1)], [(24, 1, True)], 4),
+              "conv-adapt": _random_conv_model(rng, [(6, 5, 5, 2, 8), (8, 3, 5, 2, 1)], [(24, 1, True), (13, 4, True)],
+                                               4, adapt=True)}
     for name, edge, _, _ in _edge_cases():
         models[f"edge-{name}"] = edge
     return models

@@ -107,6 +107,34 @@ def test_lif_step_c_python_torch_exhaustive(contract_exe: Path, mem_bits: int) -
     assert s.tolist() == [False, True]
 
 
+def test_adapt_step_c_python_torch_exhaustive(contract_exe: Path) -> None:
+    """Adaptive LIF's state update and current (contract section 5) for every state, spike,
+    shift and a spread of betas: C, the reference and PyTorch's training step agree, and the
+    update is a - ceil(a / 2^shift) + beta * s saturated to 0..ADAPT_MAX."""
+    from qsnnkit.spec import ADAPT_FRAC, ADAPT_MAX, ADAPT_SHIFT_MAX, ADAPT_SHIFT_MIN
+
+    shifts = range(ADAPT_SHIFT_MIN, ADAPT_SHIFT_MAX + 1)
+    cases = list(product(range(ADAPT_MAX + 1), (0, 1), shifts, (1, 8, 77, 255)))
+    out = run_c(contract_exe, [f"A {a} {sp} {k} {b}" for a, sp, k, b in cases])
+    c_a = np.array([int(o.split()[0]) for o in out])
+    c_cur = np.array([int(o.split()[1]) for o in out])
+    a, sp, k, b = (np.array(col) for col in zip(*cases))
+    assert np.array_equal(c_cur, a << (FRAC_BITS - ADAPT_FRAC))
+    want = np.clip(a - np.ceil(a / 2.0**k).astype(np.int64) + b * sp, 0, ADAPT_MAX)
+    for shift in shifts:
+        for beta in (1, 8, 77, 255):
+            sel = (k == shift) & (b == beta)
+            py = reference.adapt_step(a[sel], sp[sel], shift, beta)
+            assert np.array_equal(py, want[sel]), first_mismatch(py, want[sel])
+            assert np.array_equal(c_a[sel], py), first_mismatch(c_a[sel], py)
+            t = quant.adapt_step(torch.tensor(a[sel] / 2.0**ADAPT_FRAC, dtype=torch.float32),
+                                 torch.tensor(sp[sel], dtype=torch.float32), shift, beta / 2.0**ADAPT_FRAC)
+            tv = (t * 2**ADAPT_FRAC).to(torch.int64).numpy()
+            assert np.array_equal(tv, py), first_mismatch(tv, py)
+    # a state decays all the way to 0 (the ceiling), and the largest state saturates
+    assert reference.adapt_step(np.array([1, 255]), np.array([0, 1]), 8, 255).tolist() == [0, 255]
+
+
 @pytest.fixture(scope="module")
 def default_model():
     return load_converted(DEFAULT_MODEL)
@@ -288,8 +316,9 @@ def test_c_kernels_equal_reference_for_every_width(widths, mem_bits, recurrent) 
                 assert np.array_equal(spks[li], tr.spk[li][i]), f"{kernel} clip {i} layer {li}: " + first_mismatch(spks[li], tr.spk[li][i])
 
 
-def _random_conv_model(rng: np.random.Generator, convs, dense, mem_bits: int):
-    """convs: [(channels, kt, kf, stride, w_bits)], dense: [(n_out, w_bits, recurrent)]."""
+def _random_conv_model(rng: np.random.Generator, convs, dense, mem_bits: int, adapt: bool = False):
+    """convs: [(channels, kt, kf, stride, w_bits)], dense: [(n_out, w_bits, recurrent)];
+    adapt: every other layer (from the second) gets adaptive LIF with a random shift and beta."""
     from qsnnkit.model import ConvertedModel, IntLayer
 
     def weights(rows: int, cols: int, wb: int) -> np.ndarray:
@@ -315,22 +344,28 @@ def _random_conv_model(rng: np.random.Generator, convs, dense, mem_bits: int):
             w_rec=rng.choice([-1, 1], size=(n_out, n_out)) if rec else None,
             sh_rec=rng.integers(-3, 4, size=n_out) if rec else None))
         n_in = n_out
+    if adapt:
+        for L in layers[1::2]:
+            L.adapt_shift, L.adapt_beta = int(rng.integers(1, 9)), int(rng.integers(1, 256))
     return ConvertedModel(feat_mu=rng.integers(60, 200, size=40), layers=layers,
                           w_out=rng.integers(-127, 128, size=(4, n_in)), b_out=rng.integers(-999, 999, size=4),
                           classes=[f"c{i}" for i in range(4)])
 
 
-@pytest.mark.parametrize("convs,dense,mem_bits", [
-    ([(6, 5, 5, 2, 8), (8, 3, 5, 2, 1)], [(24, 1, True)], 4),
-    ([(5, 1, 3, 1, 8), (7, 2, 4, 3, 4), (3, 4, 2, 2, 2)], [], 3),
-    ([(4, 3, 7, 3, 4), (9, 5, 1, 1, 8)], [(17, 2, False), (11, 1, True)], 8),
-    ([(7, 2, 6, 2, 8), (5, 4, 7, 3, 1), (6, 3, 3, 1, 1)], [], 5),  # binary convs: even kernel, stride 3, fan-in > 32
+@pytest.mark.parametrize("convs,dense,mem_bits,adapt", [
+    ([(6, 5, 5, 2, 8), (8, 3, 5, 2, 1)], [(24, 1, True)], 4, False),
+    ([(5, 1, 3, 1, 8), (7, 2, 4, 3, 4), (3, 4, 2, 2, 2)], [], 3, False),
+    ([(4, 3, 7, 3, 4), (9, 5, 1, 1, 8)], [(17, 2, False), (11, 1, True)], 8, False),
+    ([(7, 2, 6, 2, 8), (5, 4, 7, 3, 1), (6, 3, 3, 1, 1)], [], 5, False),  # binary convs: even kernel, stride 3, fan-in > 32
+    ([(6, 5, 5, 2, 8), (8, 3, 5, 2, 1)], [(24, 1, True), (13, 4, True)], 4, True),  # adaptive LIF, conv and dense
+    ([(5, 2, 3, 1, 8), (7, 3, 4, 2, 1)], [(9, 8, False)], 2, True),
 ])
-def test_conv_kernels_equal_reference_per_step(convs, dense, mem_bits) -> None:
+def test_conv_kernels_equal_reference_per_step(convs, dense, mem_bits, adapt) -> None:
     """Streaming convolutions: odd channel counts, even and odd kernels, strides 1-3, kt 1-5,
-    every weight width; every kernel that can run each layer against the reference, per step."""
-    rng = np.random.default_rng(len(convs) * 7 + mem_bits)
-    cm = _random_conv_model(rng, convs, dense, mem_bits)
+    every weight width, adaptive LIF on some layers; every kernel that can run each layer
+    against the reference, per step."""
+    rng = np.random.default_rng(len(convs) * 7 + mem_bits + 100 * adapt)
+    cm = _random_conv_model(rng, convs, dense, mem_bits, adapt)
     cm.validate()
     feats = rng.integers(0, 256, size=(4, 25, 40)).astype(np.uint8)
     ref, tr = reference.run_batch(cm, feats, trace=True)
@@ -382,18 +417,24 @@ def test_conv_geometry_is_checked_on_both_sides() -> None:
         CCore(cm, kernels=["CONV_EVENT", "AUTO", "AUTO"])  # features are not spikes
 
 
-@pytest.mark.parametrize("conv,hidden_bits", [(((8, 5, 5, 2), (16, 3, 5, 2)), 1), (((8, 5, 5, 2), (16, 3, 5, 2)), 4),
-                                              ((), 2), (((6, 3, 4, 3),), 8)])
-def test_torch_model_equals_reference_per_step(conv, hidden_bits: int) -> None:
+@pytest.mark.parametrize("conv,hidden_bits,adapt", [
+    (((8, 5, 5, 2), (16, 3, 5, 2)), 1, None), (((8, 5, 5, 2), (16, 3, 5, 2)), 4, None), ((), 2, None),
+    (((6, 3, 4, 3),), 8, None),
+    (((8, 5, 5, 2), (16, 3, 5, 2)), 1, (3, 0.25, "dense")), ((), 2, (5, 1.5, "dense")),
+    (((6, 3, 4, 3),), 1, (1, 0.09375, "all")),
+])
+def test_torch_model_equals_reference_per_step(conv, hidden_bits: int, adapt) -> None:
     """The PyTorch evaluation forward (convolutions run over the whole clip at once) gives the
     integer reference's outputs, membranes and spikes at every step, for conv and dense
-    models at every hidden weight width; the C core gives the same outputs."""
+    models at every hidden weight width, with and without adaptive LIF; the C core gives the
+    same outputs."""
     from qsnnkit.convert.integerize import integerize
     from qsnnkit.train.model import QSNN, QSNNConfig
 
     torch.manual_seed(0)
     hidden, rec = ((32,), (True,)) if conv else ((32, 24), (True, False))
-    m = QSNN(QSNNConfig(conv=conv, hidden=hidden, recurrent=rec, hidden_bits=hidden_bits))
+    extra = dict(zip(("adapt_shift", "adapt_beta", "adapt_layers"), adapt)) if adapt else {}
+    m = QSNN(QSNNConfig(conv=conv, hidden=hidden, recurrent=rec, hidden_bits=hidden_bits, **extra))
     with torch.no_grad():
         for li, p in enumerate(m.w):
             if li > 0:
@@ -408,6 +449,10 @@ def test_torch_model_equals_reference_per_step(conv, hidden_bits: int) -> None:
     cm = integerize(m, [f"c{i}" for i in range(12)])
     assert [L.kind for L in cm.layers] == ["conv"] * len(conv) + ["dense"] * len(hidden)
     assert [L.w_bits for L in cm.layers] == [8] + [hidden_bits] * (len(cm.layers) - 1)
+    if adapt:
+        want = [adapt[2] == "all" or L.kind == "dense" for L in cm.layers]
+        assert [L.adaptive for L in cm.layers] == want
+        assert all(L.adapt_beta == adapt[1] * 32 for L in cm.layers if L.adaptive)
     ref, tr = reference.run_batch(cm, feats, trace=True)
     assert tr is not None and all(0.02 < s.mean() < 0.98 for s in tr.spk)
     with torch.no_grad():

@@ -118,8 +118,8 @@ def test_eval_says_how_to_build_a_missing_firmware(tmp_path: Path) -> None:
 
 
 def test_streaming_conv_model_on_qemu_is_bit_exact(tmp_path: Path) -> None:
-    """A streaming-convolution model (conv 8-bit -> conv binary -> dense recurrent) on the
-    emulated Cortex-M4: the device's outputs equal the integer reference's on every clip."""
+    """A streaming-convolution model (conv 8-bit -> conv binary -> dense recurrent with adaptive
+    LIF) on the emulated Cortex-M4: the device's outputs equal the integer reference's on every clip."""
     from qsnnkit.paths import cache_dir
 
     model_dir = fw.random_conv_model(cache_dir() / "test-models" / "random-conv-0", seed=0)

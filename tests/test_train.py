@@ -77,6 +77,7 @@ def test_bad_config_is_refused() -> None:
     (QSNNConfig(), TrainSettings(augment="mask,noise,speed,volume")),
     (QSNNConfig(), TrainSettings(synthetic=150, augment="shift,noise")),
     (QSNNConfig(readout="max"), TrainSettings()),
+    (QSNNConfig(adapt_shift=2, adapt_beta=0.125, adapt_layers="all"), TrainSettings()),
     (QSNNConfig(readout="late", adapt_shift=3, adapt_beta=0.5), TrainSettings(augment="speed,volume,shift,noise,mask",
                                                                               synthetic=100)),
 ])
@@ -151,10 +152,11 @@ def test_float_twin_trains_but_is_refused_by_the_converter(fw: bool, fm: bool) -
         integerize(m, [str(i) for i in range(12)])
 
 
-def test_readout_and_adaptation_levers_change_the_answer_and_are_refused_by_the_converter() -> None:
-    """--readout late|max and --adapt: measured levers. The late readout is the sum over the
-    second half of the frames, max each class's peak frame; adaptation lowers the firing; each
-    trains (finite gradients) and none converts."""
+def test_readout_levers_are_refused_by_the_converter_and_adaptation_converts() -> None:
+    """--readout late|max: measured levers. The late readout is the sum over the second half of
+    the frames, max each class's peak frame; neither converts. --adapt: adaptive LIF lowers the
+    firing, trains (finite gradients) and converts (its exactness: tests/test_core.py);
+    settings the contract cannot hold are refused with the reason."""
     from qsnnkit.convert.integerize import integerize
 
     torch.manual_seed(0)
@@ -180,10 +182,17 @@ def test_readout_and_adaptation_levers_change_the_answer_and_are_refused_by_the_
     m.train()
     with torch.no_grad():
         assert float(alif(x).rates[-1]) <= float(m(x).rates[-1])  # adaptation only ever lowers the current
-    with pytest.raises(ValueError, match="adaptive LIF"):
-        integerize(alif, [str(i) for i in range(12)])
+    alif.eval()
+    cm = integerize(alif, [str(i) for i in range(12)])
+    assert [(L.adapt_shift, L.adapt_beta) for L in cm.layers] == [(0, 0), (3, 16)]  # dense layers only
     with pytest.raises(ValueError, match="readout must be one of"):
         QSNNConfig(readout="mean")
+    with pytest.raises(ValueError, match="multiple of 2\\^-5"):
+        QSNNConfig(**{**base.__dict__, "adapt_shift": 3, "adapt_beta": 0.3})
+    with pytest.raises(ValueError, match="adapt_shift must be 0"):
+        QSNNConfig(**{**base.__dict__, "adapt_shift": 9})
+    with pytest.raises(ValueError, match="at least one dense layer"):
+        QSNNConfig(**{**base.__dict__, "hidden": (), "recurrent": (), "adapt_shift": 2})
 
 
 def test_distillation_trains_a_float_teacher_first_and_is_recorded(tmp_path: Path, data_root: Path) -> None:

@@ -15,7 +15,7 @@ from qsnnkit.train.augment import DEFAULT_KINDS
 #: clips per keyword and for _unknown_ (chosen on validation: docs/results.md, "Augmentation").
 SPEECH_AUGMENT = "speed,volume,shift,noise,mask"
 SPEECH_SYNTHETIC = 100
-from qsnnkit.train.model import READOUTS, QSNNConfig
+from qsnnkit.train.model import ADAPT_LAYERS, READOUTS, QSNNConfig
 from qsnnkit.train.synth import SynthError
 from qsnnkit.train.trainer import DATASETS, TrainSettings, train
 from qsnnkit.cli_help import DefaultsHelp
@@ -92,10 +92,12 @@ def parser() -> argparse.ArgumentParser:
                         "computes), late (the second half only) or max (each class's peak); late and max are "
                         "measured levers, not convertible")
     p.add_argument("--adapt", type=int, default=c.adapt_shift, metavar="SHIFT",
-                   help="adaptive LIF: an adaptation current that decays by 2^-SHIFT per frame and grows by "
-                        "--adapt-beta per spike (0: plain LIF; a measured lever, not convertible)")
+                   help="adaptive LIF: an integer adaptation current (one byte per neuron) that decays by "
+                        "ceil(a / 2^SHIFT) per frame and grows by --adapt-beta per spike; SHIFT 1..8, 0: plain LIF")
     p.add_argument("--adapt-beta", type=float, default=c.adapt_beta,
-                   help="adaptation per spike, in threshold units")
+                   help="adaptation per spike, in threshold units (a multiple of 1/32)")
+    p.add_argument("--adapt-layers", default=c.adapt_layers, choices=list(ADAPT_LAYERS),
+                   help="which layers adapt: the dense layers, or all (convolutions too: more state)")
     return p
 
 
@@ -137,6 +139,8 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
         args += ["--readout", cfg.readout]
     if cfg.adapt_shift > 0:
         args += ["--adapt", str(cfg.adapt_shift), "--adapt-beta", repr(cfg.adapt_beta)]
+        if cfg.adapt_layers != "dense":
+            args += ["--adapt-layers", cfg.adapt_layers]
     if cfg.float_weights and cfg.float_membranes:
         args.append("--fp32")
     elif cfg.float_weights:
@@ -193,6 +197,7 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
                      hidden_bits=a.hidden_bits, norm=a.norm,
                      float_weights=a.fp32 or a.float_weights, float_membranes=a.fp32 or a.float_membranes,
                      readout=a.readout, adapt_shift=a.adapt, adapt_beta=a.adapt_beta,
+                     adapt_layers=a.adapt_layers,
                      **dataset_shape(st))
     return cfg, st
 

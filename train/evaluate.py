@@ -1,5 +1,5 @@
 """The PyTorch evaluation forward of a trained checkpoint on dataset splits, for models that
-have no integer form (float twins, the measured readout and adaptation levers): what
+have no integer form (float twins, the measured readout levers): what
 qsnn-convert's report gives for convertible ones, without the integer reference.
 
     python -m qsnnkit.train.evaluate build/train/model.safetensors --split val,test --json out.json

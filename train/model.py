@@ -27,6 +27,8 @@ NORMS = ("none", "bn")
 #: the frames only; "max", each class's largest per-frame output. "late" and "max" are
 #: training levers measured on validation (docs/results.md), not carried to the device.
 READOUTS = ("sum", "late", "max")
+#: Which spiking layers adapt when cfg.adapt_shift > 0.
+ADAPT_LAYERS = ("dense", "all")
 #: Running-statistics momentum and epsilon of the power-of-two batch norm.
 BN_MOMENTUM = 0.1
 BN_EPS = 1e-5
@@ -61,11 +63,13 @@ class QSNNConfig:
     float_membranes: bool = False
     #: the readout over time (READOUTS); only "sum" converts
     readout: str = "sum"
-    #: adaptation current (adaptive LIF), a measured lever that does not convert: each hidden
-    #: neuron's current is reduced by a, which decays as a -= a * 2^-adapt_shift and grows by
-    #: adapt_beta (threshold units) per spike; 0: plain LIF
+    #: adaptive LIF (docs/contract.md section 5): each adapted neuron's current is reduced by its
+    #: adaptation state a (a multiple of 2^-ADAPT_FRAC threshold units, 0..ADAPT_MAX codes), which
+    #: decays by ceil(a / 2^adapt_shift) per step and grows by adapt_beta per spike; 0: plain LIF
     adapt_shift: int = 0
     adapt_beta: float = 0.25
+    #: which layers adapt: "dense" (the dense layers: one byte of state per neuron) or "all"
+    adapt_layers: str = "dense"
 
     @property
     def integer(self) -> bool:
@@ -76,8 +80,7 @@ class QSNNConfig:
     def not_convertible(self) -> list[str]:
         """What keeps this configuration off the device (empty: it converts)."""
         out = [n for n, on in (("float weights", self.float_weights), ("float membranes", self.float_membranes),
-                               (f"the {self.readout!r} readout", self.readout != "sum"),
-                               ("adaptive LIF", self.adapt_shift > 0)) if on]
+                               (f"the {self.readout!r} readout", self.readout != "sum")) if on]
         return out
 
     def __post_init__(self) -> None:
@@ -85,8 +88,20 @@ class QSNNConfig:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
         if self.readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
-        if not 0 <= self.adapt_shift <= 15 or self.adapt_beta <= 0:
-            raise ValueError(f"adapt_shift must be 0..15 and adapt_beta > 0, got {self.adapt_shift}, {self.adapt_beta}")
+        if self.adapt_layers not in ADAPT_LAYERS:
+            raise ValueError(f"adapt_layers must be one of {ADAPT_LAYERS}, got {self.adapt_layers!r}")
+        if self.adapt_shift != 0:
+            code = self.adapt_beta * 2**spec.ADAPT_FRAC
+            if not spec.ADAPT_SHIFT_MIN <= self.adapt_shift <= spec.ADAPT_SHIFT_MAX:
+                raise ValueError(f"adapt_shift must be 0 (plain LIF) or {spec.ADAPT_SHIFT_MIN}..{spec.ADAPT_SHIFT_MAX}, "
+                                 f"got {self.adapt_shift}")
+            if code != round(code) or not 1 <= code <= spec.ADAPT_MAX:
+                raise ValueError(f"adapt_beta must be a multiple of 2^-{spec.ADAPT_FRAC} threshold units between "
+                                 f"{2.0**-spec.ADAPT_FRAC} and {spec.ADAPT_MAX * 2.0**-spec.ADAPT_FRAC}, "
+                                 f"got {self.adapt_beta}")
+            if not any(self.adapts(L) for L in self.layers()):
+                raise ValueError("adaptive LIF on the dense layers asks for at least one dense layer "
+                                 "(or adapt_layers='all')")
         if self.hidden_bits not in (1, 2, 4, 8):
             raise ValueError(f"hidden_bits must be 1, 2, 4 or 8, got {self.hidden_bits}")
         if len(self.hidden) != len(self.recurrent) or not (self.hidden or self.conv):
@@ -116,6 +131,10 @@ class QSNNConfig:
                 f"leak_shift must be 1..{quant.FRAC_BITS - self.mem_bits + 1} for a "
                 f"{self.mem_bits}-bit membrane (so the leak is exact), got {self.leak_shift}"
             )
+
+    def adapts(self, layer: dict[str, int | bool | str]) -> bool:
+        """True when the spiking layer (an item of layers()) has adaptive LIF neurons."""
+        return self.adapt_shift > 0 and (self.adapt_layers == "all" or layer["kind"] == "dense")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -328,6 +347,7 @@ class QSNN(nn.Module):
             n_out = cur.shape[2]
             u = torch.zeros(B, n_out, device=dev)
             spk = torch.zeros(B, n_out, device=dev)
+            adapting = cfg.adapts(L)
             adapt = torch.zeros(B, n_out, device=dev)
             spikes, mems = [], []
             for t in range(T):
@@ -335,14 +355,14 @@ class QSNN(nn.Module):
                 if q["rec"][li] is not None:
                     r = spk @ q["rec"][li].t()
                     c = c + (r if fw else quant.to_fine_grid(r))
-                if cfg.adapt_shift > 0:  # adaptive LIF (a measured lever, not on the device)
+                if adapting:  # adaptive LIF: the adaptation state lowers the current before it saturates
                     c = c - adapt
                 if cfg.float_membranes:
                     u, spk = quant.lif_step_float(u, c if fw else quant.sat16_fine(c), cfg.leak_shift)
                 else:
                     u, spk = quant.lif_step(u, quant.sat16_fine(c), cfg.leak_shift, cfg.mem_bits)  # charge, fire, reset, store
-                if cfg.adapt_shift > 0:
-                    adapt = adapt - adapt * 2.0 ** -cfg.adapt_shift + cfg.adapt_beta * spk
+                if adapting:
+                    adapt = quant.adapt_step(adapt, spk, cfg.adapt_shift, cfg.adapt_beta)
                 spikes.append(spk)
                 if trace:
                     mems.append(u.detach() * 2 ** (cfg.mem_bits - 1))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from qsnnkit.spec import FRAC_BITS  # fine units: 2^-FRAC_BITS of the firing threshold
+from qsnnkit.spec import ADAPT_FRAC, ADAPT_MAX, FRAC_BITS  # fine units: 2^-FRAC_BITS of the firing threshold
 I16_MIN, I16_MAX = -32768, 32767
 
 #: Range of the per-row weight exponent e (first layer, later layers): it keeps the layer's
@@ -163,3 +163,14 @@ class _LIFStepFloat(torch.autograd.Function):
 def lif_step_float(u: Tensor, c: Tensor, leak_shift: int) -> tuple[Tensor, Tensor]:
     """(float membrane, spikes) of one LIF step of the float twin, in threshold units."""
     return _LIFStepFloat.apply(u, c, 2.0**-leak_shift)
+
+
+def adapt_step(a: Tensor, s: Tensor, shift: int, beta: float) -> Tensor:
+    """The adaptation state after a step (docs/contract.md section 5), in threshold units:
+    a - ceil(a * 2^-shift) + beta * s on the 2^-ADAPT_FRAC grid, saturated to 0..ADAPT_MAX codes.
+    Backward: straight-through for the ceiling (the decay's gradient is 1 - 2^-shift), zero
+    where it saturates; the spike's surrogate gradient flows through beta * s."""
+    unit = float(2**ADAPT_FRAC)
+    dec = a * 2.0**-shift
+    dec = dec + (torch.ceil(dec * unit) / unit - dec).detach()
+    return torch.clamp(a - dec + beta * s, 0.0, ADAPT_MAX / unit)

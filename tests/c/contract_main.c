@@ -1,6 +1,7 @@
 /* Drives the contract's inline functions (qsnn_contract.h) from stdin for tests/test_core.py.
  * Input lines: "S acc sh" -> prints qsnn_scale(acc, sh)
  *              "L v current leak_shift mem_bits" -> prints "spike v'" of qsnn_lif_step
+ *              "A a spike shift beta" -> prints "a' current" of qsnn_adapt_step / qsnn_adapt_current
  * Compiled by the test with -std=c99 -Wall -Wextra -Werror -pedantic. */
 #include <stdio.h>
 #include "qsnn_contract.h"
@@ -27,6 +28,13 @@ int main(void)
             v8 = (int8_t)v;
             s = qsnn_lif_step(&v8, (int32_t)c, leak, bits);
             printf("%u %d\n", (unsigned)s, (int)v8);
+        } else if (op == 'A') {
+            unsigned a, spk, shift, beta;
+            if (scanf("%u %u %u %u", &a, &spk, &shift, &beta) != 4) {
+                return 2;
+            }
+            printf("%u %ld\n", (unsigned)qsnn_adapt_step((uint8_t)a, spk, shift, beta),
+                   (long)qsnn_adapt_current((uint8_t)a));
         } else {
             return 3;
         }

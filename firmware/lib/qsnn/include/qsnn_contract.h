@@ -86,6 +86,20 @@ static inline uint32_t qsnn_lif_step_k(int8_t *v, int32_t current, const qsnn_li
     return s;
 }
 
+/* Adaptive LIF (contract section 5): the share of the current an adaptation state a takes
+ * away (fine units), and the state after a step with spike s: a - ceil(a / 2^shift) + beta * s,
+ * saturated to 0..QSNN_ADAPT_MAX. */
+static inline int32_t qsnn_adapt_current(uint8_t a)
+{
+    return (int32_t)a << (QSNN_FRAC_BITS - QSNN_ADAPT_FRAC);
+}
+
+static inline uint8_t qsnn_adapt_step(uint8_t a, uint32_t s, uint32_t shift, uint32_t beta)
+{
+    const uint32_t n = (uint32_t)a - (((uint32_t)a + (1u << shift) - 1u) >> shift) + (s != 0u ? beta : 0u);
+    return (uint8_t)(n > QSNN_ADAPT_MAX ? QSNN_ADAPT_MAX : n);
+}
+
 static inline uint32_t qsnn_lif_step(int8_t *v, int32_t current, int leak_shift, int mem_bits)
 {
     const qsnn_lif_k_t k = qsnn_lif_consts(leak_shift, mem_bits);

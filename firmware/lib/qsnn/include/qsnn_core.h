@@ -33,6 +33,8 @@ typedef struct {
     uint8_t kt;             /* conv: causal time kernel, frames (1 for dense) */
     uint8_t kf;             /* conv: frequency kernel; zero padding kf / 2 on each side (1 for dense) */
     uint8_t stride;         /* conv: frequency stride (1 for dense) */
+    uint8_t adapt_shift;    /* adaptive LIF: decay ceil(a / 2^shift) per step, 1..8; 0: plain LIF */
+    uint8_t adapt_beta;     /* adaptive LIF: growth per spike, 1..255 (0 for plain LIF) */
     uint16_t c_in;          /* conv: input channels (n_in = c_in * f_in) */
     uint16_t f_in;          /* conv: input positions per channel */
     uint16_t c_out;         /* conv: output channels (rows of w; n_out = c_out * f_out) */
@@ -66,6 +68,7 @@ typedef struct {
     int16_t *x;                        /* scratch: centred features */
     int16_t *hist_x;                   /* first layer if conv: its last kt frames of centred features */
     uint32_t *hist_s[QSNN_MAX_LAYERS]; /* conv layers on spikes: their last kt input spike frames */
+    uint8_t *adapt[QSNN_MAX_LAYERS];   /* adaptive layers: one adaptation state per neuron (else NULL) */
     int32_t *out;                      /* [n_classes] per-class outputs, summed over steps */
     uint32_t steps;                    /* frames processed since reset */
 } qsnn_state_t;

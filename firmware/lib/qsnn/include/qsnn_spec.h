@@ -24,6 +24,11 @@
 #define QSNN_DETECT_QUEUE 4u /* detections kept until polled */
 #define QSNN_DETECT_MAX_CLASSES 32u /* classes a detector handles (32-bit mask) */
 #define QSNN_FEATURE_ABS_MAX 255u /* largest |feat - mu| */
+#define QSNN_ADAPT_FRAC 5 /* adaptation states in 2^-ADAPT_FRAC of the threshold */
+#define QSNN_ADAPT_MAX 255u /* largest adaptation state */
+#define QSNN_ADAPT_SHIFT_MIN 1u /* range of the adaptation decay shift */
+#define QSNN_ADAPT_SHIFT_MAX 8u
+#define QSNN_ADAPT_CURRENT_MAX (QSNN_ADAPT_MAX << (QSNN_FRAC_BITS - QSNN_ADAPT_FRAC)) /* largest current an adaptation state takes away, fine units */
 
 /* Front end (docs/frontend.md): 16 kHz int16 PCM, 30 ms frames every 20 ms, uint8 log-mel. */
 #define QSNN_FRONTEND_VERSION 1u /* front-end algorithm version (part of the model hash) */

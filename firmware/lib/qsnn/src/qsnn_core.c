@@ -271,7 +271,8 @@ static int bounds_ok(const qsnn_model_t *m)
             if (L->recurrent && (!shift_ok(L->sh_rec[p]) || !scaled_bound(L->n_out, L->sh_rec[p], &s_rec))) {
                 return 0; /* n_out <= 65535 < QSNN_ACC_BOUND */
             }
-            if (s_ff + s_rec + abs32(L->bias[p]) > QSNN_CURRENT_BOUND) {
+            if (s_ff + s_rec + abs32(L->bias[p]) + (L->adapt_shift != 0u ? QSNN_ADAPT_CURRENT_MAX : 0u) >
+                QSNN_CURRENT_BOUND) {
                 return 0; /* each term <= 2^23: no wrap */
             }
         }
@@ -320,6 +321,11 @@ int qsnn_model_check(const qsnn_model_t *m)
         if (L->recurrent && (L->w_rec == NULL || L->sh_rec == NULL)) {
             return QSNN_ERR_MODEL;
         }
+        if (L->adapt_shift == 0u ? L->adapt_beta != 0u
+                                 : (L->adapt_shift < QSNN_ADAPT_SHIFT_MIN || L->adapt_shift > QSNN_ADAPT_SHIFT_MAX ||
+                                    L->adapt_beta == 0u)) {
+            return QSNN_ERR_MODEL; /* plain LIF (0, 0), or a shift in range and a positive beta */
+        }
         if (L->kind == QSNN_LAYER_CONV) {
 #ifdef QSNN_NO_CONV
             return QSNN_ERR_MODEL; /* built without the conv kernels */
@@ -357,6 +363,7 @@ size_t qsnn_state_bytes(const qsnn_model_t *m)
         bytes += mem_bytes(L);                                                 /* membranes */
         bytes += 4u * QSNN_ROW_WORDS(L->n_out, 1u) * (L->recurrent ? 2u : 1u); /* spikes */
         bytes += hist_bytes(L, l);                                             /* conv input history */
+        bytes += L->adapt_shift != 0u ? round4(L->n_out) : 0u;                 /* adaptation states */
     }
     bytes += round4(2u * m->n_bands);  /* centred features */
     bytes += 4u * m->n_classes;        /* outputs */
@@ -382,6 +389,7 @@ int qsnn_state_init(qsnn_state_t *st, const qsnn_model_t *m, void *arena, size_t
         st->spk[l] = NULL;
         st->prev[l] = NULL;
         st->hist_s[l] = NULL;
+        st->adapt[l] = NULL;
     }
     st->hist_x = NULL;
     for (l = 0; l < m->n_layers; ++l) {
@@ -403,6 +411,12 @@ int qsnn_state_init(qsnn_state_t *st, const qsnn_model_t *m, void *arena, size_t
     if (m->layers[0].kind == QSNN_LAYER_CONV) {
         st->hist_x = (int16_t *)(void *)p;
         p += hist_bytes(&m->layers[0], 0u);
+    }
+    for (l = 0; l < m->n_layers; ++l) {
+        if (m->layers[l].adapt_shift != 0u) {
+            st->adapt[l] = p;
+            p += round4(m->layers[l].n_out);
+        }
     }
     st->mem = p;
     qsnn_reset(st);
@@ -434,6 +448,11 @@ void qsnn_reset(qsnn_state_t *st)
         if (st->hist_s[l] != NULL) {
             for (i = 0; i < (uint32_t)L->kt * QSNN_ROW_WORDS(L->n_in, 1u); ++i) {
                 st->hist_s[l][i] = 0u;
+            }
+        }
+        if (st->adapt[l] != NULL) {
+            for (i = 0; i < L->n_out; ++i) {
+                st->adapt[l][i] = 0u;
             }
         }
     }
@@ -587,7 +606,7 @@ static void begin_step(qsnn_state_t *st)
 __attribute__((always_inline))
 #endif
 static inline uint32_t neuron_fire(const qsnn_layer_t *L, const qsnn_lif_k_t *k, uint32_t p, int32_t acc_ff,
-                            int32_t acc_rec, uint8_t *mem, uint32_t i)
+                            int32_t acc_rec, uint8_t *mem, uint8_t *adapt, uint32_t i)
 {
     int8_t v = mem_load(mem, i, L->mem_bits);
     uint32_t s;
@@ -595,8 +614,14 @@ static inline uint32_t neuron_fire(const qsnn_layer_t *L, const qsnn_lif_k_t *k,
     if (L->recurrent) {
         c += qsnn_scale(acc_rec, L->sh_rec[p]);
     }
+    if (adapt != NULL) { /* adaptive LIF: the adaptation state lowers the current before it saturates */
+        c -= qsnn_adapt_current(adapt[i]);
+    }
     s = qsnn_lif_step_k(&v, qsnn_sat16(c), k);
     mem_store(mem, i, L->mem_bits, v);
+    if (adapt != NULL) {
+        adapt[i] = qsnn_adapt_step(adapt[i], s, L->adapt_shift, L->adapt_beta);
+    }
     return s;
 }
 
@@ -606,7 +631,7 @@ static inline uint32_t neuron_fire(const qsnn_layer_t *L, const qsnn_lif_k_t *k,
 __attribute__((always_inline))
 #endif
 static inline void run_layer(const qsnn_layer_t *L, const qsnn_input_t *in, const qsnn_input_t *rec,
-                             dot_fn ff, dot_fn rec_dot, uint8_t *mem, uint32_t *spk_out)
+                             dot_fn ff, dot_fn rec_dot, uint8_t *mem, uint8_t *adapt, uint32_t *spk_out)
 {
     const uint32_t rw = QSNN_ROW_WORDS(L->n_in, L->w_bits);
     const uint32_t rrw = QSNN_ROW_WORDS(L->n_out, 1u);
@@ -615,7 +640,7 @@ static inline void run_layer(const qsnn_layer_t *L, const qsnn_input_t *in, cons
     for (i = 0; i < L->n_out; ++i) {
         const int32_t acc_ff = ff(L->w + (size_t)i * rw, L->w_bits, in);
         const int32_t acc_rec = L->recurrent ? rec_dot(L->w_rec + (size_t)i * rrw, 1u, rec) : 0;
-        if (neuron_fire(L, &lk, i, acc_ff, acc_rec, mem, i)) {
+        if (neuron_fire(L, &lk, i, acc_ff, acc_rec, mem, adapt, i)) {
             spk_out[i >> 5] |= 1u << (i & 31u);
         }
     }
@@ -679,7 +704,7 @@ static void conv_ref(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_o
                     }
                 }
             }
-            if (neuron_fire(L, &lk, c, acc, 0, mem, i)) {
+            if (neuron_fire(L, &lk, c, acc, 0, mem, st->adapt[l], i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
@@ -730,7 +755,7 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
 #endif
         for (c = 0; c < L->c_out; ++c) {
             const uint32_t i = c * f_out + f;
-            if (neuron_fire(L, &lk, c, dot_w8_dense(L->w + (size_t)c * rw, 8u, &in), 0, mem, i)) {
+            if (neuron_fire(L, &lk, c, dot_w8_dense(L->w + (size_t)c * rw, 8u, &in), 0, mem, st->adapt[l], i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
@@ -798,7 +823,7 @@ static void conv_event(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk
         for (f = 0; f < f_out; ++f) {
             const uint32_t i = c * f_out + f;
             const int32_t sum = bits == 1u ? 2 * acc[f] - taps[f] : acc[f];
-            if (neuron_fire(L, &lk, c, sum, 0, mem, i)) {
+            if (neuron_fire(L, &lk, c, sum, 0, mem, st->adapt[l], i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
@@ -874,7 +899,8 @@ static void conv_b1_popcount(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_
         act = count_spikes(r, fan);
         for (c = 0; c < L->c_out; ++c) {
             const uint32_t i = c * f_out + f;
-            if (neuron_fire(L, &lk, c, 2 * popcount_and(L->w + (size_t)c * rw, r, rw) - act, 0, mem, i)) {
+            const int32_t acc = 2 * popcount_and(L->w + (size_t)c * rw, r, rw) - act;
+            if (neuron_fire(L, &lk, c, acc, 0, mem, st->adapt[l], i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
@@ -949,16 +975,16 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
                 in.xp = pairs;
             }
 #endif
-            run_layer(L, &in, &rec, dot_w8_dense, dot_b1_popcount, mem, st->spk[l]);
+            run_layer(L, &in, &rec, dot_w8_dense, dot_b1_popcount, mem, st->adapt[l], st->spk[l]);
             break;
         case QSNN_KERNEL_B1_POPCOUNT:
-            run_layer(L, &in, &rec, dot_b1_popcount, dot_b1_popcount, mem, st->spk[l]);
+            run_layer(L, &in, &rec, dot_b1_popcount, dot_b1_popcount, mem, st->adapt[l], st->spk[l]);
             break;
         case QSNN_KERNEL_EVENT:
-            run_layer(L, &in, &rec, dot_event, dot_b1_popcount, mem, st->spk[l]);
+            run_layer(L, &in, &rec, dot_event, dot_b1_popcount, mem, st->adapt[l], st->spk[l]);
             break;
         default: /* QSNN_KERNEL_REF */
-            run_layer(L, &in, &rec, dot_ref, dot_ref, mem, st->spk[l]);
+            run_layer(L, &in, &rec, dot_ref, dot_ref, mem, st->adapt[l], st->spk[l]);
             break;
         }
         in.x = NULL;
