@@ -78,6 +78,12 @@ def emit(model: ConvertedModel, out_dir: str | Path, kernels: list[str] | None =
             assert L.w_rec is not None and L.sh_rec is not None
             parts.append(cgen.words(f"l{i}_w_rec", packing.pack_rows(L.w_rec, 1)))
             parts.append(cgen.array("int8_t", f"l{i}_sh_rec", L.sh_rec, per_line=16))
+        cols = packing.columns(L.w, L.w_bits)
+        if cols is not None:  # the column kernels' copy (qsnn_model_check compares it with the rows)
+            parts.append(cgen.words(f"l{i}_w_cols", cols))
+            if L.recurrent:
+                assert L.w_rec is not None
+                parts.append(cgen.words(f"l{i}_w_rec_cols", packing.columns(L.w_rec, 1)))
     parts.append(cgen.array("uint8_t", "feat_mu", model.feat_mu, per_line=16))
     parts.append(cgen.words("w_out", packing.pack_rows(model.w_out, 8)))
     parts.append(cgen.array("int32_t", "b_out", model.b_out, per_line=8))
@@ -96,6 +102,8 @@ def emit(model: ConvertedModel, out_dir: str | Path, kernels: list[str] | None =
             "bias": f"l{i}_bias",
             # adaptive LIF only where a layer has it: plain layers leave both 0 (C's designated initializers)
             **({"adapt_shift": _u(L.adapt_shift), "adapt_beta": _u(L.adapt_beta)} if L.adaptive else {}),
+            **({"w_cols": f"l{i}_w_cols", "w_rec_cols": f"l{i}_w_rec_cols" if L.recurrent else "NULL"}
+               if packing.columns(L.w, L.w_bits) is not None else {}),
         })
     parts.append("\n" + cgen.struct_array("qsnn_layer_t", "layers", layers) + "\n")
     hash_init = "{" + ", ".join(cgen.int_literal(b, "uint8_t", 2) for b in model.hash8) + "}"

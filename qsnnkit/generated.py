@@ -89,6 +89,8 @@ def render_spec_header() -> str:
     parts.append(d("QSNN_CONV_MAX_KF", spec.CONV_MAX_KF, "largest conv frequency kernel", "uint32_t"))
     parts.append(d("QSNN_CONV_POPCOUNT_MAX_FAN", spec.CONV_POPCOUNT_MAX_FAN,
                    "largest fan-in of the popcount conv kernel", "uint32_t"))
+    parts.append(d("QSNN_COLUMN_MAX_ROWS", spec.COLUMN_MAX_ROWS,
+                   "most weight rows a column kernel runs (its bit-sliced counters are on the stack)", "uint32_t"))
     parts.append(d("QSNN_CONV_MAX_FOUT", spec.CONV_MAX_FOUT, "most output positions per conv channel", "uint32_t"))
     parts.append("\n/* Synaptic kernels, per layer (qsnn_layer_t.kernel). */\n")
     for name, (kid, doc) in spec.KERNELS.items():

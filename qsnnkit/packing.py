@@ -5,6 +5,10 @@ with zero bits. Element ``j`` of a row at ``bits`` bits (1, 2, 4, 8) sits in wor
 ``j * bits // 32`` of the row at bit offset ``(j * bits) % 32``, least significant bit first.
 Codes: two's complement in ``bits`` bits for bits >= 2 (8 bits: -127..127, -128 is rejected),
 for 1 bit: bit 1 = +1, bit 0 = -1 (0 is not representable).
+
+A 1-bit layer of at most ``COLUMN_MAX_ROWS`` rows also carries its weights column by column
+(:func:`columns`: the rows of the transpose, packed by the same rule) for the C core's column
+kernels; ``qsnn_model_check`` compares the two bit by bit.
 """
 from __future__ import annotations
 
@@ -116,3 +120,15 @@ def model_bytes(model) -> dict[str, int]:  # noqa: ANN001 - a qsnnkit.model.Conv
     o = 4 * len(pack_rows(model.w_out, 8))
     p = sum(L.rows * (1 + 2) + (L.n_out if L.recurrent else 0) for L in model.layers) + model.n_bands + 4 * model.n_classes
     return {"weights": w, "recurrent": r, "readout": o, "params": p, "total": w + r + o + p}
+
+
+def columns(w: np.ndarray, bits: int) -> np.ndarray | None:
+    """The column copy of a weight matrix ``[rows, cols]`` the firmware carries beside its rows:
+    ``pack_rows(w.T, 1)`` (column j: bit r = w[r][j]) for 1-bit weights of at most
+    COLUMN_MAX_ROWS rows, else None (the column kernels do not run the layer)."""
+    from qsnnkit.spec import COLUMN_MAX_ROWS
+
+    a = np.asarray(w)
+    if bits != 1 or a.ndim != 2 or a.shape[0] > COLUMN_MAX_ROWS:
+        return None
+    return pack_rows(a.T, 1)

@@ -80,6 +80,10 @@ CONV_MAX_KF = 16
 CONV_MAX_FOUT = 64
 #: Largest conv fan-in (c_in * kt * kf) the popcount conv kernel gathers on its stack.
 CONV_POPCOUNT_MAX_FAN = 2048
+#: Most weight rows (dense neurons, conv channels) of a layer the column kernels run: their
+#: bit-sliced counters (one bit per row and counter bit) live on the stack. 1-bit layers up to
+#: this size also carry their weights column by column (qsnn_layer_t.w_cols).
+COLUMN_MAX_ROWS = 128
 
 #: Synaptic kernels of the C core, selectable per layer (qsnn_layer_t.kernel): name -> (id, what
 #: it runs). REF is the plain oracle; the others are drop-in kernels that must give the same sums.
@@ -93,6 +97,11 @@ KERNELS: dict[str, tuple[int, str]] = {
     "CONV_EVENT": (6, "streaming convolution over spikes, any width: each active spike adds its weights to the outputs it reaches"),
     "CONV_B1_POPCOUNT": (7, "streaming convolution, 1-bit weights x spikes: each position's receptive field gathered "
                             "once, then 2 popcount(W & R) - popcount(R) per channel (fan-in <= CONV_POPCOUNT_MAX_FAN)"),
+    "B1_COLUMN": (8, "1-bit weights x spikes, by columns: each active spike adds its weight column (one bit per "
+                     "neuron) to bit-sliced counters of all neurons at once (needs w_cols; rows <= COLUMN_MAX_ROWS)"),
+    "CONV_B1_COLUMN": (9, "streaming convolution, 1-bit weights x spikes, by columns: each active tap of a position's "
+                          "receptive field adds its column to bit-sliced counters of every channel (needs w_cols; "
+                          "channels <= COLUMN_MAX_ROWS, fan-in <= CONV_POPCOUNT_MAX_FAN)"),
 }
 
 # -- the audio front end (docs/frontend.md) -------------------------------------------------------

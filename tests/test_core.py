@@ -262,7 +262,7 @@ def test_c_core_rejects_bad_models(default_model) -> None:
             CCore(default_model, kernels=kernels)
     with pytest.raises(ValueError, match="one of"):
         CCore(default_model, kernels=["FAST", "AUTO", "AUTO"])
-    assert CCore(default_model).layer_kernels() == ["CONV_W8", "CONV_B1_POPCOUNT", "B1_POPCOUNT"]
+    assert CCore(default_model).layer_kernels() == ["CONV_W8", "CONV_B1_COLUMN", "B1_COLUMN"]
     assert CCore(default_model, kernels=["REF", "CONV_EVENT", "EVENT"]).layer_kernels() == ["REF", "CONV_EVENT", "EVENT"]
 
 
@@ -304,6 +304,7 @@ def test_c_kernels_equal_reference_for_every_width(widths, mem_bits, recurrent) 
     configs: list[tuple[str, list[str] | None]] = [
         ("ref", None), ("fast", None), ("fast", ["REF"] * len(layers)), ("fast", first + ["EVENT"] * (len(layers) - 1)),
         ("fast", first + ["B1_POPCOUNT" if w == 1 else "EVENT" for w in widths[1:]]),
+        ("fast", first + ["B1_COLUMN" if w == 1 else "EVENT" for w in widths[1:]]),
     ]
     for kernel, kernels in configs:
         core = CCore(cm, kernel, kernels)  # type: ignore[arg-type]
@@ -358,6 +359,7 @@ def _random_conv_model(rng: np.random.Generator, convs, dense, mem_bits: int, ad
     ([(4, 3, 7, 3, 4), (9, 5, 1, 1, 8)], [(17, 2, False), (11, 1, True)], 8, False),
     ([(7, 2, 6, 2, 8), (5, 4, 7, 3, 1), (6, 3, 3, 1, 1)], [], 5, False),  # binary convs: even kernel, stride 3, fan-in > 32
     ([(6, 5, 5, 2, 8), (8, 3, 5, 2, 1)], [(24, 1, True), (13, 4, True)], 4, True),  # adaptive LIF, conv and dense
+    ([(4, 2, 3, 1, 8), (6, 3, 5, 2, 1)], [(10, 1, True)], 4, False),  # 40 + 4 padded positions: gathered fields
     ([(5, 2, 3, 1, 8), (7, 3, 4, 2, 1)], [(9, 8, False)], 2, True),
 ])
 def test_conv_kernels_equal_reference_per_step(convs, dense, mem_bits, adapt) -> None:
@@ -378,6 +380,8 @@ def test_conv_kernels_equal_reference_per_step(convs, dense, mem_bits, adapt) ->
         ("ref", None), ("fast", None), ("fast", ["REF"] * n),
         ("fast", [first_conv] + ["CONV_EVENT" if L.is_conv else "EVENT" for L in cm.layers[1:]]),
         ("fast", [first_conv] + ["CONV_B1_POPCOUNT" if L.is_conv and L.w_bits == 1 else "AUTO" for L in cm.layers[1:]]),
+        ("fast", [first_conv] + [("CONV_B1_COLUMN" if L.is_conv else "B1_COLUMN") if L.w_bits == 1 else "AUTO"
+                                 for L in cm.layers[1:]]),
     ]
     for kernel, kernels in configs:
         core = CCore(cm, kernel, kernels)  # type: ignore[arg-type]
@@ -504,7 +508,9 @@ def test_batch_norm_folds_exactly(conv, hidden_bits: int) -> None:
 
 def test_binary_kernel_on_wide_rows_equals_reference() -> None:
     """Rows of 1,000 and 2,000 binary inputs (32 and 63 words: several ten-group blocks of the
-    popcount plus a tail) and a 2,000-wide recurrence give the reference's numbers per step."""
+    popcount plus a tail) and a 2,000-wide recurrence give the reference's numbers per step;
+    so does the column kernel on 2,000 inputs (about 1,000 active: several chunks, counts past
+    255, so its bit-by-bit count path), and the C check refuses a column copy one bit off."""
     from qsnnkit.model import ConvertedModel, IntLayer
 
     rng = np.random.default_rng(5)
@@ -521,14 +527,24 @@ def test_binary_kernel_on_wide_rows_equals_reference() -> None:
     feats = rng.integers(0, 256, size=(2, 12, 40)).astype(np.uint8)
     ref, tr = reference.run_batch(cm, feats, trace=True)
     assert tr is not None and all(0.02 < s.mean() < 0.98 for s in tr.spk)
+    for kernels, want in ((None, ["W8_DENSE", "B1_POPCOUNT", "B1_COLUMN"]),
+                          (["AUTO", "AUTO", "B1_POPCOUNT"], ["W8_DENSE", "B1_POPCOUNT", "B1_POPCOUNT"])):
+        core = CCore(cm, kernels=kernels)
+        assert core.layer_kernels() == want
+        for i in range(len(feats)):
+            out, mems, spks = core.run_clip(feats[i], trace=True)
+            for li in range(3):
+                assert np.array_equal(spks[li], tr.spk[li][i]), f"{want} clip {i} layer {li}: " + first_mismatch(spks[li], tr.spk[li][i])
+                assert np.array_equal(mems[li], tr.mem[li][i]), f"{want} clip {i} layer {li}: " + first_mismatch(mems[li], tr.mem[li][i])
+            assert np.array_equal(out, ref[i])
+    assert int(tr.spk[1].sum(axis=2).max()) > 255  # the column kernel's counts passed a byte
     core = CCore(cm)
-    assert core.layer_kernels() == ["W8_DENSE", "B1_POPCOUNT", "B1_POPCOUNT"]
-    for i in range(len(feats)):
-        out, mems, spks = core.run_clip(feats[i], trace=True)
-        for li in range(3):
-            assert np.array_equal(spks[li], tr.spk[li][i]), f"clip {i} layer {li}: " + first_mismatch(spks[li], tr.spk[li][i])
-            assert np.array_equal(mems[li], tr.mem[li][i]), f"clip {i} layer {li}: " + first_mismatch(mems[li], tr.mem[li][i])
-        assert np.array_equal(out, ref[i])
+    cols = np.ctypeslib.as_array(core._layers[2].w_cols, shape=(2000 * 1,))
+    assert core.lib.qsnn_model_check(ct.byref(core._model)) == 0
+    cols[777] ^= 1 << 5
+    assert core.lib.qsnn_model_check(ct.byref(core._model)) == 2  # QSNN_ERR_MODEL
+    cols[777] ^= 1 << 5
+    assert core.lib.qsnn_model_check(ct.byref(core._model)) == 0
 
 
 def test_converter_picks_kernels_per_layer(default_model, tmp_path: Path) -> None:

@@ -45,6 +45,11 @@ typedef struct {
     const uint32_t *w_rec;  /* packed 1-bit [n_out][QSNN_ROW_WORDS(n_out, 1)], or NULL */
     const int8_t *sh_rec;   /* [n_out] scale shift of the recurrent sum, or NULL */
     const int16_t *bias;    /* [n_out] (conv: [c_out]) fine units */
+    const uint32_t *w_cols; /* 1-bit layers, optional: the same weights column by column, packed
+                               [fan_in][QSNN_ROW_WORDS(rows, 1)] (column j: bit r = W[r][j]), for the
+                               column kernels; NULL: none. qsnn_model_check compares it with w. */
+    const uint32_t *w_rec_cols; /* the recurrent weights column by column, [n_out][QSNN_ROW_WORDS(n_out, 1)],
+                                   when w_cols is set and the layer is recurrent; else NULL */
 } qsnn_layer_t;
 
 typedef struct {

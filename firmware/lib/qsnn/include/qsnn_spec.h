@@ -71,6 +71,7 @@
 #define QSNN_CONV_MAX_KT 16u /* largest conv time kernel */
 #define QSNN_CONV_MAX_KF 16u /* largest conv frequency kernel */
 #define QSNN_CONV_POPCOUNT_MAX_FAN 2048u /* largest fan-in of the popcount conv kernel */
+#define QSNN_COLUMN_MAX_ROWS 128u /* most weight rows a column kernel runs (its bit-sliced counters are on the stack) */
 #define QSNN_CONV_MAX_FOUT 64u /* most output positions per conv channel */
 
 /* Synaptic kernels, per layer (qsnn_layer_t.kernel). */
@@ -82,5 +83,7 @@
 #define QSNN_KERNEL_CONV_W8 5u /* streaming convolution, 8-bit weights x int16 features: each channel's kernel unpacked once per step */
 #define QSNN_KERNEL_CONV_EVENT 6u /* streaming convolution over spikes, any width: each active spike adds its weights to the outputs it reaches */
 #define QSNN_KERNEL_CONV_B1_POPCOUNT 7u /* streaming convolution, 1-bit weights x spikes: each position's receptive field gathered once, then 2 popcount(W & R) - popcount(R) per channel (fan-in <= CONV_POPCOUNT_MAX_FAN) */
+#define QSNN_KERNEL_B1_COLUMN 8u /* 1-bit weights x spikes, by columns: each active spike adds its weight column (one bit per neuron) to bit-sliced counters of all neurons at once (needs w_cols; rows <= COLUMN_MAX_ROWS) */
+#define QSNN_KERNEL_CONV_B1_COLUMN 9u /* streaming convolution, 1-bit weights x spikes, by columns: each active tap of a position's receptive field adds its column to bit-sliced counters of every channel (needs w_cols; channels <= COLUMN_MAX_ROWS, fan-in <= CONV_POPCOUNT_MAX_FAN) */
 
 #endif /* QSNN_SPEC_H */

@@ -41,13 +41,20 @@ static uint32_t spike_bit(const uint32_t *spk, uint32_t j)
     return (spk[j >> 5] >> (j & 31u)) & 1u;
 }
 
-/* Index of the lowest set bit (v != 0), portable (de Bruijn multiply, no library call). */
+/* Index of the lowest set bit (v != 0): two instructions (RBIT, CLZ) on Armv7-M and later and
+ * one on x86-64 and AArch64, through the compiler's builtin, which calls no library there;
+ * elsewhere (Armv6-M, RV32IMAC, Xtensa LX106) portable (de Bruijn multiply, no library call). */
+#if defined(__GNUC__) && (defined(__ARM_ARCH_7M__) || defined(__ARM_ARCH_7EM__) || \
+                          defined(__ARM_ARCH_8M_MAIN__) || defined(__x86_64__) || defined(__aarch64__))
+#define ctz32(v) ((uint32_t)__builtin_ctz(v))
+#else
 static uint32_t ctz32(uint32_t v)
 {
     static const uint8_t pos[32] = {0,  1,  28, 2,  29, 14, 24, 3,  30, 22, 20, 15, 25, 17, 4,  8,
                                     31, 27, 13, 23, 21, 19, 16, 7,  26, 12, 18, 6,  11, 5,  10, 9};
     return pos[((v & (0u - v)) * 0x077CB531u) >> 27];
 }
+#endif
 
 /* Portable popcount: no library call on cores without a popcount instruction. */
 static uint32_t popcount32(uint32_t v)
@@ -113,6 +120,12 @@ static int kernel_fits(uint32_t kernel, const qsnn_layer_t *L, int first)
     case QSNN_KERNEL_CONV_B1_POPCOUNT:
         return conv && !first && w_bits == 1u &&
                (uint32_t)L->c_in * L->kt * L->kf <= QSNN_CONV_POPCOUNT_MAX_FAN;
+    case QSNN_KERNEL_B1_COLUMN:
+        return !conv && !first && w_bits == 1u && L->w_cols != NULL && L->n_out <= QSNN_COLUMN_MAX_ROWS &&
+               (!L->recurrent || L->w_rec_cols != NULL);
+    case QSNN_KERNEL_CONV_B1_COLUMN:
+        return conv && !first && w_bits == 1u && L->w_cols != NULL && L->c_out <= QSNN_COLUMN_MAX_ROWS &&
+               (uint32_t)L->c_in * L->kt * L->kf <= QSNN_CONV_POPCOUNT_MAX_FAN;
     default:
         return 0;
     }
@@ -133,11 +146,17 @@ uint32_t qsnn_layer_kernel(const qsnn_model_t *m, uint32_t l)
         if (l == 0u) {
             return L->w_bits == 8u ? QSNN_KERNEL_CONV_W8 : QSNN_KERNEL_REF;
         }
+        if (kernel_fits(QSNN_KERNEL_CONV_B1_COLUMN, L, 0)) {
+            return QSNN_KERNEL_CONV_B1_COLUMN;
+        }
         return kernel_fits(QSNN_KERNEL_CONV_B1_POPCOUNT, L, 0) ? QSNN_KERNEL_CONV_B1_POPCOUNT
                                                                : QSNN_KERNEL_CONV_EVENT;
     }
     if (l == 0u) {
         return L->w_bits == 8u ? QSNN_KERNEL_W8_DENSE : QSNN_KERNEL_REF;
+    }
+    if (kernel_fits(QSNN_KERNEL_B1_COLUMN, L, 0)) {
+        return QSNN_KERNEL_B1_COLUMN;
     }
     return L->w_bits == 1u ? QSNN_KERNEL_B1_POPCOUNT : QSNN_KERNEL_EVENT;
 #endif
@@ -247,6 +266,47 @@ static uint32_t abs32(int32_t v)
     return v < 0 ? 0u - (uint32_t)v : (uint32_t)v;
 }
 
+/* Bit j of packed 1-bit row `row`. */
+static uint32_t row_bit(const uint32_t *rows, uint32_t words, uint32_t r, uint32_t j)
+{
+    return (rows[(size_t)r * words + (j >> 5)] >> (j & 31u)) & 1u;
+}
+
+/* A layer's column copies (w_cols, w_rec_cols) hold exactly its rows' weights, transposed:
+ * checked bit by bit once at start-up, so a column kernel cannot compute with other weights
+ * than the reference kernel. No copies: nothing to check. */
+static int columns_match(const qsnn_layer_t *L)
+{
+    const uint32_t rows = L->kind == QSNN_LAYER_CONV ? L->c_out : L->n_out;
+    const uint32_t fan = L->kind == QSNN_LAYER_CONV ? (uint32_t)L->c_in * L->kt * L->kf : L->n_in;
+    const uint32_t rw = QSNN_ROW_WORDS(fan, 1u), cw = QSNN_ROW_WORDS(rows, 1u);
+    uint32_t r, j;
+    if (L->w_cols == NULL) {
+        return L->w_rec_cols == NULL;
+    }
+    if (L->w_bits != 1u || (L->recurrent && L->w_rec_cols == NULL) || (!L->recurrent && L->w_rec_cols != NULL)) {
+        return 0;
+    }
+    for (r = 0; r < rows; ++r) {
+        for (j = 0; j < fan; ++j) {
+            if (row_bit(L->w, rw, r, j) != row_bit(L->w_cols, cw, j, r)) {
+                return 0;
+            }
+        }
+    }
+    if (L->recurrent) {
+        const uint32_t nw = QSNN_ROW_WORDS(L->n_out, 1u);
+        for (r = 0; r < L->n_out; ++r) {
+            for (j = 0; j < L->n_out; ++j) {
+                if (row_bit(L->w_rec, nw, r, j) != row_bit(L->w_rec_cols, nw, j, r)) {
+                    return 0;
+                }
+            }
+        }
+    }
+    return 1;
+}
+
 /* The same bounds qsnnkit.bounds proves: every accumulator, rounding intermediate, current
  * and per-class output of the model stays in its range for QSNN_MAX_STEPS steps. */
 static int bounds_ok(const qsnn_model_t *m)
@@ -338,6 +398,9 @@ int qsnn_model_check(const qsnn_model_t *m)
             return QSNN_ERR_MODEL;
         }
         if (!kernel_fits(L->kernel, L, l == 0u)) {
+            return QSNN_ERR_MODEL;
+        }
+        if (!columns_match(L)) {
             return QSNN_ERR_MODEL;
         }
         n_prev = L->n_out;
@@ -573,6 +636,162 @@ static int32_t dot_event(const uint32_t *row, uint32_t bits, const qsnn_input_t 
     return acc;
 }
 
+/* ---- column kernels: bit-sliced counters --------------------------------------------- */
+
+/* Counter planes of a column kernel: up to QSNN_COLUMN_MAX_ROWS rows x 16 bits (counts up to
+ * a fan-in of 65535). */
+#define COLUMN_PLANE_WORDS (QSNN_COLUMN_MAX_ROWS / 32u * 16u)
+
+/* Bits of a counter that holds 0..n. */
+static uint32_t count_bits(uint32_t n)
+{
+    uint32_t b = 1u;
+    while ((n >> b) != 0u) {
+        ++b;
+    }
+    return b;
+}
+
+/* Columns added to the counters at once (a stack list of pointers). */
+#define COLUMN_CHUNK 64u
+
+/* Carry-save adder over 32 lanes: a + b + c = 2 h + l in every lane. */
+#define CSA(h, l, a, b, c)                      \
+    do {                                        \
+        const uint32_t u_ = (a) ^ (b);          \
+        const uint32_t c_ = (c);                \
+        (h) = ((a) & (b)) | (u_ & c_);          \
+        (l) = u_ ^ c_;                          \
+    } while (0)
+
+/* Add n weight columns (cols[i]: one bit per row, `words` words) to bit-sliced counters:
+ * plane b, at planes[b * words], holds bit b of every row's count; at least 3 planes, and
+ * every count stays below 2^planes (the caller sizes them from the number of columns).
+ * Harley-Seal: per word, eight columns go through a tree of seven carry-save adders into
+ * planes 0-2 (ones, twos, fours, kept in registers), and only the carry of weight 8 ripples
+ * into planes 3 and up; the last n % 8 columns ripple one by one. */
+static void columns_add(uint32_t *planes, uint32_t words, const uint32_t *const *cols, uint32_t n)
+{
+    uint32_t k;
+    for (k = 0; k < words; ++k) {
+        uint32_t ones = planes[k], twos = planes[words + k], fours = planes[2u * words + k];
+        uint32_t i = 0, c, t;
+        uint32_t *p;
+        for (; i + 8u <= n; i += 8u) {
+            uint32_t ta, tb, fa, fb;
+            CSA(ta, ones, ones, cols[i][k], cols[i + 1u][k]);
+            CSA(tb, ones, ones, cols[i + 2u][k], cols[i + 3u][k]);
+            CSA(fa, twos, twos, ta, tb);
+            CSA(ta, ones, ones, cols[i + 4u][k], cols[i + 5u][k]);
+            CSA(tb, ones, ones, cols[i + 6u][k], cols[i + 7u][k]);
+            CSA(fb, twos, twos, ta, tb);
+            CSA(c, fours, fours, fa, fb); /* c: the carries of weight 8 */
+            for (p = planes + 3u * words + k; c != 0u; p += words) {
+                t = *p & c;
+                *p ^= c;
+                c = t;
+            }
+        }
+        for (; i < n; ++i) {
+            c = cols[i][k];
+            t = ones & c;
+            ones ^= c;
+            c = t;
+            t = twos & c;
+            twos ^= c;
+            c = t;
+            t = fours & c;
+            fours ^= c;
+            c = t;
+            for (p = planes + 3u * words + k; c != 0u; p += words) {
+                t = *p & c;
+                *p ^= c;
+                c = t;
+            }
+        }
+        planes[k] = ones;
+        planes[words + k] = twos;
+        planes[2u * words + k] = fours;
+    }
+}
+
+/* Zeroed counter planes for up to n columns: max(3, count_bits(n)) planes. */
+static void planes_clear(uint32_t *planes, uint32_t words, uint32_t n)
+{
+    const uint32_t np = count_bits(n) < 3u ? 3u : count_bits(n);
+    uint32_t k;
+    for (k = 0; k < words * np; ++k) {
+        planes[k] = 0u;
+    }
+}
+
+/* Row r's count from the planes. */
+static int32_t column_count(const uint32_t *planes, uint32_t words, uint32_t np, uint32_t r)
+{
+    const uint32_t *p = planes + (r >> 5);
+    const uint32_t sh = r & 31u;
+    uint32_t b, n = 0u;
+    for (b = 0; b < np; ++b, p += words) {
+        n |= ((*p >> sh) & 1u) << b;
+    }
+    return (int32_t)n;
+}
+
+/* Bit i of a nibble -> byte i of a word set to 1. */
+static const uint32_t nibble_bytes[16] = {
+    0x00000000u, 0x00000001u, 0x00000100u, 0x00000101u, 0x00010000u, 0x00010001u, 0x00010100u, 0x00010101u,
+    0x01000000u, 0x01000001u, 0x01000100u, 0x01000101u, 0x01010000u, 0x01010001u, 0x01010100u, 0x01010101u,
+};
+
+/* Every row's count from the planes as one byte, row r in byte r & 3 of counts[r >> 2]
+ * (counts[8 * words]); each count must be <= 255, so no byte carries into the next. Eight
+ * table lookups per plane word instead of a shift per row and plane (column_count). */
+static void column_counts8(const uint32_t *planes, uint32_t words, uint32_t np, uint32_t *counts)
+{
+    uint32_t b, k, n;
+    for (k = 0; k < 8u * words; ++k) {
+        counts[k] = 0u;
+    }
+    for (b = 0; b < np; ++b) {
+        for (k = 0; k < words; ++k) {
+            const uint32_t p = planes[b * words + k];
+            uint32_t *o = counts + 8u * k;
+            if (p == 0u) {
+                continue;
+            }
+            for (n = 0; n < 8u; ++n) {
+                o[n] += nibble_bytes[(p >> (4u * n)) & 15u] << b;
+            }
+        }
+    }
+}
+
+/* Row r's count from column_counts8's bytes. */
+#define COUNT8(counts, r) ((int32_t)(((counts)[(r) >> 2] >> (8u * ((r) & 3u))) & 0xFFu))
+
+/* Counters of the active spikes of `in` (in->active of them) over the columns `cols`; returns
+ * the planes used: a count never exceeds in->active. */
+static uint32_t column_sums(const uint32_t *cols, uint32_t words, const qsnn_input_t *in, uint32_t *planes)
+{
+    const uint32_t sw = QSNN_ROW_WORDS(in->n, 1u);
+    const uint32_t *list[COLUMN_CHUNK];
+    uint32_t k, n = 0;
+    planes_clear(planes, words, (uint32_t)in->active);
+    for (k = 0; k < sw; ++k) {
+        uint32_t v = in->spk[k];
+        while (v != 0u) {
+            list[n++] = cols + (size_t)(k * 32u + ctz32(v)) * words;
+            v &= v - 1u;
+            if (n == COLUMN_CHUNK) {
+                columns_add(planes, words, list, n);
+                n = 0;
+            }
+        }
+    }
+    columns_add(planes, words, list, n);
+    return count_bits((uint32_t)in->active);
+}
+
 /* ---- the per-neuron code every kernel shares ----------------------------------------- */
 
 static void centre_features(qsnn_state_t *st, const uint8_t *feat)
@@ -600,27 +819,54 @@ static void begin_step(qsnn_state_t *st)
     }
 }
 
+/* A layer's per-neuron constants, read once per layer and step (kept out of the per-neuron
+ * code, where stores to the membranes would make the compiler read them again). */
+typedef struct {
+    qsnn_lif_k_t lif;
+    const int8_t *sh_ff;
+    const int16_t *bias;
+    const int8_t *sh_rec; /* NULL: not recurrent */
+    uint8_t *adapt;       /* NULL: plain LIF */
+    uint32_t adapt_shift;
+    uint32_t adapt_beta;
+    uint32_t mem_bits;
+} neuron_k_t;
+
+static neuron_k_t neuron_consts(const qsnn_layer_t *L, uint8_t *adapt)
+{
+    neuron_k_t k;
+    k.lif = qsnn_lif_consts(L->leak_shift, L->mem_bits);
+    k.sh_ff = L->sh_ff;
+    k.bias = L->bias;
+    k.sh_rec = L->recurrent ? L->sh_rec : NULL;
+    k.adapt = adapt;
+    k.adapt_shift = L->adapt_shift;
+    k.adapt_beta = L->adapt_beta;
+    k.mem_bits = L->mem_bits;
+    return k;
+}
+
 /* Current of a neuron from its sums (contract: scale, bias, saturate), then the LIF step.
  * p indexes the layer's per-row parameters: the neuron (dense) or its channel (conv). */
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
-static inline uint32_t neuron_fire(const qsnn_layer_t *L, const qsnn_lif_k_t *k, uint32_t p, int32_t acc_ff,
-                            int32_t acc_rec, uint8_t *mem, uint8_t *adapt, uint32_t i)
+static inline uint32_t neuron_fire(const neuron_k_t *k, uint32_t p, int32_t acc_ff, int32_t acc_rec, uint8_t *mem,
+                                   uint32_t i)
 {
-    int8_t v = mem_load(mem, i, L->mem_bits);
+    int8_t v = mem_load(mem, i, k->mem_bits);
     uint32_t s;
-    int32_t c = qsnn_scale(acc_ff, L->sh_ff[p]) + (int32_t)L->bias[p];
-    if (L->recurrent) {
-        c += qsnn_scale(acc_rec, L->sh_rec[p]);
+    int32_t c = qsnn_scale(acc_ff, k->sh_ff[p]) + (int32_t)k->bias[p];
+    if (k->sh_rec != NULL) {
+        c += qsnn_scale(acc_rec, k->sh_rec[p]);
     }
-    if (adapt != NULL) { /* adaptive LIF: the adaptation state lowers the current before it saturates */
-        c -= qsnn_adapt_current(adapt[i]);
+    if (k->adapt != NULL) { /* adaptive LIF: the adaptation state lowers the current before it saturates */
+        c -= qsnn_adapt_current(k->adapt[i]);
     }
-    s = qsnn_lif_step_k(&v, qsnn_sat16(c), k);
-    mem_store(mem, i, L->mem_bits, v);
-    if (adapt != NULL) {
-        adapt[i] = qsnn_adapt_step(adapt[i], s, L->adapt_shift, L->adapt_beta);
+    s = qsnn_lif_step_k(&v, qsnn_sat16(c), &k->lif);
+    mem_store(mem, i, k->mem_bits, v);
+    if (k->adapt != NULL) {
+        k->adapt[i] = qsnn_adapt_step(k->adapt[i], s, k->adapt_shift, k->adapt_beta);
     }
     return s;
 }
@@ -635,12 +881,44 @@ static inline void run_layer(const qsnn_layer_t *L, const qsnn_input_t *in, cons
 {
     const uint32_t rw = QSNN_ROW_WORDS(L->n_in, L->w_bits);
     const uint32_t rrw = QSNN_ROW_WORDS(L->n_out, 1u);
-    const qsnn_lif_k_t lk = qsnn_lif_consts(L->leak_shift, L->mem_bits);
+    const neuron_k_t nk = neuron_consts(L, adapt);
     uint32_t i;
     for (i = 0; i < L->n_out; ++i) {
         const int32_t acc_ff = ff(L->w + (size_t)i * rw, L->w_bits, in);
         const int32_t acc_rec = L->recurrent ? rec_dot(L->w_rec + (size_t)i * rrw, 1u, rec) : 0;
-        if (neuron_fire(L, &lk, i, acc_ff, acc_rec, mem, adapt, i)) {
+        if (neuron_fire(&nk, i, acc_ff, acc_rec, mem, i)) {
+            spk_out[i >> 5] |= 1u << (i & 31u);
+        }
+    }
+}
+
+/* A dense 1-bit layer on spikes, by columns: the active inputs' weight columns (and the
+ * active previous spikes' recurrent columns) go into bit-sliced counters of every neuron;
+ * sum = 2 * count - active. */
+static void dense_b1_column(const qsnn_layer_t *L, const qsnn_input_t *in, const qsnn_input_t *rec, uint8_t *mem,
+                            uint8_t *adapt, uint32_t *spk_out)
+{
+    const uint32_t words = QSNN_ROW_WORDS(L->n_out, 1u);
+    const neuron_k_t nk = neuron_consts(L, adapt);
+    uint32_t ff[COLUMN_PLANE_WORDS];
+    uint32_t rc[COLUMN_PLANE_WORDS];
+    uint32_t ff8[QSNN_COLUMN_MAX_ROWS / 4u]; /* counts as bytes, when they fit */
+    uint32_t rc8[QSNN_COLUMN_MAX_ROWS / 4u];
+    const uint32_t np_ff = column_sums(L->w_cols, words, in, ff);
+    const uint32_t np_rec = L->recurrent ? column_sums(L->w_rec_cols, words, rec, rc) : 0u;
+    const int bytes_ff = np_ff <= 8u, bytes_rec = np_rec <= 8u;
+    uint32_t i;
+    if (bytes_ff) {
+        column_counts8(ff, words, np_ff, ff8);
+    }
+    if (L->recurrent && bytes_rec) {
+        column_counts8(rc, words, np_rec, rc8);
+    }
+    for (i = 0; i < L->n_out; ++i) {
+        const int32_t acc_ff = 2 * (bytes_ff ? COUNT8(ff8, i) : column_count(ff, words, np_ff, i)) - in->active;
+        const int32_t acc_rec =
+            L->recurrent ? 2 * (bytes_rec ? COUNT8(rc8, i) : column_count(rc, words, np_rec, i)) - rec->active : 0;
+        if (neuron_fire(&nk, i, acc_ff, acc_rec, mem, i)) {
             spk_out[i >> 5] |= 1u << (i & 31u);
         }
     }
@@ -684,7 +962,7 @@ static void conv_ref(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_o
     const uint32_t rw = QSNN_ROW_WORDS((uint32_t)L->c_in * L->kt * L->kf, L->w_bits);
     const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
     const int32_t pad = (int32_t)(L->kf / 2u);
-    const qsnn_lif_k_t lk = qsnn_lif_consts(L->leak_shift, L->mem_bits);
+    const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
     uint32_t c, f, ci, dt, df;
     for (c = 0; c < L->c_out; ++c) {
         const uint32_t *row = L->w + (size_t)c * rw;
@@ -704,7 +982,7 @@ static void conv_ref(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_o
                     }
                 }
             }
-            if (neuron_fire(L, &lk, c, acc, 0, mem, st->adapt[l], i)) {
+            if (neuron_fire(&nk, c, acc, 0, mem, i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
@@ -717,7 +995,7 @@ static void conv_ref(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_o
 static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
-    const qsnn_lif_k_t lk = qsnn_lif_consts(L->leak_shift, L->mem_bits);
+    const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
     const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, n = L->n_in;
     const uint32_t taps = kt * kf;
     const uint32_t taps4 = (taps + 3u) & ~3u; /* whole weight words; the extra taps read 0 */
@@ -755,7 +1033,7 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
 #endif
         for (c = 0; c < L->c_out; ++c) {
             const uint32_t i = c * f_out + f;
-            if (neuron_fire(L, &lk, c, dot_w8_dense(L->w + (size_t)c * rw, 8u, &in), 0, mem, st->adapt[l], i)) {
+            if (neuron_fire(&nk, c, dot_w8_dense(L->w + (size_t)c * rw, 8u, &in), 0, mem, i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
@@ -768,7 +1046,7 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
 static void conv_event(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
-    const qsnn_lif_k_t lk = qsnn_lif_consts(L->leak_shift, L->mem_bits);
+    const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
     const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, f_in = L->f_in;
     const uint32_t bits = L->w_bits;
     const uint32_t rw = QSNN_ROW_WORDS((uint32_t)L->c_in * kt * kf, bits);
@@ -823,7 +1101,7 @@ static void conv_event(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk
         for (f = 0; f < f_out; ++f) {
             const uint32_t i = c * f_out + f;
             const int32_t sum = bits == 1u ? 2 * acc[f] - taps[f] : acc[f];
-            if (neuron_fire(L, &lk, c, sum, 0, mem, st->adapt[l], i)) {
+            if (neuron_fire(&nk, c, sum, 0, mem, i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
@@ -859,49 +1137,148 @@ static uint32_t get_bits(const uint32_t *v, int32_t start, uint32_t n, int32_t l
     return out << lo;
 }
 
+/* The receptive field of output position f of a conv layer on spikes (c_in x kt x kf bits,
+ * ordered like a weight row: bit (ci * kt + dt) * kf + df), positions outside 0..f_in-1
+ * reading 0, into r[QSNN_ROW_WORDS(fan, 1)]. */
+static void gather_field(const qsnn_state_t *st, uint32_t l, uint32_t f, uint32_t *r)
+{
+    const qsnn_layer_t *L = &st->model->layers[l];
+    const uint32_t kt = L->kt, kf = L->kf, f_in = L->f_in;
+    const uint32_t rw = QSNN_ROW_WORDS((uint32_t)L->c_in * kt * kf, 1u);
+    const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
+    const int32_t pos0 = (int32_t)(f * L->stride) - (int32_t)(kf / 2u); /* input position of tap 0 */
+    /* positions outside 0..f_in-1 of a channel read as 0 */
+    const int32_t lo = pos0 < 0 ? -pos0 : 0;
+    const int32_t hi = pos0 + (int32_t)kf > (int32_t)f_in ? (int32_t)f_in - pos0 : (int32_t)kf;
+    const uint32_t keep = ((1u << (uint32_t)hi) - 1u) & ~((1u << (uint32_t)lo) - 1u);
+    uint32_t o = 0; /* bit offset in r: (ci * kt + dt) * kf */
+    uint32_t ci, dt, k;
+    for (k = 0; k < rw; ++k) {
+        r[k] = 0u;
+    }
+    for (ci = 0; ci < L->c_in; ++ci) {
+        const int32_t row0 = (int32_t)(ci * f_in);
+        for (dt = 0; dt < kt; ++dt, o += kf) {
+            const uint32_t v = get_bits(st->hist_s[l] + dt * sw, row0 + pos0, kf, row0 + (int32_t)f_in) & keep;
+            if (v != 0u) {
+                r[o >> 5] |= v << (o & 31u);
+                if ((o & 31u) + kf > 32u) {
+                    r[(o >> 5) + 1u] |= v >> (32u - (o & 31u));
+                }
+            }
+        }
+    }
+}
+
 /* 1-bit weights x spikes: per output position the receptive field (c_in x kt x kf, ordered
  * like a weight row) is gathered once, then each channel costs an AND and a popcount per
  * word: sum = 2 * popcount(W & R) - popcount(R). */
 static void conv_b1_popcount(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
-    const qsnn_lif_k_t lk = qsnn_lif_consts(L->leak_shift, L->mem_bits);
-    const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, f_in = L->f_in;
-    const uint32_t fan = (uint32_t)L->c_in * kt * kf;
+    const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
+    const uint32_t f_out = L->f_out;
+    const uint32_t fan = (uint32_t)L->c_in * L->kt * L->kf;
     const uint32_t rw = QSNN_ROW_WORDS(fan, 1u);
-    const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
-    const int32_t pad = (int32_t)(kf / 2u);
     uint32_t r[QSNN_CONV_POPCOUNT_MAX_FAN / 32u];
-    uint32_t c, f, ci, dt, k;
+    uint32_t c, f;
     for (f = 0; f < f_out; ++f) {
-        const int32_t pos0 = (int32_t)(f * stride) - pad; /* input position of tap 0 */
-        uint32_t o = 0;                                   /* bit offset in r: (ci * kt + dt) * kf */
         int32_t act;
-        for (k = 0; k < rw; ++k) {
-            r[k] = 0u;
-        }
-        for (ci = 0; ci < L->c_in; ++ci) {
-            const int32_t row0 = (int32_t)(ci * f_in);
-            for (dt = 0; dt < kt; ++dt, o += kf) {
-                /* positions outside 0..f_in-1 of this channel read as 0 */
-                const int32_t lo = pos0 < 0 ? -pos0 : 0;
-                const int32_t hi = pos0 + (int32_t)kf > (int32_t)f_in ? (int32_t)f_in - pos0 : (int32_t)kf;
-                uint32_t v = get_bits(st->hist_s[l] + dt * sw, row0 + pos0, kf, row0 + (int32_t)f_in);
-                v &= ((1u << (uint32_t)hi) - 1u) & ~((1u << (uint32_t)lo) - 1u);
-                if (v != 0u) {
-                    r[o >> 5] |= v << (o & 31u);
-                    if ((o & 31u) + kf > 32u) {
-                        r[(o >> 5) + 1u] |= v >> (32u - (o & 31u));
-                    }
-                }
-            }
-        }
+        gather_field(st, l, f, r);
         act = count_spikes(r, fan);
         for (c = 0; c < L->c_out; ++c) {
             const uint32_t i = c * f_out + f;
             const int32_t acc = 2 * popcount_and(L->w + (size_t)c * rw, r, rw) - act;
-            if (neuron_fire(L, &lk, c, acc, 0, mem, st->adapt[l], i)) {
+            if (neuron_fire(&nk, c, acc, 0, mem, i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
+            }
+        }
+    }
+}
+
+/* Channel rows of a conv layer's history the column kernel keeps in one word each: the input
+ * rows (ci, dt) of a layer with c_in * kt <= this and f_in + 2 * (kf / 2) <= 32. */
+#define COLUMN_FIELD_ROWS 128u
+
+/* 1-bit weights x spikes, by columns: each active tap of an output position's receptive
+ * field adds its weight column (one bit per channel) to bit-sliced counters of every
+ * channel; sum = 2 * count - active taps. When every padded channel row fits in a word, the
+ * rows (ci, dt) are read from the history once per step and each position's window is a
+ * shift and a mask of them; otherwise each position's field is gathered (gather_field). */
+static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
+{
+    const qsnn_layer_t *L = &st->model->layers[l];
+    const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
+    const uint32_t f_out = L->f_out, kt = L->kt, kf = L->kf, f_in = L->f_in, stride = L->stride;
+    const uint32_t fan = (uint32_t)L->c_in * kt * kf;
+    const uint32_t n_rows = (uint32_t)L->c_in * kt;
+    const uint32_t words = QSNN_ROW_WORDS(L->c_out, 1u);
+    const uint32_t pad = kf / 2u;
+    const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
+    const uint32_t kmask = (1u << kf) - 1u; /* kf <= 16 */
+    const int narrow = f_in + 2u * pad <= 32u && n_rows <= COLUMN_FIELD_ROWS;
+    union {
+        uint32_t field[QSNN_CONV_POPCOUNT_MAX_FAN / 32u]; /* gathered receptive field */
+        uint32_t rows[COLUMN_FIELD_ROWS];                 /* padded channel rows (narrow layers) */
+    } buf;
+    uint32_t planes[COLUMN_PLANE_WORDS];
+    uint32_t counts8[QSNN_COLUMN_MAX_ROWS / 4u]; /* counts as bytes, when they fit */
+    const uint32_t *list[COLUMN_CHUNK];
+    uint32_t c, f, k, q, dt;
+    if (narrow) {
+        for (q = 0, k = 0; k < L->c_in; ++k) {
+            for (dt = 0; dt < kt; ++dt, ++q) {
+                const int32_t row0 = (int32_t)(k * f_in);
+                buf.rows[q] = get_bits(st->hist_s[l] + dt * sw, row0, f_in, row0 + (int32_t)f_in) << pad;
+            }
+        }
+    }
+    for (f = 0; f < f_out; ++f) {
+        int32_t act = 0;
+        uint32_t n = 0;
+        planes_clear(planes, words, fan);
+        if (narrow) {
+            const uint32_t at = f * stride;
+            for (q = 0; q < n_rows; ++q) {
+                uint32_t v = (buf.rows[q] >> at) & kmask;
+                while (v != 0u) {
+                    list[n++] = L->w_cols + (size_t)(q * kf + ctz32(v)) * words;
+                    v &= v - 1u;
+                    if (n == COLUMN_CHUNK) {
+                        columns_add(planes, words, list, n);
+                        act += (int32_t)n;
+                        n = 0;
+                    }
+                }
+            }
+        } else {
+            gather_field(st, l, f, buf.field);
+            for (k = 0; k < QSNN_ROW_WORDS(fan, 1u); ++k) {
+                uint32_t v = buf.field[k];
+                while (v != 0u) {
+                    list[n++] = L->w_cols + (size_t)(k * 32u + ctz32(v)) * words;
+                    v &= v - 1u;
+                    if (n == COLUMN_CHUNK) {
+                        columns_add(planes, words, list, n);
+                        act += (int32_t)n;
+                        n = 0;
+                    }
+                }
+            }
+        }
+        columns_add(planes, words, list, n);
+        act += (int32_t)n;
+        {
+            const uint32_t np = count_bits((uint32_t)act); /* a count never exceeds act */
+            if (np <= 8u) {
+                column_counts8(planes, words, np, counts8);
+            }
+            for (c = 0; c < L->c_out; ++c) {
+                const uint32_t i = c * f_out + f;
+                const int32_t acc = 2 * (np <= 8u ? COUNT8(counts8, c) : column_count(planes, words, np, c)) - act;
+                if (neuron_fire(&nk, c, acc, 0, mem, i)) {
+                    spk_out[i >> 5] |= 1u << (i & 31u);
+                }
             }
         }
     }
@@ -961,6 +1338,9 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
             case QSNN_KERNEL_CONV_B1_POPCOUNT:
                 conv_b1_popcount(st, l, mem, st->spk[l]);
                 break;
+            case QSNN_KERNEL_CONV_B1_COLUMN:
+                conv_b1_column(st, l, mem, st->spk[l]);
+                break;
             default: /* QSNN_KERNEL_REF */
                 conv_ref(st, l, mem, st->spk[l]);
                 break;
@@ -982,6 +1362,9 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
             break;
         case QSNN_KERNEL_EVENT:
             run_layer(L, &in, &rec, dot_event, dot_b1_popcount, mem, st->adapt[l], st->spk[l]);
+            break;
+        case QSNN_KERNEL_B1_COLUMN:
+            dense_b1_column(L, &in, &rec, mem, st->adapt[l], st->spk[l]);
             break;
         default: /* QSNN_KERNEL_REF */
             run_layer(L, &in, &rec, dot_ref, dot_ref, mem, st->adapt[l], st->spk[l]);
