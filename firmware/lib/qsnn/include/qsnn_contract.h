@@ -30,10 +30,20 @@ static inline int32_t qsnn_scale(int32_t acc, int sh)
     return acc * ((int32_t)1 << (-sh));
 }
 
+/* Cores with the saturation instructions (Armv6 and later, Armv7-M; not Armv6-M) clamp in one
+ * instruction through the compiler's ACLE header. */
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+#include <arm_acle.h>
+static inline int32_t qsnn_sat16(int32_t z)
+{
+    return __ssat(z, 16);
+}
+#else
 static inline int32_t qsnn_sat16(int32_t z)
 {
     return z > 32767 ? 32767 : (z < -32768 ? -32768 : z);
 }
+#endif
 
 static inline int32_t qsnn_sat32_add(int32_t a, int32_t b)
 {
@@ -54,6 +64,7 @@ typedef struct {
     int32_t hi;    /* largest stored membrane,  2^(b-1) - 1 */
     int32_t lo;    /* smallest stored membrane, -2^(b-1) */
     int32_t leak;  /* leak shift k */
+    int32_t keep;  /* 2^ms - 2^(ms-k): u - (u >> k) = v * keep for u = v << ms, exactly (k <= ms) */
 } qsnn_lif_k_t;
 
 static inline qsnn_lif_k_t qsnn_lif_consts(int leak_shift, int mem_bits)
@@ -64,6 +75,7 @@ static inline qsnn_lif_k_t qsnn_lif_consts(int leak_shift, int mem_bits)
     k.hi = ((int32_t)1 << (mem_bits - 1)) - 1;
     k.lo = -((int32_t)1 << (mem_bits - 1));
     k.leak = leak_shift;
+    k.keep = ((int32_t)1 << k.ms) - ((int32_t)1 << (k.ms - leak_shift));
     return k;
 }
 
@@ -74,8 +86,9 @@ static inline qsnn_lif_k_t qsnn_lif_consts(int leak_shift, int mem_bits)
  */
 static inline uint32_t qsnn_lif_step_k(int8_t *v, int32_t current, const qsnn_lif_k_t *k)
 {
-    const int32_t u = (int32_t)(*v) * ((int32_t)1 << k->ms);
-    int32_t m = u - (u >> k->leak) + current;
+    /* u = v << ms and m = u - (u >> k) + current; as u is a multiple of 2^k, u - (u >> k) is
+     * exactly v * keep: one multiply-accumulate */
+    int32_t m = (int32_t)(*v) * k->keep + current;
     const uint32_t s = (m > QSNN_THETA) ? 1u : 0u;
     int32_t q;
     if (s) {

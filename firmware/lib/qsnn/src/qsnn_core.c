@@ -176,9 +176,9 @@ static uint32_t mem_bytes(const qsnn_layer_t *L)
 
 static int8_t mem_load(const uint8_t *mem, uint32_t i, uint32_t mem_bits)
 {
-    if (mem_bits <= 4u) {
-        const uint32_t nib = (i & 1u) ? (uint32_t)(mem[i >> 1] >> 4) : (uint32_t)(mem[i >> 1] & 15u);
-        return (int8_t)((int32_t)(nib ^ 8u) - 8);
+    if (mem_bits <= 4u) { /* the nibble, shifted to the top 4 bits of a byte, sign-extended down */
+        const uint32_t up = (uint32_t)mem[i >> 1] << (4u - ((i & 1u) << 2));
+        return (int8_t)((int32_t)((up & 0xF0u) ^ 0x80u) - 0x80) / 16;
     }
     return (int8_t)mem[i];
 }
@@ -186,9 +186,9 @@ static int8_t mem_load(const uint8_t *mem, uint32_t i, uint32_t mem_bits)
 static void mem_store(uint8_t *mem, uint32_t i, uint32_t mem_bits, int8_t v)
 {
     if (mem_bits <= 4u) {
-        const uint8_t b = mem[i >> 1];
-        const uint8_t nib = (uint8_t)((uint8_t)v & 15u);
-        mem[i >> 1] = (i & 1u) ? (uint8_t)((b & 0x0Fu) | (uint8_t)(nib << 4)) : (uint8_t)((b & 0xF0u) | nib);
+        const uint32_t at = (i & 1u) << 2;
+        const uint32_t b = mem[i >> 1];
+        mem[i >> 1] = (uint8_t)((b & ~(15u << at)) | (((uint32_t)(uint8_t)v & 15u) << at));
     } else {
         mem[i] = (uint8_t)v;
     }
@@ -1028,10 +1028,34 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
         for (dt = taps; dt < taps4; ++dt) { /* zeros up to whole weight words: no tail loop */
             patch[dt] = 0;
         }
+        c = 0;
 #if QSNN_DSP
         pair_inputs(patch, taps4, pairs);
+        /* two channels per pass over the paired patch: each pair word is loaded once for both */
+        for (; c + 1u < L->c_out; c += 2u) {
+            const uint32_t *w0 = L->w + (size_t)c * rw;
+            const uint32_t *w1 = w0 + rw;
+            const uint32_t *xp = pairs;
+            int32_t a0 = 0, a1 = 0;
+            uint32_t q;
+            for (q = rw; q != 0u; --q) {
+                const uint32_t x0 = xp[0], x1 = xp[1];
+                const uint32_t u = *w0++, v = *w1++;
+                a0 = __smlad(__sxtb16(u), x0, a0);
+                a0 = __smlad(__sxtb16((u >> 8) | (u << 24)), x1, a0);
+                a1 = __smlad(__sxtb16(v), x0, a1);
+                a1 = __smlad(__sxtb16((v >> 8) | (v << 24)), x1, a1);
+                xp += 2;
+            }
+            if (neuron_fire(&nk, c, a0, 0, mem, c * f_out + f)) {
+                spk_out[(c * f_out + f) >> 5] |= 1u << ((c * f_out + f) & 31u);
+            }
+            if (neuron_fire(&nk, c + 1u, a1, 0, mem, (c + 1u) * f_out + f)) {
+                spk_out[((c + 1u) * f_out + f) >> 5] |= 1u << (((c + 1u) * f_out + f) & 31u);
+            }
+        }
 #endif
-        for (c = 0; c < L->c_out; ++c) {
+        for (; c < L->c_out; ++c) {
             const uint32_t i = c * f_out + f;
             if (neuron_fire(&nk, c, dot_w8_dense(L->w + (size_t)c * rw, 8u, &in), 0, mem, i)) {
                 spk_out[i >> 5] |= 1u << (i & 31u);
