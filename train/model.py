@@ -88,20 +88,6 @@ class QSNNConfig:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
         if self.readout not in READOUTS:
             raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
-        if self.adapt_layers not in ADAPT_LAYERS:
-            raise ValueError(f"adapt_layers must be one of {ADAPT_LAYERS}, got {self.adapt_layers!r}")
-        if self.adapt_shift != 0:
-            code = self.adapt_beta * 2**spec.ADAPT_FRAC
-            if not spec.ADAPT_SHIFT_MIN <= self.adapt_shift <= spec.ADAPT_SHIFT_MAX:
-                raise ValueError(f"adapt_shift must be 0 (plain LIF) or {spec.ADAPT_SHIFT_MIN}..{spec.ADAPT_SHIFT_MAX}, "
-                                 f"got {self.adapt_shift}")
-            if code != round(code) or not 1 <= code <= spec.ADAPT_MAX:
-                raise ValueError(f"adapt_beta must be a multiple of 2^-{spec.ADAPT_FRAC} threshold units between "
-                                 f"{2.0**-spec.ADAPT_FRAC} and {spec.ADAPT_MAX * 2.0**-spec.ADAPT_FRAC}, "
-                                 f"got {self.adapt_beta}")
-            if not any(self.adapts(L) for L in self.layers()):
-                raise ValueError("adaptive LIF on the dense layers asks for at least one dense layer "
-                                 "(or adapt_layers='all')")
         if self.hidden_bits not in (1, 2, 4, 8):
             raise ValueError(f"hidden_bits must be 1, 2, 4 or 8, got {self.hidden_bits}")
         if len(self.hidden) != len(self.recurrent) or not (self.hidden or self.conv):
@@ -131,6 +117,20 @@ class QSNNConfig:
                 f"leak_shift must be 1..{quant.FRAC_BITS - self.mem_bits + 1} for a "
                 f"{self.mem_bits}-bit membrane (so the leak is exact), got {self.leak_shift}"
             )
+        if self.adapt_layers not in ADAPT_LAYERS:
+            raise ValueError(f"adapt_layers must be one of {ADAPT_LAYERS}, got {self.adapt_layers!r}")
+        if self.adapt_shift != 0:
+            code = self.adapt_beta * 2**spec.ADAPT_FRAC
+            if not spec.ADAPT_SHIFT_MIN <= self.adapt_shift <= spec.ADAPT_SHIFT_MAX:
+                raise ValueError(f"adapt_shift must be 0 (plain LIF) or {spec.ADAPT_SHIFT_MIN}..{spec.ADAPT_SHIFT_MAX}, "
+                                 f"got {self.adapt_shift}")
+            if code != round(code) or not 1 <= code <= spec.ADAPT_MAX:
+                raise ValueError(f"adapt_beta must be a multiple of 2^-{spec.ADAPT_FRAC} threshold units between "
+                                 f"{2.0**-spec.ADAPT_FRAC} and {spec.ADAPT_MAX * 2.0**-spec.ADAPT_FRAC}, "
+                                 f"got {self.adapt_beta}")
+            if not any(self.adapts(L) for L in self.layers()):
+                raise ValueError("adaptive LIF on the dense layers asks for at least one dense layer "
+                                 "(or adapt_layers='all')")
 
     def adapts(self, layer: dict[str, int | bool | str]) -> bool:
         """True when the spiking layer (an item of layers()) has adaptive LIF neurons."""
