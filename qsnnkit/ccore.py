@@ -102,13 +102,11 @@ def _describe(model: ConvertedModel, kernels: list[str] | None, hash8: bytes):
             assert L.w_rec is not None and L.sh_rec is not None
             d.w_rec = _ptr(arr(packing.pack_rows(L.w_rec, 1), np.uint32), ct.c_uint32)
             d.sh_rec = _ptr(arr(L.sh_rec, np.int8), ct.c_int8)
-        cols = packing.columns(L.w, L.w_bits)
-        if cols is not None:
-            d.w_cols = _ptr(arr(cols, np.uint32), ct.c_uint32)
-            if L.recurrent:
-                assert L.w_rec is not None
-                rec_cols = packing.columns(L.w_rec, 1)
-                d.w_rec_cols = _ptr(arr(rec_cols, np.uint32), ct.c_uint32)
+        copies = packing.layer_columns(L.w, L.w_bits, L.w_rec)
+        if copies is not None:
+            d.w_cols = _ptr(arr(copies[0], np.uint32), ct.c_uint32)
+            if copies[1] is not None:
+                d.w_rec_cols = _ptr(arr(copies[1], np.uint32), ct.c_uint32)
     m = _Model()
     m.format_version = model.format_version
     m.hash[:] = list(hash8)

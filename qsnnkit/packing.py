@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from qsnnkit.spec import COLUMN_MAX_ROWS
+
 BITS: tuple[int, ...] = (1, 2, 4, 8)
 
 
@@ -126,9 +128,17 @@ def columns(w: np.ndarray, bits: int) -> np.ndarray | None:
     """The column copy of a weight matrix ``[rows, cols]`` the firmware carries beside its rows:
     ``pack_rows(w.T, 1)`` (column j: bit r = w[r][j]) for 1-bit weights of at most
     COLUMN_MAX_ROWS rows, else None (the column kernels do not run the layer)."""
-    from qsnnkit.spec import COLUMN_MAX_ROWS
-
     a = np.asarray(w)
     if bits != 1 or a.ndim != 2 or a.shape[0] > COLUMN_MAX_ROWS:
         return None
     return pack_rows(a.T, 1)
+
+
+def layer_columns(w: np.ndarray, bits: int, w_rec: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """A layer's column copies as the firmware carries them (``qsnn_layer_t.w_cols`` and
+    ``w_rec_cols``): its feed-forward weights' and, when it is recurrent, its recurrent weights'
+    (1-bit, the same number of rows); None when the layer has none (:func:`columns`)."""
+    cols = columns(w, bits)
+    if cols is None:
+        return None
+    return cols, (None if w_rec is None else columns(w_rec, 1))

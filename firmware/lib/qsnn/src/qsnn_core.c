@@ -670,12 +670,23 @@ static uint32_t count_bits(uint32_t n)
  * Harley-Seal: per word, eight columns go through a tree of seven carry-save adders into
  * planes 0-2 (ones, twos, fours, kept in registers), and only the carry of weight 8 ripples
  * into planes 3 and up; the last n % 8 columns ripple one by one. */
+/* Half adders of carries c into planes p, p + words, ...: a ripple that stops when it dies out. */
+#define RIPPLE(p, words, c)          \
+    do {                             \
+        while ((c) != 0u) {          \
+            const uint32_t t_ = *(p) & (c); \
+            *(p) ^= (c);             \
+            (c) = t_;                \
+            (p) += (words);          \
+        }                            \
+    } while (0)
+
 static void columns_add(uint32_t *planes, uint32_t words, const uint32_t *const *cols, uint32_t n)
 {
     uint32_t k;
     for (k = 0; k < words; ++k) {
         uint32_t ones = planes[k], twos = planes[words + k], fours = planes[2u * words + k];
-        uint32_t i = 0, c, t;
+        uint32_t i = 0, c;
         uint32_t *p;
         for (; i + 8u <= n; i += 8u) {
             uint32_t ta, tb, fa, fb;
@@ -686,13 +697,11 @@ static void columns_add(uint32_t *planes, uint32_t words, const uint32_t *const 
             CSA(tb, ones, ones, cols[i + 6u][k], cols[i + 7u][k]);
             CSA(fb, twos, twos, ta, tb);
             CSA(c, fours, fours, fa, fb); /* c: the carries of weight 8 */
-            for (p = planes + 3u * words + k; c != 0u; p += words) {
-                t = *p & c;
-                *p ^= c;
-                c = t;
-            }
+            p = planes + 3u * words + k;
+            RIPPLE(p, words, c);
         }
-        for (; i < n; ++i) {
+        for (; i < n; ++i) { /* the last n % 8 columns one by one: half adders into planes 0-2, then on */
+            uint32_t t;
             c = cols[i][k];
             t = ones & c;
             ones ^= c;
@@ -703,11 +712,8 @@ static void columns_add(uint32_t *planes, uint32_t words, const uint32_t *const 
             t = fours & c;
             fours ^= c;
             c = t;
-            for (p = planes + 3u * words + k; c != 0u; p += words) {
-                t = *p & c;
-                *p ^= c;
-                c = t;
-            }
+            p = planes + 3u * words + k;
+            RIPPLE(p, words, c);
         }
         planes[k] = ones;
         planes[words + k] = twos;
@@ -715,14 +721,64 @@ static void columns_add(uint32_t *planes, uint32_t words, const uint32_t *const 
     }
 }
 
-/* Zeroed counter planes for up to n columns: max(3, count_bits(n)) planes. */
-static void planes_clear(uint32_t *planes, uint32_t words, uint32_t n)
+/* ---- one layer's counters, filled column by column ----------------------------------- */
+
+/* The bit-sliced counters of a layer's rows (plane b, at planes[b * words], holds bit b of
+ * every row's count), the columns added so far, and, once complete, the counts as bytes when
+ * they fit. The columns go in through a caller's list of COLUMN_CHUNK pointers, which two
+ * counters filled one after the other can share. */
+typedef struct {
+    const uint32_t *cols; /* the layer's column copy, `words` words per column */
+    uint32_t words;
+    uint32_t n;           /* columns waiting in the list */
+    int32_t act;          /* columns added (the active inputs) */
+    uint32_t planes[COLUMN_PLANE_WORDS];
+    uint32_t counts8[QSNN_COLUMN_MAX_ROWS / 4u];
+} column_sums_t;
+
+/* Empty counters for up to max_cols columns: max(3, count_bits(max_cols)) zeroed planes. */
+static void column_begin(column_sums_t *s, const uint32_t *cols, uint32_t words, uint32_t max_cols)
 {
-    const uint32_t np = count_bits(n) < 3u ? 3u : count_bits(n);
+    const uint32_t np = count_bits(max_cols);
     uint32_t k;
-    for (k = 0; k < words * np; ++k) {
-        planes[k] = 0u;
+    s->cols = cols;
+    s->words = words;
+    s->n = 0u;
+    s->act = 0;
+    for (k = 0; k < words * (np < 3u ? 3u : np); ++k) {
+        s->planes[k] = 0u;
     }
+}
+
+/* Put the columns base + j of the set bits j of v on the list (*n of them there), a full list
+ * into the counters. Inlined into loops that keep cols, words and *n in registers. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void column_take(column_sums_t *s, const uint32_t **list, uint32_t *n, const uint32_t *cols,
+                               uint32_t words, uint32_t v, uint32_t base)
+{
+    while (v != 0u) {
+        list[(*n)++] = cols + (size_t)(base + ctz32(v)) * words;
+        v &= v - 1u;
+        if (*n == COLUMN_CHUNK) {
+            columns_add(s->planes, words, list, COLUMN_CHUNK);
+            s->act += (int32_t)COLUMN_CHUNK;
+            *n = 0u;
+        }
+    }
+}
+
+/* The columns of the set bits of a packed bit vector bits[nw] (bit j: column j). */
+static void column_words(column_sums_t *s, const uint32_t **list, const uint32_t *bits, uint32_t nw)
+{
+    const uint32_t *cols = s->cols;
+    const uint32_t words = s->words;
+    uint32_t n = s->n, k;
+    for (k = 0; k < nw; ++k) {
+        column_take(s, list, &n, cols, words, bits[k], k * 32u);
+    }
+    s->n = n;
 }
 
 /* Row r's count from the planes. */
@@ -766,30 +822,54 @@ static void column_counts8(const uint32_t *planes, uint32_t words, uint32_t np, 
     }
 }
 
-/* Row r's count from column_counts8's bytes. */
-#define COUNT8(counts, r) ((int32_t)(((counts)[(r) >> 2] >> (8u * ((r) & 3u))) & 0xFFu))
+/* What the neuron loop reads from complete counters: returned by value, so that it stays in
+ * registers while the loop stores membranes (a uint8_t store may alias any counter field). */
+typedef struct {
+    const uint32_t *planes;
+    const uint32_t *counts8; /* NULL: the counts pass a byte; read them from the planes */
+    uint32_t words;
+    uint32_t np;
+    int32_t act;
+} column_out_t;
 
-/* Counters of the active spikes of `in` (in->active of them) over the columns `cols`; returns
- * the planes used: a count never exceeds in->active. */
-static uint32_t column_sums(const uint32_t *cols, uint32_t words, const qsnn_input_t *in, uint32_t *planes)
+/* The columns still in the list added; a count never exceeds act, so count_bits(act) planes
+ * hold it, and when that is at most 8 the counts are also read out as bytes. */
+static column_out_t column_end(column_sums_t *s, const uint32_t *const *list)
 {
-    const uint32_t sw = QSNN_ROW_WORDS(in->n, 1u);
-    const uint32_t *list[COLUMN_CHUNK];
-    uint32_t k, n = 0;
-    planes_clear(planes, words, (uint32_t)in->active);
-    for (k = 0; k < sw; ++k) {
-        uint32_t v = in->spk[k];
-        while (v != 0u) {
-            list[n++] = cols + (size_t)(k * 32u + ctz32(v)) * words;
-            v &= v - 1u;
-            if (n == COLUMN_CHUNK) {
-                columns_add(planes, words, list, n);
-                n = 0;
-            }
-        }
+    column_out_t o;
+    columns_add(s->planes, s->words, list, s->n);
+    s->act += (int32_t)s->n;
+    s->n = 0u;
+    o.planes = s->planes;
+    o.words = s->words;
+    o.np = count_bits((uint32_t)s->act);
+    o.act = s->act;
+    o.counts8 = NULL;
+    if (o.np <= 8u) {
+        column_counts8(s->planes, s->words, o.np, s->counts8);
+        o.counts8 = s->counts8;
     }
-    columns_add(planes, words, list, n);
-    return count_bits((uint32_t)in->active);
+    return o;
+}
+
+/* Row r's synaptic sum: 2 * count - active (1-bit weights are +-1). */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline int32_t column_sum(const column_out_t *o, uint32_t r)
+{
+    const int32_t count = o->counts8 != NULL ? (int32_t)((o->counts8[r >> 2] >> (8u * (r & 3u))) & 0xFFu)
+                                             : column_count(o->planes, o->words, o->np, r);
+    return 2 * count - o->act;
+}
+
+/* Counters over the active spikes of `in` (packed, in->active of them). */
+static column_out_t column_spikes(column_sums_t *s, const uint32_t **list, const uint32_t *cols, uint32_t words,
+                                  const qsnn_input_t *in)
+{
+    column_begin(s, cols, words, (uint32_t)in->active);
+    column_words(s, list, in->spk, QSNN_ROW_WORDS(in->n, 1u));
+    return column_end(s, list);
 }
 
 /* ---- the per-neuron code every kernel shares ----------------------------------------- */
@@ -900,25 +980,17 @@ static void dense_b1_column(const qsnn_layer_t *L, const qsnn_input_t *in, const
 {
     const uint32_t words = QSNN_ROW_WORDS(L->n_out, 1u);
     const neuron_k_t nk = neuron_consts(L, adapt);
-    uint32_t ff[COLUMN_PLANE_WORDS];
-    uint32_t rc[COLUMN_PLANE_WORDS];
-    uint32_t ff8[QSNN_COLUMN_MAX_ROWS / 4u]; /* counts as bytes, when they fit */
-    uint32_t rc8[QSNN_COLUMN_MAX_ROWS / 4u];
-    const uint32_t np_ff = column_sums(L->w_cols, words, in, ff);
-    const uint32_t np_rec = L->recurrent ? column_sums(L->w_rec_cols, words, rec, rc) : 0u;
-    const int bytes_ff = np_ff <= 8u, bytes_rec = np_rec <= 8u;
+    const uint32_t *list[COLUMN_CHUNK];
+    column_sums_t ff, rc;
+    const column_out_t off = column_spikes(&ff, list, L->w_cols, words, in);
+    column_out_t orc = off; /* read only when the layer is recurrent */
     uint32_t i;
-    if (bytes_ff) {
-        column_counts8(ff, words, np_ff, ff8);
-    }
-    if (L->recurrent && bytes_rec) {
-        column_counts8(rc, words, np_rec, rc8);
+    if (L->recurrent) {
+        orc = column_spikes(&rc, list, L->w_rec_cols, words, rec);
     }
     for (i = 0; i < L->n_out; ++i) {
-        const int32_t acc_ff = 2 * (bytes_ff ? COUNT8(ff8, i) : column_count(ff, words, np_ff, i)) - in->active;
-        const int32_t acc_rec =
-            L->recurrent ? 2 * (bytes_rec ? COUNT8(rc8, i) : column_count(rc, words, np_rec, i)) - rec->active : 0;
-        if (neuron_fire(&nk, i, acc_ff, acc_rec, mem, i)) {
+        const int32_t acc_rec = L->recurrent ? column_sum(&orc, i) : 0;
+        if (neuron_fire(&nk, i, column_sum(&off, i), acc_rec, mem, i)) {
             spk_out[i >> 5] |= 1u << (i & 31u);
         }
     }
@@ -1037,7 +1109,7 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
             const uint32_t *w1 = w0 + rw;
             const uint32_t *xp = pairs;
             int32_t a0 = 0, a1 = 0;
-            uint32_t q;
+            uint32_t q, i = c * f_out + f;
             for (q = rw; q != 0u; --q) {
                 const uint32_t x0 = xp[0], x1 = xp[1];
                 const uint32_t u = *w0++, v = *w1++;
@@ -1047,11 +1119,12 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
                 a1 = __smlad(__sxtb16((v >> 8) | (v << 24)), x1, a1);
                 xp += 2;
             }
-            if (neuron_fire(&nk, c, a0, 0, mem, c * f_out + f)) {
-                spk_out[(c * f_out + f) >> 5] |= 1u << ((c * f_out + f) & 31u);
+            if (neuron_fire(&nk, c, a0, 0, mem, i)) {
+                spk_out[i >> 5] |= 1u << (i & 31u);
             }
-            if (neuron_fire(&nk, c + 1u, a1, 0, mem, (c + 1u) * f_out + f)) {
-                spk_out[((c + 1u) * f_out + f) >> 5] |= 1u << (((c + 1u) * f_out + f) & 31u);
+            i += f_out; /* channel c + 1 */
+            if (neuron_fire(&nk, c + 1u, a1, 0, mem, i)) {
+                spk_out[i >> 5] |= 1u << (i & 31u);
             }
         }
 #endif
@@ -1245,8 +1318,7 @@ static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t 
         uint32_t field[QSNN_CONV_POPCOUNT_MAX_FAN / 32u]; /* gathered receptive field */
         uint32_t rows[COLUMN_FIELD_ROWS];                 /* padded channel rows (narrow layers) */
     } buf;
-    uint32_t planes[COLUMN_PLANE_WORDS];
-    uint32_t counts8[QSNN_COLUMN_MAX_ROWS / 4u]; /* counts as bytes, when they fit */
+    column_sums_t sums;
     const uint32_t *list[COLUMN_CHUNK];
     uint32_t c, f, k, q, dt;
     if (narrow) {
@@ -1258,49 +1330,23 @@ static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t 
         }
     }
     for (f = 0; f < f_out; ++f) {
-        int32_t act = 0;
-        uint32_t n = 0;
-        planes_clear(planes, words, fan);
-        if (narrow) {
+        column_begin(&sums, L->w_cols, words, fan);
+        if (narrow) { /* the window of each channel row: columns q * kf + df */
             const uint32_t at = f * stride;
+            uint32_t n = 0u;
             for (q = 0; q < n_rows; ++q) {
-                uint32_t v = (buf.rows[q] >> at) & kmask;
-                while (v != 0u) {
-                    list[n++] = L->w_cols + (size_t)(q * kf + ctz32(v)) * words;
-                    v &= v - 1u;
-                    if (n == COLUMN_CHUNK) {
-                        columns_add(planes, words, list, n);
-                        act += (int32_t)n;
-                        n = 0;
-                    }
-                }
+                column_take(&sums, list, &n, L->w_cols, words, (buf.rows[q] >> at) & kmask, q * kf);
             }
+            sums.n = n;
         } else {
             gather_field(st, l, f, buf.field);
-            for (k = 0; k < QSNN_ROW_WORDS(fan, 1u); ++k) {
-                uint32_t v = buf.field[k];
-                while (v != 0u) {
-                    list[n++] = L->w_cols + (size_t)(k * 32u + ctz32(v)) * words;
-                    v &= v - 1u;
-                    if (n == COLUMN_CHUNK) {
-                        columns_add(planes, words, list, n);
-                        act += (int32_t)n;
-                        n = 0;
-                    }
-                }
-            }
+            column_words(&sums, list, buf.field, QSNN_ROW_WORDS(fan, 1u));
         }
-        columns_add(planes, words, list, n);
-        act += (int32_t)n;
         {
-            const uint32_t np = count_bits((uint32_t)act); /* a count never exceeds act */
-            if (np <= 8u) {
-                column_counts8(planes, words, np, counts8);
-            }
+            const column_out_t o = column_end(&sums, list);
             for (c = 0; c < L->c_out; ++c) {
                 const uint32_t i = c * f_out + f;
-                const int32_t acc = 2 * (np <= 8u ? COUNT8(counts8, c) : column_count(planes, words, np, c)) - act;
-                if (neuron_fire(&nk, c, acc, 0, mem, i)) {
+                if (neuron_fire(&nk, c, column_sum(&o, c), 0, mem, i)) {
                     spk_out[i >> 5] |= 1u << (i & 31u);
                 }
             }
