@@ -951,6 +951,104 @@ static inline uint32_t neuron_fire(const neuron_k_t *k, uint32_t p, int32_t acc_
     return s;
 }
 
+/* ---- the fast kernels' per-neuron code: a group of neurons at a time ------------------ */
+
+/* Neurons the fast kernels hand to fire_group() at once (their sums live on the stack). */
+#define FIRE_CHUNK 32u
+
+/* One group's neurons: neuron i0 + j * istep takes the sums ff[j] (and rec[j]) and the
+ * parameters of row p0 + j * pstep, j = 0..n-1. The arithmetic is the contract's, written
+ * out for the loop: qsnn_scale, bias, qsnn_adapt_current, qsnn_sat16, qsnn_lif_step_k and
+ * qsnn_adapt_step in that order (the kernel tests hold it to neuron_fire(), bit for bit).
+ * nib4 / adapt / rec are constants at each call site of fire_run, so the compiler drops the
+ * paths a variant does not take: 4-bit membranes are read and written as nibbles with no
+ * width test, clamped by one saturation; other widths take the general path. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void fire_run(const neuron_k_t *k, const int32_t *ff, const int32_t *rec, uint32_t n, uint32_t p0,
+                            uint32_t pstep, uint32_t i0, uint32_t istep, uint8_t *mem, uint32_t *spk_out,
+                            const int nib4, const int adapt, const int has_rec)
+{
+    /* 4-bit membranes: the store shift and its rounding half are constants */
+    const int32_t ms = nib4 ? qsnn_mem_shift(4) : k->lif.ms;
+    const int32_t half = nib4 ? (int32_t)1 << (qsnn_mem_shift(4) - 1) : k->lif.half;
+    const int32_t keep = k->lif.keep, hi = k->lif.hi, lo = k->lif.lo;
+    const uint32_t mem_bits = k->mem_bits;
+    const int8_t *sh_ff = k->sh_ff + p0, *sh_rec = has_rec ? k->sh_rec + p0 : NULL;
+    const int16_t *bias = k->bias + p0;
+    const int32_t *const end = ff + n;
+    uint32_t i = i0;
+    for (; ff != end; ++ff, sh_ff += pstep, bias += pstep, i += istep) {
+        int32_t c = qsnn_scale(*ff, *sh_ff) + (int32_t)*bias;
+        int32_t v, m, q;
+        uint32_t s, b = 0u, at = 0u;
+        if (has_rec) {
+            c += qsnn_scale(*rec++, *sh_rec);
+            sh_rec += pstep;
+        }
+        if (adapt) {
+            c -= qsnn_adapt_current(k->adapt[i]);
+        }
+        c = qsnn_sat16(c);
+        if (nib4) { /* the nibble to the top of a word, sign-extended down */
+            at = (i & 1u) << 2;
+            b = mem[i >> 1];
+            v = (int32_t)(b << (28u - at)) >> 28;
+        } else {
+            v = mem_load(mem, i, mem_bits);
+        }
+        m = v * keep + c; /* charge: leak as a multiply-accumulate, as qsnn_lif_step_k */
+        s = m > QSNN_THETA ? 1u : 0u;
+        if (s) {
+            m = 0; /* hard reset */
+        }
+        q = (m + half) >> ms;
+        if (nib4) {
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+            q = __ssat(q, 4);
+#else
+            q = q > 7 ? 7 : (q < -8 ? -8 : q);
+#endif
+            mem[i >> 1] = (uint8_t)((b & ~(15u << at)) | (((uint32_t)q & 15u) << at));
+        } else {
+            mem_store(mem, i, mem_bits, (int8_t)(q > hi ? hi : (q < lo ? lo : q)));
+        }
+        if (adapt) {
+            k->adapt[i] = qsnn_adapt_step(k->adapt[i], s, k->adapt_shift, k->adapt_beta);
+        }
+        if (s) {
+            spk_out[i >> 5] |= 1u << (i & 31u);
+        }
+    }
+}
+
+/* fire_run with its variant chosen once per group; a call of its own, so that the kernels'
+ * registers do not crowd the neuron loop. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void fire_group(const neuron_k_t *k, const int32_t *ff, const int32_t *rec, uint32_t n, uint32_t p0,
+                       uint32_t pstep, uint32_t i0, uint32_t istep, uint8_t *mem, uint32_t *spk_out)
+{
+    const int adapt = k->adapt != NULL, has_rec = k->sh_rec != NULL;
+    if (k->mem_bits == 4u) {
+        if (has_rec) {
+            if (adapt) {
+                fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 1, 1, 1);
+            } else {
+                fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 1, 0, 1);
+            }
+        } else if (adapt) {
+            fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 1, 1, 0);
+        } else {
+            fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 1, 0, 0);
+        }
+    } else {
+        fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 0, adapt, has_rec);
+    }
+}
+
 /* One layer: for each neuron the kernel's sums, then the shared per-neuron code. Inlined
  * with a constant kernel at every call site, so no call is made through a pointer. */
 #if defined(__GNUC__)
@@ -963,7 +1061,20 @@ static inline void run_layer(const qsnn_layer_t *L, const qsnn_input_t *in, cons
     const uint32_t rrw = QSNN_ROW_WORDS(L->n_out, 1u);
     const neuron_k_t nk = neuron_consts(L, adapt);
     uint32_t i;
-    for (i = 0; i < L->n_out; ++i) {
+    if (ff != dot_ref) { /* a fast kernel: the sums of a chunk of neurons, then the chunk's neuron loop */
+        int32_t acc_ff[FIRE_CHUNK], acc_rec[FIRE_CHUNK];
+        uint32_t i0, j;
+        for (i0 = 0; i0 < L->n_out; i0 += FIRE_CHUNK) {
+            const uint32_t n = L->n_out - i0 < FIRE_CHUNK ? L->n_out - i0 : FIRE_CHUNK;
+            for (j = 0; j < n; ++j) {
+                acc_ff[j] = ff(L->w + (size_t)(i0 + j) * rw, L->w_bits, in);
+                acc_rec[j] = L->recurrent ? rec_dot(L->w_rec + (size_t)(i0 + j) * rrw, 1u, rec) : 0;
+            }
+            fire_group(&nk, acc_ff, acc_rec, n, i0, 1u, i0, 1u, mem, spk_out);
+        }
+        return;
+    }
+    for (i = 0; i < L->n_out; ++i) { /* the reference: one neuron at a time, neuron_fire */
         const int32_t acc_ff = ff(L->w + (size_t)i * rw, L->w_bits, in);
         const int32_t acc_rec = L->recurrent ? rec_dot(L->w_rec + (size_t)i * rrw, 1u, rec) : 0;
         if (neuron_fire(&nk, i, acc_ff, acc_rec, mem, i)) {
@@ -984,15 +1095,18 @@ static void dense_b1_column(const qsnn_layer_t *L, const qsnn_input_t *in, const
     column_sums_t ff, rc;
     const column_out_t off = column_spikes(&ff, list, L->w_cols, words, in);
     column_out_t orc = off; /* read only when the layer is recurrent */
-    uint32_t i;
+    int32_t acc_ff[FIRE_CHUNK], acc_rec[FIRE_CHUNK];
+    uint32_t i0, j;
     if (L->recurrent) {
         orc = column_spikes(&rc, list, L->w_rec_cols, words, rec);
     }
-    for (i = 0; i < L->n_out; ++i) {
-        const int32_t acc_rec = L->recurrent ? column_sum(&orc, i) : 0;
-        if (neuron_fire(&nk, i, column_sum(&off, i), acc_rec, mem, i)) {
-            spk_out[i >> 5] |= 1u << (i & 31u);
+    for (i0 = 0; i0 < L->n_out; i0 += FIRE_CHUNK) {
+        const uint32_t n = L->n_out - i0 < FIRE_CHUNK ? L->n_out - i0 : FIRE_CHUNK;
+        for (j = 0; j < n; ++j) {
+            acc_ff[j] = column_sum(&off, i0 + j);
+            acc_rec[j] = L->recurrent ? column_sum(&orc, i0 + j) : 0;
         }
+        fire_group(&nk, acc_ff, acc_rec, n, i0, 1u, i0, 1u, mem, spk_out);
     }
 }
 
@@ -1077,8 +1191,9 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
 #if QSNN_DSP
     uint32_t pairs[QSNN_CONV_MAX_KT * QSNN_CONV_MAX_KF / 2u];
 #endif
+    int32_t sums[FIRE_CHUNK];
     qsnn_input_t in;
-    uint32_t c, f, dt, df;
+    uint32_t c, c0, f, dt, df;
     in.x = patch;
 #if QSNN_DSP
     in.xp = pairs;
@@ -1100,39 +1215,37 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
         for (dt = taps; dt < taps4; ++dt) { /* zeros up to whole weight words: no tail loop */
             patch[dt] = 0;
         }
-        c = 0;
 #if QSNN_DSP
         pair_inputs(patch, taps4, pairs);
-        /* two channels per pass over the paired patch: each pair word is loaded once for both */
-        for (; c + 1u < L->c_out; c += 2u) {
-            const uint32_t *w0 = L->w + (size_t)c * rw;
-            const uint32_t *w1 = w0 + rw;
-            const uint32_t *xp = pairs;
-            int32_t a0 = 0, a1 = 0;
-            uint32_t q, i = c * f_out + f;
-            for (q = rw; q != 0u; --q) {
-                const uint32_t x0 = xp[0], x1 = xp[1];
-                const uint32_t u = *w0++, v = *w1++;
-                a0 = __smlad(__sxtb16(u), x0, a0);
-                a0 = __smlad(__sxtb16((u >> 8) | (u << 24)), x1, a0);
-                a1 = __smlad(__sxtb16(v), x0, a1);
-                a1 = __smlad(__sxtb16((v >> 8) | (v << 24)), x1, a1);
-                xp += 2;
-            }
-            if (neuron_fire(&nk, c, a0, 0, mem, i)) {
-                spk_out[i >> 5] |= 1u << (i & 31u);
-            }
-            i += f_out; /* channel c + 1 */
-            if (neuron_fire(&nk, c + 1u, a1, 0, mem, i)) {
-                spk_out[i >> 5] |= 1u << (i & 31u);
-            }
-        }
 #endif
-        for (; c < L->c_out; ++c) {
-            const uint32_t i = c * f_out + f;
-            if (neuron_fire(&nk, c, dot_w8_dense(L->w + (size_t)c * rw, 8u, &in), 0, mem, i)) {
-                spk_out[i >> 5] |= 1u << (i & 31u);
+        for (c0 = 0; c0 < L->c_out; c0 += FIRE_CHUNK) {
+            const uint32_t nc = L->c_out - c0 < FIRE_CHUNK ? L->c_out - c0 : FIRE_CHUNK;
+            c = 0;
+#if QSNN_DSP
+            /* two channels per pass over the paired patch: each pair word is loaded once for both */
+            for (; c + 1u < nc; c += 2u) {
+                const uint32_t *w0 = L->w + (size_t)(c0 + c) * rw;
+                const uint32_t *w1 = w0 + rw;
+                const uint32_t *xp = pairs;
+                int32_t a0 = 0, a1 = 0;
+                uint32_t q;
+                for (q = rw; q != 0u; --q) {
+                    const uint32_t x0 = xp[0], x1 = xp[1];
+                    const uint32_t u = *w0++, v = *w1++;
+                    a0 = __smlad(__sxtb16(u), x0, a0);
+                    a0 = __smlad(__sxtb16((u >> 8) | (u << 24)), x1, a0);
+                    a1 = __smlad(__sxtb16(v), x0, a1);
+                    a1 = __smlad(__sxtb16((v >> 8) | (v << 24)), x1, a1);
+                    xp += 2;
+                }
+                sums[c] = a0;
+                sums[c + 1u] = a1;
             }
+#endif
+            for (; c < nc; ++c) {
+                sums[c] = dot_w8_dense(L->w + (size_t)(c0 + c) * rw, 8u, &in);
+            }
+            fire_group(&nk, sums, NULL, nc, c0, 1u, c0 * f_out + f, f_out, mem, spk_out);
         }
     }
 }
@@ -1195,13 +1308,12 @@ static void conv_event(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk
                 }
             }
         }
-        for (f = 0; f < f_out; ++f) {
-            const uint32_t i = c * f_out + f;
-            const int32_t sum = bits == 1u ? 2 * acc[f] - taps[f] : acc[f];
-            if (neuron_fire(&nk, c, sum, 0, mem, i)) {
-                spk_out[i >> 5] |= 1u << (i & 31u);
+        if (bits == 1u) {
+            for (f = 0; f < f_out; ++f) {
+                acc[f] = 2 * acc[f] - taps[f];
             }
         }
+        fire_group(&nk, acc, NULL, f_out, c, 0u, c * f_out, 1u, mem, spk_out);
     }
 }
 
@@ -1278,17 +1390,18 @@ static void conv_b1_popcount(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_
     const uint32_t fan = (uint32_t)L->c_in * L->kt * L->kf;
     const uint32_t rw = QSNN_ROW_WORDS(fan, 1u);
     uint32_t r[QSNN_CONV_POPCOUNT_MAX_FAN / 32u];
-    uint32_t c, f;
+    int32_t acc[FIRE_CHUNK];
+    uint32_t c, c0, f;
     for (f = 0; f < f_out; ++f) {
         int32_t act;
         gather_field(st, l, f, r);
         act = count_spikes(r, fan);
-        for (c = 0; c < L->c_out; ++c) {
-            const uint32_t i = c * f_out + f;
-            const int32_t acc = 2 * popcount_and(L->w + (size_t)c * rw, r, rw) - act;
-            if (neuron_fire(&nk, c, acc, 0, mem, i)) {
-                spk_out[i >> 5] |= 1u << (i & 31u);
+        for (c0 = 0; c0 < L->c_out; c0 += FIRE_CHUNK) {
+            const uint32_t nc = L->c_out - c0 < FIRE_CHUNK ? L->c_out - c0 : FIRE_CHUNK;
+            for (c = 0; c < nc; ++c) {
+                acc[c] = 2 * popcount_and(L->w + (size_t)(c0 + c) * rw, r, rw) - act;
             }
+            fire_group(&nk, acc, NULL, nc, c0, 1u, c0 * f_out + f, f_out, mem, spk_out);
         }
     }
 }
@@ -1320,6 +1433,7 @@ static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t 
     } buf;
     column_sums_t sums;
     const uint32_t *list[COLUMN_CHUNK];
+    int32_t acc[FIRE_CHUNK];
     uint32_t c, f, k, q, dt;
     if (narrow) {
         for (q = 0, k = 0; k < L->c_in; ++k) {
@@ -1344,11 +1458,13 @@ static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t 
         }
         {
             const column_out_t o = column_end(&sums, list);
-            for (c = 0; c < L->c_out; ++c) {
-                const uint32_t i = c * f_out + f;
-                if (neuron_fire(&nk, c, column_sum(&o, c), 0, mem, i)) {
-                    spk_out[i >> 5] |= 1u << (i & 31u);
+            uint32_t c0;
+            for (c0 = 0; c0 < L->c_out; c0 += FIRE_CHUNK) {
+                const uint32_t nc = L->c_out - c0 < FIRE_CHUNK ? L->c_out - c0 : FIRE_CHUNK;
+                for (c = 0; c < nc; ++c) {
+                    acc[c] = column_sum(&o, c0 + c);
                 }
+                fire_group(&nk, acc, NULL, nc, c0, 1u, c0 * f_out + f, f_out, mem, spk_out);
             }
         }
     }
