@@ -32,6 +32,7 @@ class _Layer(ct.Structure):
         ("w", ct.POINTER(ct.c_uint32)), ("sh_ff", ct.POINTER(ct.c_int8)),
         ("w_rec", ct.POINTER(ct.c_uint32)), ("sh_rec", ct.POINTER(ct.c_int8)), ("bias", ct.POINTER(ct.c_int16)),
         ("w_cols", ct.POINTER(ct.c_uint32)), ("w_rec_cols", ct.POINTER(ct.c_uint32)),
+        ("w_quads", ct.POINTER(ct.c_uint32)),
     ]
 
 
@@ -107,6 +108,9 @@ def _describe(model: ConvertedModel, kernels: list[str] | None, hash8: bytes):
             d.w_cols = _ptr(arr(copies[0], np.uint32), ct.c_uint32)
             if copies[1] is not None:
                 d.w_rec_cols = _ptr(arr(copies[1], np.uint32), ct.c_uint32)
+        quads = packing.conv_w8_quads(L.w, L.w_bits, L.c_in, L.kt, L.kf) if L.is_conv else None
+        if quads is not None:
+            d.w_quads = _ptr(arr(quads, np.uint32), ct.c_uint32)
     m = _Model()
     m.format_version = model.format_version
     m.hash[:] = list(hash8)

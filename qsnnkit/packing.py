@@ -8,7 +8,9 @@ for 1 bit: bit 1 = +1, bit 0 = -1 (0 is not representable).
 
 A 1-bit layer of at most ``COLUMN_MAX_ROWS`` rows also carries its weights column by column
 (:func:`columns`: the rows of the transpose, packed by the same rule) for the C core's column
-kernels; ``qsnn_model_check`` compares the two bit by bit.
+kernels; ``qsnn_model_check`` compares the two bit by bit. An 8-bit conv layer on the features
+(one input channel) also carries its weights as int16 pairs, four channels interleaved
+(:func:`conv_w8_quads`), for the Cortex-M4 multiply-accumulate kernel; checked the same way.
 """
 from __future__ import annotations
 
@@ -142,3 +144,24 @@ def layer_columns(w: np.ndarray, bits: int, w_rec: np.ndarray | None) -> tuple[n
     if cols is None:
         return None
     return cols, (None if w_rec is None else columns(w_rec, 1))
+
+
+def conv_w8_quads(w: np.ndarray, bits: int, c_in: int, kt: int, kf: int) -> np.ndarray | None:
+    """The int16-pair copy of an 8-bit conv layer on one input channel (``qsnn_layer_t.w_quads``),
+    else None. Each frame row dt of a channel's ``kt x kf`` taps is padded to an even ``kfe``
+    (a zero tap when kf is odd) and cut into ``kfe / 2`` pairs, so P = kt * kfe / 2 pairs per
+    channel; channels go in groups of four (missing ones zero). Word ``(g * P + q) * 4 + k``
+    holds pair q = dt * kfe / 2 + j of channel 4 g + k: tap (dt, 2 j) in its low and tap
+    (dt, 2 j + 1) in its high 16 bits, two's complement: the operands of one SMLAD against two
+    adjacent features."""
+    a = np.asarray(w, dtype=np.int64)
+    if bits != 8 or c_in != 1 or a.ndim != 2 or a.shape[1] != kt * kf:
+        return None
+    rows = a.shape[0]
+    kfe = kf + (kf & 1)
+    taps = np.zeros((4 * ((rows + 3) // 4), kt, kfe), dtype=np.int64)
+    taps[:rows, :, :kf] = a.reshape(rows, kt, kf)
+    pairs = taps.reshape(-1, kt * kfe // 2, 2) & 0xFFFF          # [channel, q, (low, high)]
+    words = (pairs[:, :, 0] | (pairs[:, :, 1] << 16)).astype(np.uint32)  # [channel, q]
+    g = words.reshape(-1, 4, kt * kfe // 2).transpose(0, 2, 1)    # [group, q, k]
+    return np.ascontiguousarray(g).reshape(-1)

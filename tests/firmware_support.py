@@ -67,12 +67,13 @@ def random_conv_model(out_dir: Path, seed: int = 0) -> Path:
 
     rng = np.random.default_rng(seed)
     i32 = np.int32
-    c0 = IntLayer(w_bits=8, mem_bits=4, leak_shift=1, w=rng.integers(-127, 128, (8, 25)).astype(i32),
-                  sh_ff=np.full(8, 7, i32), bias=rng.integers(-40, 80, 8).astype(i32),
+    # 7 channels: the M4 kernel's last group of four has a padding channel
+    c0 = IntLayer(w_bits=8, mem_bits=4, leak_shift=1, w=rng.integers(-127, 128, (7, 25)).astype(i32),
+                  sh_ff=np.full(7, 7, i32), bias=rng.integers(-40, 80, 7).astype(i32),
                   kind="conv", c_in=1, f_in=40, kt=5, kf=5, stride=2)
-    c1 = IntLayer(w_bits=1, mem_bits=4, leak_shift=1, w=rng.choice([-1, 1], (16, 8 * 3 * 5)).astype(i32),
+    c1 = IntLayer(w_bits=1, mem_bits=4, leak_shift=1, w=rng.choice([-1, 1], (16, 7 * 3 * 5)).astype(i32),
                   sh_ff=np.full(16, -5, i32), bias=rng.integers(-40, 120, 16).astype(i32),
-                  kind="conv", c_in=8, f_in=20, kt=3, kf=5, stride=2)
+                  kind="conv", c_in=7, f_in=20, kt=3, kf=5, stride=2)
     d0 = IntLayer(w_bits=1, mem_bits=4, leak_shift=1, w=rng.choice([-1, 1], (32, 160)).astype(i32),
                   sh_ff=np.full(32, -4, i32), bias=rng.integers(-50, 100, 32).astype(i32),
                   w_rec=rng.choice([-1, 1], (32, 32)).astype(i32), sh_rec=np.full(32, -4, i32),

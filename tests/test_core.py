@@ -14,7 +14,7 @@ import torch
 
 from qsnnkit import clib
 from qsnnkit.ccore import CCore
-from qsnnkit import reference
+from qsnnkit import packing, reference
 from qsnnkit.convert import codegen
 from qsnnkit.model import load_converted
 from qsnnkit.spec import FORMAT_VERSION, FRAC_BITS
@@ -545,6 +545,29 @@ def test_binary_kernel_on_wide_rows_equals_reference() -> None:
     assert core.lib.qsnn_model_check(ct.byref(core._model)) == 2  # QSNN_ERR_MODEL
     cols[777] ^= 1 << 5
     assert core.lib.qsnn_model_check(ct.byref(core._model)) == 0
+
+
+def test_model_check_compares_the_conv_int16_pair_copy(default_model) -> None:
+    """The default's first layer carries its weights as int16 pairs for the M4 kernel
+    (packing.conv_w8_quads); qsnn_model_check holds the copy to the rows, word by word."""
+    L = default_model.layers[0]
+    quads = packing.conv_w8_quads(L.w, L.w_bits, L.c_in, L.kt, L.kf)
+    assert quads is not None and len(quads) == -(-L.rows // 4) * 4 * L.kt * (L.kf + L.kf % 2) // 2
+    # word (g * P + q) * 4 + k: channel 4 g + k, taps (dt, 2 j) low and (dt, 2 j + 1) high
+    P = L.kt * (L.kf + L.kf % 2) // 2
+    c, dt, j = 6, 2, 1
+    word = int(quads[((c // 4) * P + dt * ((L.kf + 1) // 2) + j) * 4 + c % 4])
+    lo, hi = ((v ^ 0x8000) - 0x8000 for v in (word & 0xFFFF, word >> 16))  # int16 halves
+    assert (lo, hi) == (L.w[c, dt * L.kf + 2 * j], L.w[c, dt * L.kf + 2 * j + 1])
+    core = CCore(default_model)
+    q = np.ctypeslib.as_array(core._layers[0].w_quads, shape=(len(quads),))
+    assert np.array_equal(q, quads) and core.lib.qsnn_model_check(ct.byref(core._model)) == 0
+    for at in (0, 5 * 4 + 3, len(quads) - 1):  # a weight, and a padding tap / channel that must stay 0
+        q[at] ^= 1 << 17
+        assert core.lib.qsnn_model_check(ct.byref(core._model)) == 2, at  # QSNN_ERR_MODEL
+        q[at] ^= 1 << 17
+    assert core.lib.qsnn_model_check(ct.byref(core._model)) == 0
+    assert packing.conv_w8_quads(L.w, 4, L.c_in, L.kt, L.kf) is None  # only 8-bit weights on one channel
 
 
 def test_converter_picks_kernels_per_layer(default_model, tmp_path: Path) -> None:

@@ -138,3 +138,40 @@ def test_streaming_conv_model_on_qemu_is_bit_exact(tmp_path: Path) -> None:
                              f"reference {m['reference_outputs']}")
     assert s["model_hash"] == load_converted(model_dir / "model.npz").short_hash
 
+
+
+@pytest.mark.parametrize("c_out,kt,kf,stride", [(5, 3, 3, 2), (9, 2, 4, 2), (6, 4, 5, 1)])
+def test_m4_first_conv_layer_kernels_on_odd_geometries(tmp_path: Path, c_out: int, kt: int, kf: int,
+                                                        stride: int) -> None:
+    """The Cortex-M4's int16-pair conv kernel (channel counts that are not a multiple of four,
+    odd and even kernel widths) and its fallback (an odd stride) on the emulated M4: every
+    per-class output equals the integer reference's (benchmarks/network_cost.py raises on the
+    first difference)."""
+    import numpy as np
+
+    from qsnnkit.convert import codegen
+    from qsnnkit.model import ConvertedModel, IntLayer
+
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import network_cost
+
+    rng = np.random.default_rng(c_out)
+    i32 = np.int32
+    c0 = IntLayer(w_bits=8, mem_bits=4, leak_shift=1, w=rng.integers(-127, 128, (c_out, kt * kf)).astype(i32),
+                  sh_ff=np.full(c_out, 7, i32), bias=rng.integers(-40, 80, c_out).astype(i32),
+                  kind="conv", c_in=1, f_in=40, kt=kt, kf=kf, stride=stride)
+    d0 = IntLayer(w_bits=1, mem_bits=4, leak_shift=1, w=rng.choice([-1, 1], (16, c0.n_out)).astype(i32),
+                  sh_ff=np.full(16, -4, i32), bias=rng.integers(-50, 100, 16).astype(i32))
+    m = ConvertedModel(feat_mu=rng.integers(60, 120, 40).astype(i32), layers=[c0, d0],
+                       w_out=rng.integers(-127, 128, (12, 16)).astype(i32),
+                       b_out=rng.integers(-100, 100, 12).astype(i32), classes=[f"c{i}" for i in range(12)])
+    m.save(tmp_path / "model.npz")
+    codegen.emit(m, tmp_path)
+    assert "w_quads" in (tmp_path / "qsnn_model.c").read_text()
+    from qsnnkit import reference
+    from qsnnkit.dataset import features, load_split
+
+    _, tr = reference.run_batch(m, features(load_split(None, "test").pcm[:2]), trace=True)
+    assert tr is not None and 0.05 < tr.spk[0].mean() < 0.95  # lively: the outputs depend on the kernel
+    r = network_cost.measure(tmp_path, clips=2)
+    assert r["agreement"] == 1.0 and r["parts"][0]["kernel"] == "CONV_W8"

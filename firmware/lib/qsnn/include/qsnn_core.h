@@ -50,6 +50,12 @@ typedef struct {
                                column kernels; NULL: none. qsnn_model_check compares it with w. */
     const uint32_t *w_rec_cols; /* the recurrent weights column by column, [n_out][QSNN_ROW_WORDS(n_out, 1)],
                                    when w_cols is set and the layer is recurrent; else NULL */
+    const uint32_t *w_quads; /* 8-bit conv layers on one input channel, optional: the same weights as
+                                int16 pairs, four channels interleaved (qsnnkit.packing.conv_w8_quads:
+                                word (g * P + q) * 4 + k = pair q of channel 4 g + k, each frame row
+                                of kf taps padded to an even kfe, P = kt * kfe / 2), for the
+                                multiply-accumulate kernel of cores with SMLAD; NULL: none.
+                                qsnn_model_check compares it with w. */
 } qsnn_layer_t;
 
 typedef struct {

@@ -307,6 +307,40 @@ static int columns_match(const qsnn_layer_t *L)
     return 1;
 }
 
+/* An 8-bit conv layer's int16-pair copy (w_quads) holds exactly its rows' weights in the
+ * layout qsnn_core.h describes, zeros in the padding taps and channels: checked word by word
+ * once at start-up, like the column copies. No copy: nothing to check. */
+static int quads_match(const qsnn_layer_t *L)
+{
+    const uint32_t kt = L->kt, kf = L->kf, kfe = kf + (kf & 1u), hp = kfe / 2u, np = kt * hp;
+    const uint32_t rw = QSNN_ROW_WORDS(kt * kf, 8u);
+    uint32_t g, q, k;
+    if (L->w_quads == NULL) {
+        return 1;
+    }
+    if (L->kind != QSNN_LAYER_CONV || L->w_bits != 8u || L->c_in != 1u) {
+        return 0;
+    }
+    for (g = 0; 4u * g < L->c_out; ++g) {
+        for (q = 0; q < np; ++q) {
+            const uint32_t dt = q / hp, d0 = 2u * (q % hp);
+            for (k = 0; k < 4u; ++k) {
+                const uint32_t c = 4u * g + k;
+                int32_t lo = 0, hi = 0;
+                if (c < L->c_out) {
+                    const uint32_t *row = L->w + (size_t)c * rw;
+                    lo = unpack_elem(row, dt * kf + d0, 8u);
+                    hi = d0 + 1u < kf ? unpack_elem(row, dt * kf + d0 + 1u, 8u) : 0;
+                }
+                if (L->w_quads[(g * np + q) * 4u + k] != (((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16))) {
+                    return 0;
+                }
+            }
+        }
+    }
+    return 1;
+}
+
 /* The same bounds qsnnkit.bounds proves: every accumulator, rounding intermediate, current
  * and per-class output of the model stays in its range for QSNN_MAX_STEPS steps. */
 static int bounds_ok(const qsnn_model_t *m)
@@ -400,7 +434,7 @@ int qsnn_model_check(const qsnn_model_t *m)
         if (!kernel_fits(L->kernel, L, l == 0u)) {
             return QSNN_ERR_MODEL;
         }
-        if (!columns_match(L)) {
+        if (!columns_match(L) || !quads_match(L)) {
             return QSNN_ERR_MODEL;
         }
         n_prev = L->n_out;
@@ -863,6 +897,27 @@ static inline int32_t column_sum(const column_out_t *o, uint32_t r)
     return 2 * count - o->act;
 }
 
+/* The synaptic sums of rows r0 .. r0 + n - 1 into acc[0..n): column_sum() of each, four rows a
+ * word when the counts are bytes and r0 is a multiple of 4. */
+static void column_fill(const column_out_t *o, uint32_t r0, uint32_t n, int32_t *acc)
+{
+    uint32_t j = 0u;
+    if (o->counts8 != NULL && (r0 & 3u) == 0u) {
+        const uint32_t *w = o->counts8 + (r0 >> 2);
+        const int32_t act = o->act;
+        for (; j + 4u <= n; j += 4u) {
+            const uint32_t v = *w++;
+            acc[j] = 2 * (int32_t)(v & 0xFFu) - act;
+            acc[j + 1u] = 2 * (int32_t)((v >> 8) & 0xFFu) - act;
+            acc[j + 2u] = 2 * (int32_t)((v >> 16) & 0xFFu) - act;
+            acc[j + 3u] = 2 * (int32_t)(v >> 24) - act;
+        }
+    }
+    for (; j < n; ++j) {
+        acc[j] = column_sum(o, r0 + j);
+    }
+}
+
 /* Counters over the active spikes of `in` (packed, in->active of them). */
 static column_out_t column_spikes(column_sums_t *s, const uint32_t **list, const uint32_t *cols, uint32_t words,
                                   const qsnn_input_t *in)
@@ -1096,15 +1151,15 @@ static void dense_b1_column(const qsnn_layer_t *L, const qsnn_input_t *in, const
     const column_out_t off = column_spikes(&ff, list, L->w_cols, words, in);
     column_out_t orc = off; /* read only when the layer is recurrent */
     int32_t acc_ff[FIRE_CHUNK], acc_rec[FIRE_CHUNK];
-    uint32_t i0, j;
+    uint32_t i0;
     if (L->recurrent) {
         orc = column_spikes(&rc, list, L->w_rec_cols, words, rec);
     }
     for (i0 = 0; i0 < L->n_out; i0 += FIRE_CHUNK) {
         const uint32_t n = L->n_out - i0 < FIRE_CHUNK ? L->n_out - i0 : FIRE_CHUNK;
-        for (j = 0; j < n; ++j) {
-            acc_ff[j] = column_sum(&off, i0 + j);
-            acc_rec[j] = L->recurrent ? column_sum(&orc, i0 + j) : 0;
+        column_fill(&off, i0, n, acc_ff);
+        if (L->recurrent) {
+            column_fill(&orc, i0, n, acc_rec);
         }
         fire_group(&nk, acc_ff, acc_rec, n, i0, 1u, i0, 1u, mem, spk_out);
     }
@@ -1175,6 +1230,90 @@ static void conv_ref(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_o
     }
 }
 
+#if QSNN_DSP
+/* Padded feature rows conv_w8_quads keeps on the stack (int16 values), and pairs per channel. */
+#define CONV_W8_PAD_MAX 256u
+#define CONV_W8_PAIRS_MAX 64u
+
+/* conv_w8 with the layer's int16-pair copy (w_quads), on cores with SMLAD. The kt history rows
+ * are copied once per step into zero-padded rows (the reference's zeros outside 0..f_in-1,
+ * row length even), so that with an even stride every position's window row starts on a
+ * word: its pairs of adjacent features are loaded as words, with no gather. Per position the
+ * kt * kfe / 2 window words are read once, then every group of four channels is one pass of
+ * four SMLADs per word. Returns 0 (nothing done) when the layer does not fit this path. */
+static int conv_w8_quads(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
+{
+    const qsnn_layer_t *L = &st->model->layers[l];
+    const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, n = L->n_in;
+    const uint32_t pad = kf / 2u, kfe = kf + (kf & 1u), hp = kfe / 2u, np = kt * hp;
+    uint32_t row = pad + n;
+    union {
+        int16_t h[CONV_W8_PAD_MAX];
+        uint32_t w[CONV_W8_PAD_MAX / 2u];
+    } px;
+    uint32_t xw[CONV_W8_PAIRS_MAX];
+    int32_t sums[FIRE_CHUNK];
+    neuron_k_t nk;
+    uint32_t dt, j, f, c0;
+    if ((f_out - 1u) * stride + kfe > row) {
+        row = (f_out - 1u) * stride + kfe;
+    }
+    row = (row + 1u) & ~1u;
+    if (L->w_quads == NULL || (stride & 1u) != 0u || kt * row > CONV_W8_PAD_MAX || np > CONV_W8_PAIRS_MAX) {
+        return 0;
+    }
+    nk = neuron_consts(L, st->adapt[l]);
+    for (dt = 0; dt < kt; ++dt) {
+        int16_t *r = px.h + dt * row;
+        const int16_t *x = st->hist_x + dt * n;
+        for (j = 0; j < pad; ++j) {
+            r[j] = 0;
+        }
+        for (j = 0; j < n; ++j) {
+            r[pad + j] = x[j];
+        }
+        for (j = pad + n; j < row; ++j) {
+            r[j] = 0;
+        }
+    }
+    for (f = 0; f < f_out; ++f) {
+        /* window of position f in padded row dt: values f * stride .. + kfe - 1 (even start) */
+        const uint32_t *src = px.w + (f * stride) / 2u;
+        uint32_t *o = xw;
+        for (dt = 0; dt < kt; ++dt, src += row / 2u) {
+            for (j = 0; j < hp; ++j) {
+                *o++ = src[j];
+            }
+        }
+        for (c0 = 0; c0 < L->c_out; c0 += FIRE_CHUNK) {
+            const uint32_t nc = L->c_out - c0 < FIRE_CHUNK ? L->c_out - c0 : FIRE_CHUNK;
+            const uint32_t *wq = L->w_quads + (size_t)(c0 / 4u) * np * 4u;
+            uint32_t c;
+            for (c = 0; c < nc; c += 4u) { /* four channels per pass over the window words */
+                const uint32_t *xp = xw;
+                int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                uint32_t q;
+                for (q = np; q != 0u; --q) {
+                    const uint32_t x = *xp++;
+                    a0 = __smlad(wq[0], x, a0);
+                    a1 = __smlad(wq[1], x, a1);
+                    a2 = __smlad(wq[2], x, a2);
+                    a3 = __smlad(wq[3], x, a3);
+                    wq += 4;
+                }
+                sums[c] = a0; /* sums has FIRE_CHUNK (a multiple of 4) entries; the padding
+                                 channels of the last group land past nc and are not fired */
+                sums[c + 1u] = a1;
+                sums[c + 2u] = a2;
+                sums[c + 3u] = a3;
+            }
+            fire_group(&nk, sums, NULL, nc, c0, 1u, c0 * f_out + f, f_out, mem, spk_out);
+        }
+    }
+    return 1;
+}
+#endif
+
 /* First layer, 8-bit weights x int16 features (one input channel): per output position
  * the kt x kf patch of the history (zero outside 0..f_in-1) is gathered once, in the order
  * of a weight row, then every channel is one dense int8 x int16 dot product over it. */
@@ -1203,6 +1342,11 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
     in.spk = NULL;
     in.n = taps4;
     in.active = 0;
+#if QSNN_DSP
+    if (conv_w8_quads(st, l, mem, spk_out)) {
+        return;
+    }
+#endif
     for (f = 0; f < f_out; ++f) {
         const int32_t pos0 = (int32_t)(f * stride) - pad;
         for (dt = 0; dt < kt; ++dt) {
@@ -1434,7 +1578,7 @@ static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t 
     column_sums_t sums;
     const uint32_t *list[COLUMN_CHUNK];
     int32_t acc[FIRE_CHUNK];
-    uint32_t c, f, k, q, dt;
+    uint32_t f, k, q, dt;
     if (narrow) {
         for (q = 0, k = 0; k < L->c_in; ++k) {
             for (dt = 0; dt < kt; ++dt, ++q) {
@@ -1461,9 +1605,7 @@ static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t 
             uint32_t c0;
             for (c0 = 0; c0 < L->c_out; c0 += FIRE_CHUNK) {
                 const uint32_t nc = L->c_out - c0 < FIRE_CHUNK ? L->c_out - c0 : FIRE_CHUNK;
-                for (c = 0; c < nc; ++c) {
-                    acc[c] = column_sum(&o, c0 + c);
-                }
+                column_fill(&o, c0, nc, acc);
                 fire_group(&nk, acc, NULL, nc, c0, 1u, c0 * f_out + f, f_out, mem, spk_out);
             }
         }
