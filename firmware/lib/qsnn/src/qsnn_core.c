@@ -1104,6 +1104,77 @@ static void fire_group(const neuron_k_t *k, const int32_t *ff, const int32_t *re
     }
 }
 
+/* Two neurons that share a membrane byte: neurons i and i + 1 (i even) of one parameter row p,
+ * 4-bit membranes, plain LIF, no recurrence, with sums a and b. The byte is read and written
+ * once, the row's shift and bias read once; the arithmetic is fire_run's (the contract's). */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline uint32_t fire_pair4(int32_t a, int32_t b, int sh, int32_t bias, int32_t keep, uint8_t *byte)
+{
+    const uint32_t m8 = *byte;
+    const int32_t va = (int32_t)(m8 << 28) >> 28, vb = (int32_t)(m8 << 24) >> 28;
+    int32_t ca, cb, ma, mb, qa, qb;
+    uint32_t sa, sb;
+    if (sh > 0) {
+        const int32_t r = (int32_t)1 << (sh - 1);
+        ca = (a + r) >> sh;
+        cb = (b + r) >> sh;
+    } else {
+        ca = a * ((int32_t)1 << (-sh));
+        cb = b * ((int32_t)1 << (-sh));
+    }
+    ma = va * keep + qsnn_sat16(ca + bias);
+    mb = vb * keep + qsnn_sat16(cb + bias);
+    sa = ma > QSNN_THETA ? 1u : 0u;
+    sb = mb > QSNN_THETA ? 1u : 0u;
+    if (sa) {
+        ma = 0;
+    }
+    if (sb) {
+        mb = 0;
+    }
+    qa = (ma + ((int32_t)1 << (qsnn_mem_shift(4) - 1))) >> qsnn_mem_shift(4);
+    qb = (mb + ((int32_t)1 << (qsnn_mem_shift(4) - 1))) >> qsnn_mem_shift(4);
+#if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
+    qa = __ssat(qa, 4);
+    qb = __ssat(qb, 4);
+#else
+    qa = qa > 7 ? 7 : (qa < -8 ? -8 : qa);
+    qb = qb > 7 ? 7 : (qb < -8 ? -8 : qb);
+#endif
+    *byte = (uint8_t)(((uint32_t)qa & 15u) | (((uint32_t)qb & 15u) << 4));
+    return sa | (sb << 1);
+}
+
+/* Neurons i0 + j * istep and i0 + j * istep + 1 (the same parameter row p0 + j) take the sums
+ * a[j] and b[j], j = 0..n-1: fire_group twice, or, for 4-bit plain feed-forward layers with i0
+ * and istep even (the two neurons share a byte), fire_pair4 on each byte. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void fire_group2(const neuron_k_t *k, const int32_t *a, const int32_t *b, uint32_t n, uint32_t p0,
+                        uint32_t i0, uint32_t istep, uint8_t *mem, uint32_t *spk_out)
+{
+    if (k->mem_bits == 4u && k->adapt == NULL && k->sh_rec == NULL && ((i0 | istep) & 1u) == 0u) {
+        const int8_t *sh = k->sh_ff + p0;
+        const int16_t *bias = k->bias + p0;
+        const int32_t keep = k->lif.keep;
+        uint8_t *byte = mem + (i0 >> 1);
+        const uint32_t bstep = istep >> 1;
+        uint32_t j, i = i0;
+        for (j = 0; j < n; ++j, i += istep, byte += bstep) {
+            const uint32_t s = fire_pair4(a[j], b[j], sh[j], (int32_t)bias[j], keep, byte);
+            if (s != 0u) {
+                spk_out[i >> 5] |= s << (i & 31u); /* i even: i and i + 1 in one word */
+            }
+        }
+        return;
+    }
+    fire_group(k, a, NULL, n, p0, 1u, i0, istep, mem, spk_out);
+    fire_group(k, b, NULL, n, p0, 1u, i0 + 1u, istep, mem, spk_out);
+}
+
 /* One layer: for each neuron the kernel's sums, then the shared per-neuron code. Inlined
  * with a constant kernel at every call site, so no call is made through a pointer. */
 #if defined(__GNUC__)
@@ -1251,8 +1322,8 @@ static int conv_w8_quads(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *s
         int16_t h[CONV_W8_PAD_MAX];
         uint32_t w[CONV_W8_PAD_MAX / 2u];
     } px;
-    uint32_t xw[CONV_W8_PAIRS_MAX];
-    int32_t sums[FIRE_CHUNK];
+    uint32_t xw[2][CONV_W8_PAIRS_MAX];
+    int32_t sums[2][FIRE_CHUNK];
     neuron_k_t nk;
     uint32_t dt, j, f, c0;
     if ((f_out - 1u) * stride + kfe > row) {
@@ -1276,38 +1347,50 @@ static int conv_w8_quads(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *s
             r[j] = 0;
         }
     }
-    for (f = 0; f < f_out; ++f) {
-        /* window of position f in padded row dt: values f * stride .. + kfe - 1 (even start) */
-        const uint32_t *src = px.w + (f * stride) / 2u;
-        uint32_t *o = xw;
-        for (dt = 0; dt < kt; ++dt, src += row / 2u) {
-            for (j = 0; j < hp; ++j) {
-                *o++ = src[j];
+    for (f = 0; f < f_out; f += 2u) {
+        const uint32_t two = f + 1u < f_out; /* positions f and f + 1 together: a channel's two
+                                                neurons share a membrane byte (fire_group2) */
+        uint32_t e;
+        for (e = 0; e <= two; ++e) { /* window of position f + e in padded row dt: values
+                                        (f + e) * stride .. + kfe - 1 (even start) */
+            const uint32_t *src = px.w + ((f + e) * stride) / 2u;
+            uint32_t *o = xw[e];
+            for (dt = 0; dt < kt; ++dt, src += row / 2u) {
+                for (j = 0; j < hp; ++j) {
+                    *o++ = src[j];
+                }
             }
         }
         for (c0 = 0; c0 < L->c_out; c0 += FIRE_CHUNK) {
             const uint32_t nc = L->c_out - c0 < FIRE_CHUNK ? L->c_out - c0 : FIRE_CHUNK;
-            const uint32_t *wq = L->w_quads + (size_t)(c0 / 4u) * np * 4u;
-            uint32_t c;
-            for (c = 0; c < nc; c += 4u) { /* four channels per pass over the window words */
-                const uint32_t *xp = xw;
-                int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-                uint32_t q;
-                for (q = np; q != 0u; --q) {
-                    const uint32_t x = *xp++;
-                    a0 = __smlad(wq[0], x, a0);
-                    a1 = __smlad(wq[1], x, a1);
-                    a2 = __smlad(wq[2], x, a2);
-                    a3 = __smlad(wq[3], x, a3);
-                    wq += 4;
+            for (e = 0; e <= two; ++e) {
+                const uint32_t *wq = L->w_quads + (size_t)(c0 / 4u) * np * 4u;
+                int32_t *out = sums[e];
+                uint32_t c;
+                for (c = 0; c < nc; c += 4u) { /* four channels per pass over the window words */
+                    const uint32_t *xp = xw[e];
+                    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                    uint32_t q;
+                    for (q = np; q != 0u; --q) {
+                        const uint32_t x = *xp++;
+                        a0 = __smlad(wq[0], x, a0);
+                        a1 = __smlad(wq[1], x, a1);
+                        a2 = __smlad(wq[2], x, a2);
+                        a3 = __smlad(wq[3], x, a3);
+                        wq += 4;
+                    }
+                    out[c] = a0; /* FIRE_CHUNK (a multiple of 4) entries: the padding channels
+                                    of the last group land past nc and are not fired */
+                    out[c + 1u] = a1;
+                    out[c + 2u] = a2;
+                    out[c + 3u] = a3;
                 }
-                sums[c] = a0; /* sums has FIRE_CHUNK (a multiple of 4) entries; the padding
-                                 channels of the last group land past nc and are not fired */
-                sums[c + 1u] = a1;
-                sums[c + 2u] = a2;
-                sums[c + 3u] = a3;
             }
-            fire_group(&nk, sums, NULL, nc, c0, 1u, c0 * f_out + f, f_out, mem, spk_out);
+            if (two) {
+                fire_group2(&nk, sums[0], sums[1], nc, c0, c0 * f_out + f, f_out, mem, spk_out);
+            } else {
+                fire_group(&nk, sums[0], NULL, nc, c0, 1u, c0 * f_out + f, f_out, mem, spk_out);
+            }
         }
     }
     return 1;
@@ -1559,55 +1642,88 @@ static void conv_b1_popcount(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_
  * channel; sum = 2 * count - active taps. When every padded channel row fits in a word, the
  * rows (ci, dt) are read from the history once per step and each position's window is a
  * shift and a mask of them; otherwise each position's field is gathered (gather_field). */
-static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
-{
-    const qsnn_layer_t *L = &st->model->layers[l];
-    const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
-    const uint32_t f_out = L->f_out, kt = L->kt, kf = L->kf, f_in = L->f_in, stride = L->stride;
-    const uint32_t fan = (uint32_t)L->c_in * kt * kf;
-    const uint32_t n_rows = (uint32_t)L->c_in * kt;
-    const uint32_t words = QSNN_ROW_WORDS(L->c_out, 1u);
-    const uint32_t pad = kf / 2u;
-    const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
-    const uint32_t kmask = (1u << kf) - 1u; /* kf <= 16 */
-    const int narrow = f_in + 2u * pad <= 32u && n_rows <= COLUMN_FIELD_ROWS;
+/* What conv_b1_column counts with: the layer's geometry, the history rows of a narrow layer
+ * or the gathered field, the counters and their column list. */
+typedef struct {
+    const qsnn_layer_t *L;
+    uint32_t fan, n_rows, words, kmask;
+    int narrow;
     union {
         uint32_t field[QSNN_CONV_POPCOUNT_MAX_FAN / 32u]; /* gathered receptive field */
         uint32_t rows[COLUMN_FIELD_ROWS];                 /* padded channel rows (narrow layers) */
     } buf;
     column_sums_t sums;
     const uint32_t *list[COLUMN_CHUNK];
-    int32_t acc[FIRE_CHUNK];
-    uint32_t f, k, q, dt;
-    if (narrow) {
+} conv_columns_t;
+
+/* Every channel's count of position f: each active tap of its receptive field adds its column. */
+static column_out_t conv_column_counts(qsnn_state_t *st, uint32_t l, conv_columns_t *w, uint32_t f)
+{
+    const qsnn_layer_t *L = w->L;
+    column_begin(&w->sums, L->w_cols, w->words, w->fan);
+    if (w->narrow) { /* the window of each channel row: columns q * kf + df */
+        const uint32_t at = f * L->stride, kf = L->kf, words = w->words, kmask = w->kmask;
+        const uint32_t *cols = L->w_cols;
+        uint32_t n = 0u, q;
+        for (q = 0; q < w->n_rows; ++q) {
+            column_take(&w->sums, w->list, &n, cols, words, (w->buf.rows[q] >> at) & kmask, q * kf);
+        }
+        w->sums.n = n;
+    } else {
+        gather_field(st, l, f, w->buf.field);
+        column_words(&w->sums, w->list, w->buf.field, QSNN_ROW_WORDS(w->fan, 1u));
+    }
+    return column_end(&w->sums, w->list);
+}
+
+static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
+{
+    const qsnn_layer_t *L = &st->model->layers[l];
+    const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
+    const uint32_t f_out = L->f_out, kt = L->kt, kf = L->kf, f_in = L->f_in;
+    const uint32_t pad = kf / 2u;
+    const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
+    conv_columns_t w;
+    uint32_t held[QSNN_COLUMN_MAX_ROWS / 4u]; /* the byte counts of the first of two positions */
+    int32_t acc[FIRE_CHUNK], acc2[FIRE_CHUNK];
+    uint32_t f, k, q, dt, c0;
+    w.L = L;
+    w.fan = (uint32_t)L->c_in * kt * kf;
+    w.n_rows = (uint32_t)L->c_in * kt;
+    w.words = QSNN_ROW_WORDS(L->c_out, 1u);
+    w.kmask = (1u << kf) - 1u; /* kf <= 16 */
+    w.narrow = f_in + 2u * pad <= 32u && w.n_rows <= COLUMN_FIELD_ROWS;
+    if (w.narrow) {
         for (q = 0, k = 0; k < L->c_in; ++k) {
             for (dt = 0; dt < kt; ++dt, ++q) {
                 const int32_t row0 = (int32_t)(k * f_in);
-                buf.rows[q] = get_bits(st->hist_s[l] + dt * sw, row0, f_in, row0 + (int32_t)f_in) << pad;
+                w.buf.rows[q] = get_bits(st->hist_s[l] + dt * sw, row0, f_in, row0 + (int32_t)f_in) << pad;
             }
         }
     }
     for (f = 0; f < f_out; ++f) {
-        column_begin(&sums, L->w_cols, words, fan);
-        if (narrow) { /* the window of each channel row: columns q * kf + df */
-            const uint32_t at = f * stride;
-            uint32_t n = 0u;
-            for (q = 0; q < n_rows; ++q) {
-                column_take(&sums, list, &n, L->w_cols, words, (buf.rows[q] >> at) & kmask, q * kf);
+        column_out_t o = conv_column_counts(st, l, &w, f);
+        if ((f & 1u) == 0u && f + 1u < f_out && o.counts8 != NULL) {
+            /* positions f and f + 1 together: a channel's two neurons share a membrane byte */
+            column_out_t o2;
+            for (k = 0; k < 8u * w.words; ++k) { /* keep f's counts while f + 1 is counted */
+                held[k] = o.counts8[k];
             }
-            sums.n = n;
-        } else {
-            gather_field(st, l, f, buf.field);
-            column_words(&sums, list, buf.field, QSNN_ROW_WORDS(fan, 1u));
-        }
-        {
-            const column_out_t o = column_end(&sums, list);
-            uint32_t c0;
+            o.counts8 = held;
+            o2 = conv_column_counts(st, l, &w, f + 1u);
             for (c0 = 0; c0 < L->c_out; c0 += FIRE_CHUNK) {
                 const uint32_t nc = L->c_out - c0 < FIRE_CHUNK ? L->c_out - c0 : FIRE_CHUNK;
                 column_fill(&o, c0, nc, acc);
-                fire_group(&nk, acc, NULL, nc, c0, 1u, c0 * f_out + f, f_out, mem, spk_out);
+                column_fill(&o2, c0, nc, acc2);
+                fire_group2(&nk, acc, acc2, nc, c0, c0 * f_out + f, f_out, mem, spk_out);
             }
+            ++f;
+            continue;
+        }
+        for (c0 = 0; c0 < L->c_out; c0 += FIRE_CHUNK) {
+            const uint32_t nc = L->c_out - c0 < FIRE_CHUNK ? L->c_out - c0 : FIRE_CHUNK;
+            column_fill(&o, c0, nc, acc);
+            fire_group(&nk, acc, NULL, nc, c0, 1u, c0 * f_out + f, f_out, mem, spk_out);
         }
     }
 }
