@@ -1033,6 +1033,10 @@ static inline void fire_run(const neuron_k_t *k, const int32_t *ff, const int32_
     const int8_t *sh_ff = k->sh_ff + p0, *sh_rec = has_rec ? k->sh_rec + p0 : NULL;
     const int16_t *bias = k->bias + p0;
     const int32_t *const end = ff + n;
+    /* locals, not k's fields: the membrane stores (uint8_t) may alias anything, so fields
+     * read through k would be read again for every neuron */
+    uint8_t *const ad = adapt ? k->adapt : NULL;
+    const uint32_t a_shift = k->adapt_shift, a_beta = k->adapt_beta;
     uint32_t i = i0;
     for (; ff != end; ++ff, sh_ff += pstep, bias += pstep, i += istep) {
         int32_t c = qsnn_scale(*ff, *sh_ff) + (int32_t)*bias;
@@ -1043,7 +1047,7 @@ static inline void fire_run(const neuron_k_t *k, const int32_t *ff, const int32_
             sh_rec += pstep;
         }
         if (adapt) {
-            c -= qsnn_adapt_current(k->adapt[i]);
+            c -= qsnn_adapt_current(ad[i]);
         }
         c = qsnn_sat16(c);
         if (nib4) { /* the nibble to the top of a word, sign-extended down */
@@ -1070,7 +1074,7 @@ static inline void fire_run(const neuron_k_t *k, const int32_t *ff, const int32_
             mem_store(mem, i, mem_bits, (int8_t)(q > hi ? hi : (q < lo ? lo : q)));
         }
         if (adapt) {
-            k->adapt[i] = qsnn_adapt_step(k->adapt[i], s, k->adapt_shift, k->adapt_beta);
+            ad[i] = qsnn_adapt_step(ad[i], s, a_shift, a_beta);
         }
         if (s) {
             spk_out[i >> 5] |= 1u << (i & 31u);
@@ -1663,10 +1667,24 @@ static column_out_t conv_column_counts(qsnn_state_t *st, uint32_t l, conv_column
     column_begin(&w->sums, L->w_cols, w->words, w->fan);
     if (w->narrow) { /* the window of each channel row: columns q * kf + df */
         const uint32_t at = f * L->stride, kf = L->kf, words = w->words, kmask = w->kmask;
-        const uint32_t *cols = L->w_cols;
+        const size_t row_step = (size_t)kf * words;
+        const uint32_t *colq = L->w_cols; /* column q * kf */
+        const uint32_t **list = w->list;
         uint32_t n = 0u, q;
-        for (q = 0; q < w->n_rows; ++q) {
-            column_take(&w->sums, w->list, &n, cols, words, (w->buf.rows[q] >> at) & kmask, q * kf);
+        for (q = 0; q < w->n_rows; ++q, colq += row_step) {
+            uint32_t v = (w->buf.rows[q] >> at) & kmask;
+            if (v == 0u) {
+                continue;
+            }
+            if (n > COLUMN_CHUNK - kf) { /* room for a whole window row (kf <= 16 < COLUMN_CHUNK) */
+                columns_add(w->sums.planes, words, list, n);
+                w->sums.act += (int32_t)n;
+                n = 0u;
+            }
+            do {
+                list[n++] = colq + ctz32(v) * words;
+                v &= v - 1u;
+            } while (v != 0u);
         }
         w->sums.n = n;
     } else {
