@@ -144,34 +144,50 @@ static uint32_t fe_window(const int16_t *head, const int16_t *tail, int32_t *buf
     return peak;
 }
 
-/* Step 2: block floating point; returns the shift sh applied (undone in step 6). */
+/* Step 2: block floating point; returns the shift sh applied (undone in step 6). The buffer
+ * then holds 2 z, not z: step 3 runs on doubled values (see fe_fft256). */
 static int fe_normalise(int32_t *buf, uint32_t peak)
 {
     const int sh = FE_PEAK_MSB - fe_msb32(peak);
     uint32_t i;
-    if (sh > 0) {
-        const int32_t mul = (int32_t)1 << sh;
+    if (sh >= 0) {
+        const int32_t mul = (int32_t)2 << sh;
         for (i = 0u; i < 2u * FE_NFFT_C; i++) {
             buf[i] *= mul;
         }
-    } else if (sh < 0) {
+    } else {
         const int r = -sh;
         const int32_t half = (int32_t)1 << (r - 1);
         for (i = 0u; i < 2u * FE_NFFT_C; i++) {
-            buf[i] = (buf[i] + half) >> r;
+            buf[i] = ((buf[i] + half) >> r) * 2;
         }
     }
     return sh;
 }
 
-/* Step 3: radix-2 DIT FFT, 256 complex points, in place (input in bit-reversed order). */
+/* (p + 2^31) >> 32 for |p| < 2^62: the high word plus the low word's top bit (one add on
+ * Cortex-M, where the 64-bit add of the constant would take two). */
+static int32_t fe_hi_round(int64_t p)
+{
+    return (int32_t)(p >> 32) + (int32_t)((uint32_t)p >> 31);
+}
+
+/* Step 3: radix-2 DIT FFT, 256 complex points, in place (input in bit-reversed order), on
+ * doubled values: buf holds 2 x for every value x of the contract's FFT, in and out. That
+ * changes no result and saves the 64-bit shift: with b2 = 2 b and the twiddle as C = c 2^16,
+ * S = s 2^16 (|c|, |s| < 2^15 here, so C, S fit an int32),
+ *     (b2r C + b2i S + 2^31) >> 32 = (br c + bi s + 2^14) >> 15 = Tr
+ * exactly (both sides are the floor of the same fraction, scaled by 2^17), so T is the
+ * high word of a 64-bit multiply-accumulate, and a' = a2 + 2 T, b' = a2 - 2 T stay doubled.
+ * Two twiddles are exact and take no multiply: W = 1 (k = 0) and W = -i (k = 128, where
+ * s = 1.0 in Q15 would not fit): T = b, and T = (bi, -br). |values| < 2^29 throughout. */
 static void fe_fft256(int32_t *buf)
 {
     uint32_t len, kstep, i;
     for (len = 2u, kstep = FE_NFFT_C; len <= FE_NFFT_C; len <<= 1, kstep >>= 1) {
         const uint32_t half = len >> 1;
         uint32_t j, k;
-        for (i = 0u; i < FE_NFFT_C; i += len) { /* k = 0: W = 1, exact */
+        for (i = 0u; i < FE_NFFT_C; i += len) { /* k = 0: W = 1 */
             int32_t *a = &buf[2u * i];
             int32_t *b = &buf[2u * (i + half)];
             const int32_t br = b[0], bi = b[1], ar = a[0], ai = a[1];
@@ -180,20 +196,36 @@ static void fe_fft256(int32_t *buf)
             b[0] = ar - br;
             b[1] = ai - bi;
         }
+        if (half >= 2u) { /* j = half / 2, k = 128: W = -i, T = (bi, -br) */
+            for (i = half >> 1; i < FE_NFFT_C; i += len) {
+                int32_t *a = &buf[2u * i];
+                int32_t *b = &buf[2u * (i + half)];
+                const int32_t br = b[0], bi = b[1], ar = a[0], ai = a[1];
+                a[0] = ar + bi;
+                a[1] = ai - br;
+                b[0] = ar - bi;
+                b[1] = ai + br;
+            }
+        }
         for (j = 1u, k = kstep; j < half; j++, k += kstep) {
-            int32_t c, s, ns;
+            int32_t c, s, cc, ss, ns;
+            if (k == 128u) {
+                continue;
+            }
             fe_twiddle(k, &c, &s);
-            ns = -s; /* b * W as two multiply-accumulates per component */
+            cc = (int32_t)((uint32_t)c << 16);
+            ss = (int32_t)((uint32_t)s << 16);
+            ns = -ss;
             for (i = j; i < FE_NFFT_C; i += len) {
                 int32_t *a = &buf[2u * i];
                 int32_t *b = &buf[2u * (i + half)];
                 const int32_t br = b[0], bi = b[1], ar = a[0], ai = a[1];
-                const int32_t tr = (int32_t)(((int64_t)br * c + (int64_t)bi * s + FE_RND) >> 15);
-                const int32_t ti = (int32_t)(((int64_t)bi * c + (int64_t)br * ns + FE_RND) >> 15);
-                a[0] = ar + tr;
-                a[1] = ai + ti;
-                b[0] = ar - tr;
-                b[1] = ai - ti;
+                const int32_t tr = fe_hi_round((int64_t)br * cc + (int64_t)bi * ss);
+                const int32_t ti = fe_hi_round((int64_t)bi * cc + (int64_t)br * ns);
+                a[0] = ar + 2 * tr;
+                a[1] = ai + 2 * ti;
+                b[0] = ar - 2 * tr;
+                b[1] = ai - 2 * ti;
             }
         }
     }
@@ -210,8 +242,8 @@ static void fe_mel(const int32_t *buf, uint64_t acc[QSNN_N_BANDS + 2u])
     for (q = 0u; q < QSNN_FE_MEL_NBINS; q++) {
         const uint32_t k = QSNN_FE_MEL_K0 + q;
         const uint32_t nk = (FE_NFFT_C - k) & (FE_NFFT_C - 1u);
-        const int32_t cr = buf[2u * k], ci = buf[2u * k + 1u];
-        const int32_t nr = buf[2u * nk], ni = buf[2u * nk + 1u];
+        const int32_t cr = buf[2u * k] >> 1, ci = buf[2u * k + 1u] >> 1; /* step 3 left 2 C */
+        const int32_t nr = buf[2u * nk] >> 1, ni = buf[2u * nk + 1u] >> 1;
         const int32_t a_re = cr + nr, a_im = ci - ni;
         const int32_t d_re = ci + ni, d_im = nr - cr;
         int32_t c, s, xr, xi;
