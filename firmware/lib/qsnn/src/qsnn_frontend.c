@@ -45,15 +45,20 @@
  * Portability: C99, no float, no division, no static mutable state. int32 x int32 -> int64
  * products (one SMULL on Cortex-M4; __muldi3-free on rv32imc (mul/mulh) and lx106
  * (mull/muluh), see docs/frontend.md). Right shifts of negative values are assumed
- * arithmetic, as in qsnn_contract.h. Stack: one int32[512] FFT buffer and uint64[42]
- * accumulators, 2488 bytes for qsnn_fe_push on Cortex-M4 at -O2 (docs/frontend.md).
+ * arithmetic, as in qsnn_contract.h. Stack: one int32[512] FFT buffer (the mel bands are
+ * summed two at a time, in registers), measured per target in docs/frontend.md.
+ *
+ * How the code computes steps 2-6 (the same values, fewer instructions; each function's
+ * comment says why it is exact): the first two FFT stages run in the normalisation pass;
+ * the FFT runs on doubled values, so that every twiddle product's rounding is the high word
+ * of one 64-bit multiply-accumulate; the split reads the doubled values the same way; each
+ * band's log is taken as soon as its last bin is added.
  */
 #include "qsnn_frontend.h"
 
 #include "qsnn_frontend_tables.h"
 
 #define FE_NFFT_C 256u                 /* complex FFT length */
-#define FE_RND ((int64_t)1 << 14)      /* rounding constant of a Q15 product */
 #define FE_PEAK_MSB 19                 /* after normalisation the peak is < 2^20 */
 #define FE_POW_SHIFT 16                /* power is shifted down before the mel weights */
 
@@ -113,29 +118,40 @@ static void fe_twiddle(uint32_t k, int32_t *c, int32_t *s)
     }
 }
 
-/* Step 1: window, packed into complex pairs (samples 2m, 2m + 1) at bit-reversed
- * positions, zero padding to 512; returns the OR of every |y| (its msb is the peak's). */
-static uint32_t fe_window(const int16_t *head, const int16_t *tail, int32_t *buf)
+/* |v| for the peak; v = x * w >= -2^30, so -v fits. */
+#define FE_ABS(v) ((uint32_t)((v) < 0 ? -(v) : (v)))
+
+/* Step 1 over `pairs` sample pairs x[0..2 pairs) with window values w[0], w[dw], w[2 dw], ...
+ * (dw = +1 on the rising half, -1 on the falling half), pair m stored at the bit-reversed
+ * position rev[m]; returns the OR of every |y|. */
+static uint32_t fe_window_run(const int16_t *x, const uint16_t *w, int32_t dw, const uint8_t *rev, uint32_t pairs,
+                              int32_t *buf)
 {
     uint32_t peak = 0u;
-    uint32_t n;
-    for (n = 0u; n < QSNN_FRAME_LEN; n += 2u) {
-        const int16_t *x = n < QSNN_FE_HISTORY_LEN ? &head[n] : &tail[n - QSNN_FE_HISTORY_LEN];
-        int32_t w0, w1, y0, y1;
-        int32_t *dst = &buf[2u * QSNN_FE_BITREV[n >> 1]];
-        if (n < QSNN_FRAME_LEN / 2u) {
-            w0 = (int32_t)QSNN_FE_WIN[n];
-            w1 = (int32_t)QSNN_FE_WIN[n + 1u];
-        } else {
-            w0 = (int32_t)QSNN_FE_WIN[QSNN_FRAME_LEN - n];
-            w1 = (int32_t)QSNN_FE_WIN[QSNN_FRAME_LEN - n - 1u];
-        }
-        y0 = (int32_t)x[0] * w0;
-        y1 = (int32_t)x[1] * w1;
+    for (; pairs != 0u; --pairs, x += 2, w += 2 * dw, ++rev) {
+        const int32_t y0 = (int32_t)x[0] * (int32_t)w[0];
+        const int32_t y1 = (int32_t)x[1] * (int32_t)w[dw];
+        int32_t *dst = &buf[2u * *rev];
         dst[0] = y0;
         dst[1] = y1;
-        peak |= (uint32_t)(y0 < 0 ? -y0 : y0) | (uint32_t)(y1 < 0 ? -y1 : y1);
+        peak |= FE_ABS(y0) | FE_ABS(y1);
     }
+    return peak;
+}
+
+/* Step 1: window, packed into complex pairs (samples 2m, 2m + 1) at bit-reversed
+ * positions, zero padding to 512; returns the OR of every |y| (its msb is the peak's).
+ * Three runs with no test inside: the history under the rising window (n < 160), the hop
+ * under the rising window (160 <= n < 240) and under the falling one (w[n] = w[480 - n]). */
+static uint32_t fe_window(const int16_t *head, const int16_t *tail, int32_t *buf)
+{
+    const uint32_t mid = QSNN_FRAME_LEN / 2u; /* 240: the window's peak */
+    uint32_t peak, n;
+    peak = fe_window_run(head, QSNN_FE_WIN, 1, QSNN_FE_BITREV, QSNN_FE_HISTORY_LEN / 2u, buf);
+    peak |= fe_window_run(tail, QSNN_FE_WIN + QSNN_FE_HISTORY_LEN, 1, QSNN_FE_BITREV + QSNN_FE_HISTORY_LEN / 2u,
+                          (mid - QSNN_FE_HISTORY_LEN) / 2u, buf);
+    peak |= fe_window_run(tail + (mid - QSNN_FE_HISTORY_LEN), QSNN_FE_WIN + mid, -1, QSNN_FE_BITREV + mid / 2u,
+                          (QSNN_FRAME_LEN - mid) / 2u, buf);
     for (n = QSNN_FRAME_LEN; n < QSNN_FFT_LEN; n += 2u) {
         int32_t *dst = &buf[2u * QSNN_FE_BITREV[n >> 1]];
         dst[0] = 0;
@@ -144,23 +160,51 @@ static uint32_t fe_window(const int16_t *head, const int16_t *tail, int32_t *buf
     return peak;
 }
 
-/* Step 2: block floating point; returns the shift sh applied (undone in step 6). The buffer
- * then holds 2 z, not z: step 3 runs on doubled values (see fe_fft256). */
+/* The FFT's first two stages on four complex values x[0..8) (re, im interleaved), given
+ * normalised: stage 1 (length 2, W = 1) and stage 2 (length 4, W = 1 and W = -i), whose
+ * sums are exact, so doing both in registers gives the stages' values exactly. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void fe_radix4(int32_t *x, int32_t r0, int32_t i0, int32_t r1, int32_t i1, int32_t r2, int32_t i2,
+                             int32_t r3, int32_t i3)
+{
+    const int32_t ar = r0 + r1, ai = i0 + i1, br = r0 - r1, bi = i0 - i1; /* stage 1 */
+    const int32_t cr = r2 + r3, ci = i2 + i3, dr = r2 - r3, di = i2 - i3;
+    x[0] = ar + cr; /* stage 2: W = 1 between a and c, W = -i between b and d */
+    x[1] = ai + ci;
+    x[4] = ar - cr;
+    x[5] = ai - ci;
+    x[2] = br + di;
+    x[3] = bi - dr;
+    x[6] = br - di;
+    x[7] = bi + dr;
+}
+
+/* Step 2: block floating point, then the FFT's first two stages (see fe_radix4) in the same
+ * pass; returns the shift sh applied (undone in step 6). The values are stored doubled: step
+ * 3 runs on 2 z, not z (see fe_fft256). */
 static int fe_normalise(int32_t *buf, uint32_t peak)
 {
     const int sh = FE_PEAK_MSB - fe_msb32(peak);
+    int32_t *x = buf;
     uint32_t i;
     if (sh >= 0) {
-        const int32_t mul = (int32_t)2 << sh;
-        for (i = 0u; i < 2u * FE_NFFT_C; i++) {
-            buf[i] *= mul;
+        const uint32_t l = (uint32_t)sh + 1u;
+        for (i = 0u; i < FE_NFFT_C / 4u; i++, x += 8) {
+            fe_radix4(x, (int32_t)((uint32_t)x[0] << l), (int32_t)((uint32_t)x[1] << l), (int32_t)((uint32_t)x[2] << l),
+                      (int32_t)((uint32_t)x[3] << l), (int32_t)((uint32_t)x[4] << l), (int32_t)((uint32_t)x[5] << l),
+                      (int32_t)((uint32_t)x[6] << l), (int32_t)((uint32_t)x[7] << l));
         }
     } else {
         const int r = -sh;
         const int32_t half = (int32_t)1 << (r - 1);
-        for (i = 0u; i < 2u * FE_NFFT_C; i++) {
-            buf[i] = ((buf[i] + half) >> r) * 2;
+#define FE_DOWN(v) ((((v) + half) >> r) * 2)
+        for (i = 0u; i < FE_NFFT_C / 4u; i++, x += 8) {
+            fe_radix4(x, FE_DOWN(x[0]), FE_DOWN(x[1]), FE_DOWN(x[2]), FE_DOWN(x[3]), FE_DOWN(x[4]), FE_DOWN(x[5]),
+                      FE_DOWN(x[6]), FE_DOWN(x[7]));
         }
+#undef FE_DOWN
     }
     return sh;
 }
@@ -184,7 +228,7 @@ static int32_t fe_hi_round(int64_t p)
 static void fe_fft256(int32_t *buf)
 {
     uint32_t len, kstep, i;
-    for (len = 2u, kstep = FE_NFFT_C; len <= FE_NFFT_C; len <<= 1, kstep >>= 1) {
+    for (len = 8u, kstep = FE_NFFT_C / 4u; len <= FE_NFFT_C; len <<= 1, kstep >>= 1) { /* lengths 2, 4: fe_normalise */
         const uint32_t half = len >> 1;
         uint32_t j, k;
         for (i = 0u; i < FE_NFFT_C; i += len) { /* k = 0: W = 1 */
@@ -196,7 +240,7 @@ static void fe_fft256(int32_t *buf)
             b[0] = ar - br;
             b[1] = ai - bi;
         }
-        if (half >= 2u) { /* j = half / 2, k = 128: W = -i, T = (bi, -br) */
+        { /* j = half / 2, k = 128: W = -i, T = (bi, -br) */
             for (i = half >> 1; i < FE_NFFT_C; i += len) {
                 int32_t *a = &buf[2u * i];
                 int32_t *b = &buf[2u * (i + half)];
@@ -231,56 +275,68 @@ static void fe_fft256(int32_t *buf)
     }
 }
 
-/* Steps 4-5: split to the real 512-point spectrum (only the bins that feed a band), power,
- * mel weights; acc[j + 1] is the energy E' of band j (acc[0], acc[41]: dropped slopes). */
-static void fe_mel(const int32_t *buf, uint64_t acc[QSNN_N_BANDS + 2u])
+/* Step 6 for one band: its feature from its energy E' on the frame's scale (off). */
+static uint8_t fe_feature(uint64_t e, int off)
 {
-    uint32_t i, q;
-    for (i = 0u; i < QSNN_N_BANDS + 2u; i++) {
-        acc[i] = 0u;
+    int v;
+    if (e == 0u) {
+        return 0u;
     }
+    v = fe_log4(e) + off;
+    return (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+/* Steps 4-6: split to the real 512-point spectrum (only the bins that feed a band), power,
+ * mel weights and the log of each band as soon as it is complete. Band index j + 1 holds the
+ * energy E' of band j (j = -1 and 40: dropped slopes). A bin adds to the indices jb and
+ * jb + 1 with jb = QSNN_FE_MEL_BAND + 1, which never decreases from bin to bin, so only those
+ * two accumulators are live: index j is complete once a bin moves past it.
+ * buf holds 2 C (step 3), so with C(k) = QSNN_FE_SIN[128 - k] 2^16 and S(k) = QSNN_FE_SIN[k] 2^16
+ * (k = 1..127: both below 2^31) the twiddle product is fe_hi_round of the doubled D, exactly
+ * the contract's (.. + 2^14) >> 15, and Re A = A2 / 2 exactly (A2 is even). */
+static void fe_mel_log(const int32_t *buf, int sh, uint8_t feat[QSNN_N_BANDS])
+{
+    const int off = 4 * (QSNN_FE_GAIN_LOG2 - 31 - 2 * sh);
+    uint64_t e0 = 0u, e1 = 0u; /* energies of indices j and j + 1 */
+    uint32_t j = 0u, q;
     for (q = 0u; q < QSNN_FE_MEL_NBINS; q++) {
         const uint32_t k = QSNN_FE_MEL_K0 + q;
         const uint32_t nk = (FE_NFFT_C - k) & (FE_NFFT_C - 1u);
-        const int32_t cr = buf[2u * k] >> 1, ci = buf[2u * k + 1u] >> 1; /* step 3 left 2 C */
-        const int32_t nr = buf[2u * nk] >> 1, ni = buf[2u * nk + 1u] >> 1;
-        const int32_t a_re = cr + nr, a_im = ci - ni;
+        const int32_t cr = buf[2u * k], ci = buf[2u * k + 1u];
+        const int32_t nr = buf[2u * nk], ni = buf[2u * nk + 1u];
+        const int32_t a_re = cr + nr, a_im = ci - ni; /* all four doubled */
         const int32_t d_re = ci + ni, d_im = nr - cr;
-        int32_t c, s, xr, xi;
-        uint64_t p;
+        const int32_t cc = (int32_t)((uint32_t)QSNN_FE_SIN[128u - k] << 16);
+        const int32_t ss = (int32_t)((uint32_t)QSNN_FE_SIN[k] << 16);
         const uint32_t w = QSNN_FE_MEL_W[q];
         const uint32_t jb = (uint32_t)(QSNN_FE_MEL_BAND[q] + 1);
-        fe_twiddle(k, &c, &s);
-        xr = a_re + (int32_t)(((int64_t)d_re * c + (int64_t)d_im * s + FE_RND) >> 15);
-        xi = a_im + (int32_t)(((int64_t)d_im * c - (int64_t)d_re * s + FE_RND) >> 15);
-        p = ((uint64_t)((int64_t)xr * xr) + (uint64_t)((int64_t)xi * xi)) >> FE_POW_SHIFT;
-        acc[jb] += (uint64_t)(32768u - w) * p;
-        acc[jb + 1u] += (uint64_t)w * p;
-    }
-}
-
-/* Step 6: exact quarter-octave log on the fixed absolute scale. */
-static void fe_log_features(const uint64_t acc[QSNN_N_BANDS + 2u], int sh, uint8_t feat[QSNN_N_BANDS])
-{
-    const int off = 4 * (QSNN_FE_GAIN_LOG2 - 31 - 2 * sh);
-    uint32_t i;
-    for (i = 0u; i < QSNN_N_BANDS; i++) {
-        const uint64_t e = acc[i + 1u];
-        int v;
-        if (e == 0u) {
-            feat[i] = 0u;
-            continue;
+        const int32_t xr = (a_re >> 1) + fe_hi_round((int64_t)d_re * cc + (int64_t)d_im * ss);
+        const int32_t xi = (a_im >> 1) + fe_hi_round((int64_t)d_im * cc - (int64_t)d_re * ss);
+        const uint64_t p = ((uint64_t)((int64_t)xr * xr) + (uint64_t)((int64_t)xi * xi)) >> FE_POW_SHIFT;
+        while (j < jb) { /* index j is complete */
+            if (j >= 1u && j <= QSNN_N_BANDS) {
+                feat[j - 1u] = fe_feature(e0, off);
+            }
+            e0 = e1;
+            e1 = 0u;
+            j++;
         }
-        v = fe_log4(e) + off;
-        feat[i] = (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
+        e0 += (uint64_t)(32768u - w) * p;
+        e1 += (uint64_t)w * p;
+    }
+    for (; j <= QSNN_N_BANDS + 1u; j++) { /* the last bins' indices, and bands no bin reached */
+        if (j >= 1u && j <= QSNN_N_BANDS) {
+            feat[j - 1u] = fe_feature(e0, off);
+        }
+        e0 = e1;
+        e1 = 0u;
     }
 }
 
 void qsnn_fe_frame(const int16_t head[QSNN_FE_HISTORY_LEN], const int16_t tail[QSNN_HOP_LEN],
                    uint8_t feat[QSNN_N_BANDS])
 {
-    int32_t buf[2u * FE_NFFT_C];     /* 256 complex values: re, im */
-    uint64_t acc[QSNN_N_BANDS + 2u]; /* bands -1..40 */
+    int32_t buf[2u * FE_NFFT_C]; /* 256 complex values: re, im */
     const uint32_t peak = fe_window(head, tail, buf);
     int sh;
     if (peak == 0u) {
@@ -292,8 +348,7 @@ void qsnn_fe_frame(const int16_t head[QSNN_FE_HISTORY_LEN], const int16_t tail[Q
     }
     sh = fe_normalise(buf, peak);
     fe_fft256(buf);
-    fe_mel(buf, acc);
-    fe_log_features(acc, sh, feat);
+    fe_mel_log(buf, sh, feat);
 }
 
 void qsnn_fe_reset(qsnn_fe_state_t *st)
