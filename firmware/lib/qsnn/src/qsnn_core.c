@@ -23,6 +23,14 @@
 #define QSNN_DSP 0
 #endif
 
+/* The layer kernels are calls of their own: inlined into step() their stack frames (patches,
+ * counters, column lists) would add up instead of taking turns, and the stack is RAM. */
+#if defined(__GNUC__)
+#define QSNN_NOINLINE __attribute__((noinline))
+#else
+#define QSNN_NOINLINE
+#endif
+
 /* Benchmarks (benchmarks/network_cost.py) build with -DQSNN_PROFILE and provide the hook:
  * point 0 at the start of a step, 1 + l after layer l, QSNN_MAX_LAYERS + 1 after the readout. */
 #ifdef QSNN_PROFILE
@@ -1216,7 +1224,7 @@ static inline void run_layer(const qsnn_layer_t *L, const qsnn_input_t *in, cons
 /* A dense 1-bit layer on spikes, by columns: the active inputs' weight columns (and the
  * active previous spikes' recurrent columns) go into bit-sliced counters of every neuron;
  * sum = 2 * count - active. */
-static void dense_b1_column(const qsnn_layer_t *L, const qsnn_input_t *in, const qsnn_input_t *rec, uint8_t *mem,
+QSNN_NOINLINE static void dense_b1_column(const qsnn_layer_t *L, const qsnn_input_t *in, const qsnn_input_t *rec, uint8_t *mem,
                             uint8_t *adapt, uint32_t *spk_out)
 {
     const uint32_t words = QSNN_ROW_WORDS(L->n_out, 1u);
@@ -1272,7 +1280,7 @@ static void conv_push(qsnn_state_t *st, uint32_t l, const qsnn_input_t *in)
 
 /* Reference: every synapse of every neuron, element by element. Input (dt, ci, pos) is
  * history slot dt (kt - 1 = this step), channel ci, position pos; zero outside 0..f_in-1. */
-static void conv_ref(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
+QSNN_NOINLINE static void conv_ref(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
     const uint32_t rw = QSNN_ROW_WORDS((uint32_t)L->c_in * L->kt * L->kf, L->w_bits);
@@ -1308,7 +1316,7 @@ static void conv_ref(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_o
 #if QSNN_DSP
 /* Padded feature rows conv_w8_quads keeps on the stack (int16 values), and pairs per channel. */
 #define CONV_W8_PAD_MAX 256u
-#define CONV_W8_PAIRS_MAX 64u
+#define CONV_W8_PAIRS_MAX 32u
 
 /* conv_w8 with the layer's int16-pair copy (w_quads), on cores with SMLAD. The kt history rows
  * are copied once per step into zero-padded rows (the reference's zeros outside 0..f_in-1,
@@ -1316,7 +1324,7 @@ static void conv_ref(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_o
  * word: its pairs of adjacent features are loaded as words, with no gather. Per position the
  * kt * kfe / 2 window words are read once, then every group of four channels is one pass of
  * four SMLADs per word. Returns 0 (nothing done) when the layer does not fit this path. */
-static int conv_w8_quads(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
+QSNN_NOINLINE static int conv_w8_quads(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
     const uint32_t kt = L->kt, kf = L->kf, stride = L->stride, f_out = L->f_out, n = L->n_in;
@@ -1404,7 +1412,7 @@ static int conv_w8_quads(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *s
 /* First layer, 8-bit weights x int16 features (one input channel): per output position
  * the kt x kf patch of the history (zero outside 0..f_in-1) is gathered once, in the order
  * of a weight row, then every channel is one dense int8 x int16 dot product over it. */
-static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
+QSNN_NOINLINE static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
     const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
@@ -1429,11 +1437,6 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
     in.spk = NULL;
     in.n = taps4;
     in.active = 0;
-#if QSNN_DSP
-    if (conv_w8_quads(st, l, mem, spk_out)) {
-        return;
-    }
-#endif
     for (f = 0; f < f_out; ++f) {
         const int32_t pos0 = (int32_t)(f * stride) - pad;
         for (dt = 0; dt < kt; ++dt) {
@@ -1484,7 +1487,7 @@ static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_ou
 /* Spikes in, any width: per output channel, each active spike of the history adds its
  * weight to the (at most ceil(kf / stride)) positions whose window holds it. Binary weights
  * count their set bits: sum = 2 * ones - taps. */
-static void conv_event(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
+QSNN_NOINLINE static void conv_event(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
     const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
@@ -1613,7 +1616,7 @@ static void gather_field(const qsnn_state_t *st, uint32_t l, uint32_t f, uint32_
 /* 1-bit weights x spikes: per output position the receptive field (c_in x kt x kf, ordered
  * like a weight row) is gathered once, then each channel costs an AND and a popcount per
  * word: sum = 2 * popcount(W & R) - popcount(R). */
-static void conv_b1_popcount(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
+QSNN_NOINLINE static void conv_b1_popcount(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
     const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
@@ -1694,7 +1697,7 @@ static column_out_t conv_column_counts(qsnn_state_t *st, uint32_t l, conv_column
     return column_end(&w->sums, w->list);
 }
 
-static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
+QSNN_NOINLINE static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
     const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
@@ -1760,15 +1763,45 @@ static void readout(qsnn_state_t *st, const qsnn_input_t *in, dot_fn dot)
     }
 }
 
+/* A dense layer through its kernel; a call of its own (QSNN_NOINLINE), so that its pairs and
+ * sums do not sit in step()'s frame while the conv kernels run. */
+QSNN_NOINLINE static void dense_layer(const qsnn_layer_t *L, uint32_t kernel, qsnn_input_t *in,
+                                      const qsnn_input_t *rec, uint8_t *mem, uint8_t *adapt, uint32_t *spk_out)
+{
+#if QSNN_DSP
+    uint32_t pairs[128]; /* SMLAD operands of up to 256 features (first dense layer) */
+#endif
+    switch (kernel) {
+    case QSNN_KERNEL_W8_DENSE:
+#if QSNN_DSP
+        if (in->n <= 256u) {
+            pair_inputs(in->x, in->n, pairs);
+            in->xp = pairs; /* step() clears it after the layer */
+        }
+#endif
+        run_layer(L, in, rec, dot_w8_dense, dot_b1_popcount, mem, adapt, spk_out);
+        break;
+    case QSNN_KERNEL_B1_POPCOUNT:
+        run_layer(L, in, rec, dot_b1_popcount, dot_b1_popcount, mem, adapt, spk_out);
+        break;
+    case QSNN_KERNEL_EVENT:
+        run_layer(L, in, rec, dot_event, dot_b1_popcount, mem, adapt, spk_out);
+        break;
+    case QSNN_KERNEL_B1_COLUMN:
+        dense_b1_column(L, in, rec, mem, adapt, spk_out);
+        break;
+    default: /* QSNN_KERNEL_REF */
+        run_layer(L, in, rec, dot_ref, dot_ref, mem, adapt, spk_out);
+        break;
+    }
+}
+
 static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
 {
     const qsnn_model_t *m = st->model;
     uint32_t l;
     uint32_t off = 0;
     qsnn_input_t in;
-#if QSNN_DSP
-    uint32_t pairs[128]; /* SMLAD operands of up to 256 features (first dense layer) */
-#endif
     QSNN_MARK(0u);
     centre_features(st, feat);
     begin_step(st);
@@ -1792,6 +1825,11 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
             conv_push(st, l, &in);
             switch (kernel) {
             case QSNN_KERNEL_CONV_W8:
+#if QSNN_DSP
+                if (conv_w8_quads(st, l, mem, st->spk[l])) { /* the layer fits the int16-pair path */
+                    break;
+                }
+#endif
                 conv_w8(st, l, mem, st->spk[l]);
                 break;
             case QSNN_KERNEL_CONV_EVENT:
@@ -1809,29 +1847,7 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
             }
         } else
 #endif
-        switch (kernel) {
-        case QSNN_KERNEL_W8_DENSE:
-#if QSNN_DSP
-            if (in.n <= 256u) {
-                pair_inputs(in.x, in.n, pairs);
-                in.xp = pairs;
-            }
-#endif
-            run_layer(L, &in, &rec, dot_w8_dense, dot_b1_popcount, mem, st->adapt[l], st->spk[l]);
-            break;
-        case QSNN_KERNEL_B1_POPCOUNT:
-            run_layer(L, &in, &rec, dot_b1_popcount, dot_b1_popcount, mem, st->adapt[l], st->spk[l]);
-            break;
-        case QSNN_KERNEL_EVENT:
-            run_layer(L, &in, &rec, dot_event, dot_b1_popcount, mem, st->adapt[l], st->spk[l]);
-            break;
-        case QSNN_KERNEL_B1_COLUMN:
-            dense_b1_column(L, &in, &rec, mem, st->adapt[l], st->spk[l]);
-            break;
-        default: /* QSNN_KERNEL_REF */
-            run_layer(L, &in, &rec, dot_ref, dot_ref, mem, st->adapt[l], st->spk[l]);
-            break;
-        }
+        dense_layer(L, kernel, &in, &rec, mem, st->adapt[l], st->spk[l]);
         in.x = NULL;
         in.xp = NULL;
         in.spk = st->spk[l];
