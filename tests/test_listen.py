@@ -129,3 +129,17 @@ def test_stream_status_packs_and_unpacks() -> None:
     assert P.StreamStatus.unpack(raw) == st
     with pytest.raises(P.ProtocolError, match="STREAM of"):
         P.StreamStatus.unpack(raw[:-1])
+
+
+def test_listen_defaults_are_the_measured_operating_point_of_the_default_model() -> None:
+    """qsnn-listen's threshold and smoothing are the ones benchmarks/kws_stream.py chose on the
+    validation stream for the committed default model: a refreshed model without a rerun of
+    the benchmark fails here instead of shipping its predecessor's operating point."""
+    from qsnnkit.host import listen
+
+    rec = json.loads((REPO_ROOT / "docs" / "results" / "kws_stream.json").read_text())
+    model = load_converted(REPO_ROOT / "firmware" / "models" / "default" / "model.npz")
+    assert rec["model_hash"] == model.short_hash
+    assert (listen.DEFAULT_THRESHOLD, listen.DEFAULT_SHIFT) == (rec["listen_default"]["threshold"],
+                                                                rec["listen_default"]["smooth_shift"])
+    assert listen.DEFAULT_REFRACTORY == rec["refractory_frames"]
