@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -221,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, SynthError) as e:
         print(f"qsnn-train: {e}", file=sys.stderr)
         return 2
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports (it wrote the checkpoint)
+        return 0
     summary = {"checkpoint": str(res.checkpoint), "command": command_for(cfg, st), "best_epoch": res.best_epoch,
                "val_accuracy": res.val_accuracy, "seconds": round(res.seconds, 1)}
     (Path(out) / "train_summary.json").write_text(json.dumps(summary, indent=1))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -14,7 +15,7 @@ from tqdm import tqdm
 
 from qsnnkit import data, nmnist
 from qsnnkit.events import EventConfig
-from qsnnkit.train import checkpoint
+from qsnnkit.train import checkpoint, distributed
 from qsnnkit.dataset import Split, features, load_split
 from qsnnkit.train.augment import augment, mask_features, parse_kinds
 from qsnnkit.train.synth import synthesize
@@ -175,6 +176,11 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
         teacher, _ = checkpoint.load(tres.checkpoint)
         teacher.to(st.device)
         print(f"float teacher: validation {tres.val_accuracy:.3f} (epoch {tres.best_epoch})", flush=True)
+    dist = distributed.from_env(st.device)  # under torchrun: data-parallel (train/distributed.py)
+    if dist is not None and st.teacher_epochs > 0:
+        raise ValueError("distillation is single-process only: run the teacher without torchrun")
+    if dist is not None and st.device.startswith("cuda"):
+        st = replace(st, device=f"cuda:{os.environ.get('LOCAL_RANK', '0')}")
     torch.manual_seed(st.seed)
     torch.set_num_threads(st.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -217,6 +223,7 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
         teacher_logits = torch.from_numpy(tl_all).to(st.device)
 
     model = QSNN(cfg).to(st.device)
+    net: torch.nn.Module = model  # what the batches go through: the model, or DDP around it
     centre = feature_mean(tr_feats)
     model.feat_mu.copy_(torch.from_numpy(centre).float())
     centre = centre.astype(np.uint8)
@@ -239,13 +246,19 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
     else:
         for p_ in gains:
             p_.requires_grad_(False)
+    if dist is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # some parameters take no gradient in a given configuration (e.g. an unused readout
+        # form's), as in a single process, where AdamW skips them too
+        net = DistributedDataParallel(model, find_unused_parameters=True)
     opt = torch.optim.AdamW(groups, lr=st.lr, weight_decay=st.weight_decay)
     max_lrs = [st.lr] + ([st.lr * st.gain_lr_scale] if st.gain_lr_scale > 0 else [])
     steps_per_epoch = math.ceil(len(tr_labels) / st.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lrs, total_steps=st.epochs * steps_per_epoch)
     best: tuple[float, int, dict] = (-1.0, -1, {})
     history: list[dict[str, float]] = []
-    bar = tqdm(range(st.epochs), desc="training", unit="epoch")
+    bar = tqdm(range(st.epochs), desc="training", unit="epoch", disable=dist is not None and not dist.main)
     for ep in bar:
         # Backward sharpness of the binary sign, log-uniform 0.1 -> 10 (Q-SNN schedule).
         model.tanh_t = float(10 ** (-1 + 2 * ep / max(1, st.epochs - 1)))
@@ -261,25 +274,39 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
         perm = rng.permutation(len(tr_labels))
         model.train()
         tot_loss, correct, rate_sum = 0.0, 0, np.zeros(len(model.spec))
+        shard_clips = 0  # clips this process ran this epoch (all of them unless data-parallel)
         for b in range(steps_per_epoch):
-            idx = perm[b * st.batch_size:(b + 1) * st.batch_size]
+            idx = batch = perm[b * st.batch_size:(b + 1) * st.batch_size]
+            if dist is not None:  # this process's shard of the global batch
+                idx = dist.shard(batch)
+            shard_clips += len(idx)
             fb = torch.from_numpy(feats[idx]).to(st.device)
             yb = torch.from_numpy(tr_labels[idx]).to(st.device)
-            o = model(fb)
+            o = net(fb)
             logits = o.logits_sum / fb.shape[1] if st.loss_on == "mean" else o.logits_sum
-            loss = F.cross_entropy(logits, yb)
+            ce = F.cross_entropy(logits, yb)
+            rates = o.rates
             if teacher_logits is not None:
                 tl = teacher_logits[torch.from_numpy(idx).to(st.device)]
-                loss = (1.0 - st.kd_weight) * loss + st.kd_weight * distill_loss(logits, tl, st.kd_temp)
-            if st.lambda_sr > 0:
-                loss = loss + st.lambda_sr * torch.stack([(r - 0.5) ** 2 for r in o.rates]).mean()
+                ce = (1.0 - st.kd_weight) * ce + st.kd_weight * distill_loss(logits, tl, st.kd_temp)
+            if dist is not None:  # DDP averages over ranks: see train/distributed.py
+                rates = dist.global_rates(rates, len(idx), len(batch))
+            reg = st.lambda_sr * torch.stack([(r - 0.5) ** 2 for r in rates]).mean() if st.lambda_sr > 0 else None
+            loss = ce if dist is None else ce * dist.ce_scale(len(idx), len(batch))
+            if reg is not None:
+                loss = loss + reg
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            tot_loss += loss.item() * len(idx)
+            tot_loss += (ce.item() + (reg.item() if reg is not None else 0.0)) * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
             rate_sum += np.array([r.item() for r in o.rates]) * len(idx)
+        if dist is not None:  # the epoch's numbers over every shard
+            summed = dist.sum([tot_loss, float(correct), *rate_sum.tolist()])
+            tot_loss, correct, rate_sum = summed[0], int(round(summed[1])), np.array(summed[2:])
+            if not dist.main:  # rank 0 evaluates and keeps the best epoch
+                continue
         va_acc, va_rates, _ = evaluate(model, va_feats, va_labels, device=st.device)
         n = len(tr_labels)
         rec = {"epoch": ep, "clips": n, "loss": tot_loss / n, "train_acc": correct / n,
@@ -288,11 +315,19 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
         bar.set_postfix(loss=f"{rec['loss']:.3f}", train=f"{rec['train_acc']:.3f}", val=f"{va_acc:.3f}")
         if va_acc > best[0]:
             best = (va_acc, ep, copy.deepcopy(model.state_dict()))
+    if dist is not None and not dist.main:  # rank 0 writes the checkpoint
+        distributed.close(dist)
+        return TrainResult(checkpoint=out_dir / "model.safetensors", best_epoch=-1, val_accuracy=float("nan"),
+                           history=[], seconds=time.time() - t0)
     model.load_state_dict(best[2])
     model.tanh_t = 10.0
     meta = {"settings": asdict(st), "best_epoch": best[1], "val_accuracy": best[0],
             "classes": list(DATASETS[st.dataset]), "torch": torch.__version__, "history": history}
     model.to("cpu")
+    if dist is not None:
+        meta["distributed"] = {"world_size": dist.world, "backend": dist.backend,
+                               "rank0_clips_per_epoch": shard_clips}
     ck = checkpoint.save(model, out_dir / "model.safetensors", meta)
+    distributed.close(dist)
     return TrainResult(checkpoint=ck, best_epoch=best[1], val_accuracy=best[0], history=history,
                        seconds=time.time() - t0)
