@@ -1116,6 +1116,7 @@ static void fire_group(const neuron_k_t *k, const int32_t *ff, const int32_t *re
     }
 }
 
+#ifndef QSNN_NO_CONV /* the conv kernels' two-position neuron loop */
 /* Two neurons that share a membrane byte: neurons i and i + 1 (i even) of one parameter row p,
  * 4-bit membranes, plain LIF, no recurrence, with sums a and b. The byte is read and written
  * once, the row's shift and bias read once; the arithmetic is fire_run's (the contract's). */
@@ -1186,6 +1187,7 @@ static void fire_group2(const neuron_k_t *k, const int32_t *a, const int32_t *b,
     fire_group(k, a, NULL, n, p0, 1u, i0, istep, mem, spk_out);
     fire_group(k, b, NULL, n, p0, 1u, i0 + 1u, istep, mem, spk_out);
 }
+#endif
 
 /* One layer: for each neuron the kernel's sums, then the shared per-neuron code. Inlined
  * with a constant kernel at every call site, so no call is made through a pointer. */
