@@ -8,17 +8,28 @@ A dataset root is resolved by :func:`resolve_root` and may be
   the ten word folders plus ``_unknown_/`` (files ``WORD_SPEAKER_nohash_N.wav.wav``) and
   ``_silence_/`` (files ``N.wav``), or
 * a folder laid out like the full official archive ``speech_commands_v0.02``: the ten word
-  folders, every other word folder (``bed/``, ``bird/``, ...: all mapped to ``_unknown_``) and
-  ``_background_noise_/`` (never listed). The full archive has no ``_silence_`` clips: if the root
-  holds a ``_silence_/`` folder of 1 s 16 kHz cuts (``N.wav``) it is used, otherwise listing
-  raises a ValueError that says so, unless ``allow_missing_silence=True`` (then class 11 simply
-  has no examples). Cutting the background noise into clips is not done here.
+  folders, every other word folder (``bed/``, ``bird/``, ...: ``_unknown_``), ``_background_noise_/``
+  and the official ``validation_list.txt`` / ``testing_list.txt``. What the 12-class task needs
+  beyond the word folders is made as TensorFlow's speech_commands example does when
+  ``archive=ArchiveOptions()`` is given (per split, with the split's known-word clip count K):
+  ``_unknown_`` is a seeded sample of ceil(K * 10 / 100) clips of the split's other-word clips
+  (``unknown_percent``; None keeps them all); ``_silence_`` is ceil(K * 10 / 100)
+  (``silence_percent``) cuts of 1 s from the background-noise recordings at seeded offsets, at
+  their recorded level, taken in turn from each recording (sorted by name) and only from the
+  split's own part of it: the first 80% of every recording's duration for train, the next 10%
+  for validation, the last 10% for test, so no noise sample is in two splits. The cuts are
+  written once as WAVs into the project's cache (``.cache/silence/``), never into the dataset.
+  A ``_silence_/`` folder of 1 s cuts (``N.wav``) in the root is used instead when present.
+  Without ``archive`` every other-word clip is ``_unknown_`` and a ``_silence_/`` folder is
+  required (or ``allow_missing_silence=True``: class 11 then has no examples).
 
 Splits are the project's own (data README), for every root: split by speaker, the speaker id is
 the file name's part before ``_nohash_`` (in ``_unknown_/`` the part between the word and
 ``_nohash_``), for ``_silence_`` the file name including ``.wav``;
 ``h = int(sha1(speaker).hexdigest(), 16) % 10``: ``h == 1`` test, ``h == 2`` validation, the rest
-train. The official ``testing_list.txt``/``validation_list.txt`` are not used.
+train. For the full archive ``ArchiveOptions(split_rule="official")`` uses its
+``testing_list.txt`` and ``validation_list.txt`` instead (paths relative to the root; every
+other clip is train).
 
 Also: the Free Spoken Digit Dataset (``{digit}_{speaker}_{index}.wav``, 8 kHz; index 0-4 test,
 5-9 validation, the rest train) and the small N-MNIST copy (``N.bs2`` + ``labels.txt``;
@@ -27,14 +38,16 @@ Also: the Free Spoken Digit Dataset (``{digit}_{speaker}_{index}.wav``, 8 kHz; i
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from qsnnkit.paths import REPO_ROOT
+from qsnnkit.paths import REPO_ROOT, cache_dir
 from qsnnkit.spec import SAMPLE_RATE
 
 Split = Literal["train", "val", "test", "all"]
@@ -162,11 +175,133 @@ def list_all(root: str | Path | None = None, *, allow_missing_silence: bool = Fa
     return sorted(items, key=lambda it: (it[1], it[0].as_posix()))
 
 
+SPLIT_RULES: tuple[str, ...] = ("speaker", "official")
+#: a background recording's share of each split's silence cuts: [start, end) of its duration
+BACKGROUND_SPANS: dict[str, tuple[float, float]] = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}
+OFFICIAL_LISTS: dict[str, str] = {"val": "validation_list.txt", "test": "testing_list.txt"}
+
+
+@dataclass(frozen=True)
+class ArchiveOptions:
+    """How the full official archive becomes the 12-class task (module docstring); no effect on
+    the 12-class test-set layout, which has ``_unknown_/`` and ``_silence_/`` of its own."""
+
+    split_rule: str = "speaker"  # "speaker": the data README's hash; "official": the archive's lists
+    unknown_percent: float | None = 10.0  # _unknown_ clips per 100 known-word clips of a split; None: all
+    silence_percent: float = 10.0  # _silence_ cuts per 100 known-word clips of a split
+    seed: int = 0  # of the unknown sample and the cut offsets
+
+    def __post_init__(self) -> None:
+        if self.split_rule not in SPLIT_RULES:
+            raise ValueError(f"unknown split rule {self.split_rule!r}: expected one of {', '.join(SPLIT_RULES)}")
+        if self.unknown_percent is not None and not 0 <= self.unknown_percent <= 1000:
+            raise ValueError(f"unknown_percent must be 0..1000 (or None for every clip), got {self.unknown_percent}")
+        if not 0 <= self.silence_percent <= 1000:
+            raise ValueError(f"silence_percent must be 0..1000, got {self.silence_percent}")
+
+
+def is_full_archive(p: Path) -> bool:
+    """The full archive's layout (other word folders, no ``_unknown_/``), not the 12-class test set's."""
+    return not (p / "_unknown_").is_dir() and any(
+        d.is_dir() and not d.name.startswith(("_", ".")) and d.name not in WORDS for d in p.iterdir())
+
+
+def _official_split(p: Path) -> dict[str, str]:
+    """Relative path -> 'val' / 'test' from the archive's lists (every other clip is train)."""
+    out: dict[str, str] = {}
+    for split, name in OFFICIAL_LISTS.items():
+        f = p / name
+        if not f.is_file():
+            raise ValueError(f"split_rule 'official' needs the archive's {name} in {p}")
+        for line in f.read_text().splitlines():
+            if line.strip():
+                out[line.strip()] = split
+    return out
+
+
+def _split_of(p: Path, f: Path, label: int, rule: str, official: dict[str, str]) -> str:
+    if rule == "official":
+        return official.get(f.relative_to(p).as_posix(), "train")
+    return split_of_speaker(speaker_id(f, label))
+
+
+def silence_cuts(p: Path, split: str, n: int, seed: int = 0) -> list[Path]:
+    """``n`` 1 s cuts of the background-noise recordings for one split (module docstring),
+    written once into the cache; their paths."""
+    if n == 0:
+        return []
+    bg = _wavs(p / BACKGROUND) if (p / BACKGROUND).is_dir() else []
+    if not bg:
+        raise ValueError(f"{p} has neither a _silence_/ folder nor {BACKGROUND}/ recordings to cut silence from")
+    h = hashlib.sha256(f"{p.resolve()}|{split}|{n}|{seed}".encode())
+    for f in bg:
+        st = f.stat()
+        h.update(f"|{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    d = cache_dir() / "silence" / h.hexdigest()[:20] / split
+    paths = [d / f"{k:05d}.wav" for k in range(n)]
+    if all(q.is_file() for q in paths):
+        return paths
+    a, b = BACKGROUND_SPANS[split]
+    rng = np.random.default_rng([seed, SPLITS.index(split)])
+    recs = [read_wav(f) for f in bg]
+    d.mkdir(parents=True, exist_ok=True)
+    for k, q in enumerate(paths):
+        src, x = bg[k % len(bg)], recs[k % len(recs)]
+        lo, hi = int(a * len(x)), int(b * len(x)) - SAMPLE_RATE
+        if hi < lo:
+            raise ValueError(f"{src}: {len(x) / SAMPLE_RATE:.1f} s is too short for 1 s cuts from its "
+                             f"{split} part ({a:.0%}-{b:.0%} of it)")
+        at = int(rng.integers(lo, hi + 1))
+        tmp = q.with_name(f"{q.stem}.{os.getpid()}.tmp.wav")
+        with wave.open(str(tmp), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(SAMPLE_RATE)
+            w.writeframes(x[at:at + SAMPLE_RATE].astype("<i2").tobytes())
+        tmp.replace(q)
+    return paths
+
+
+def _archive_split(p: Path, split: str, opt: ArchiveOptions) -> list[tuple[Path, int]]:
+    """One split of the full archive as the 12-class task (module docstring)."""
+    official = _official_split(p) if opt.split_rule == "official" else {}
+    known = [(f, label) for label, w in enumerate(WORDS) for f in _wavs(p / w)]
+    known = [(f, lab) for f, lab in known if _split_of(p, f, lab, opt.split_rule, official) == split]
+    others = sorted(d for d in p.iterdir() if d.is_dir() and not d.name.startswith(("_", ".")) and d.name not in WORDS)
+    unknown = [(f, UNKNOWN) for d in others for f in _wavs(d)]
+    unknown = [(f, lab) for f, lab in unknown if _split_of(p, f, lab, opt.split_rule, official) == split]
+    if opt.unknown_percent is not None:
+        n_unk = min(len(unknown), math.ceil(len(known) * opt.unknown_percent / 100))
+        pick = np.random.default_rng([opt.seed, 100 + SPLITS.index(split)]).choice(len(unknown), n_unk, replace=False)
+        unknown = [unknown[i] for i in sorted(pick)]
+    sil = p / "_silence_"
+    if sil.is_dir() and _wavs(sil):
+        silence = [(f, SILENCE) for f in _wavs(sil) if split_of_speaker(speaker_id(f, SILENCE)) == split]
+    else:
+        n_sil = math.ceil(len(known) * opt.silence_percent / 100)
+        silence = [(f, SILENCE) for f in silence_cuts(p, split, n_sil, opt.seed)]
+    return sorted(known + unknown + silence, key=lambda it: (it[1], it[0].as_posix()))
+
+
 def list_split(
-    root: str | Path | None, split: Split, *, allow_missing_silence: bool = False
+    root: str | Path | None, split: Split, *, allow_missing_silence: bool = False,
+    archive: ArchiveOptions | None = None,
 ) -> list[tuple[Path, int]]:
-    """(path, label) of one split ('train', 'val', 'test' or 'all'), sorted by (label, path)."""
+    """(path, label) of one split ('train', 'val', 'test' or 'all'), sorted by (label, path).
+
+    ``archive``: how a full official archive becomes the 12-class task (module docstring); it
+    changes nothing for the 12-class test-set layout. None keeps every other-word clip as
+    ``_unknown_`` and needs a ``_silence_/`` folder (or ``allow_missing_silence``)."""
     _check_split(split)
+    if archive is not None:
+        p = resolve_root(root)
+        if is_full_archive(p):
+            if split == "all":
+                return sorted(sum((_archive_split(p, s, archive) for s in ("train", "val", "test")), []),
+                              key=lambda it: (it[1], it[0].as_posix()))
+            return _archive_split(p, split, archive)
+        if archive.split_rule != "speaker":
+            raise ValueError(f"{p} has the 12-class test set's layout: the official lists belong to the full archive")
     items = list_all(root, allow_missing_silence=allow_missing_silence)
     if split == "all":
         return items

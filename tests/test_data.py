@@ -271,3 +271,91 @@ def test_nmnist_labels_file_errors(tmp_path: Path) -> None:
     (d / "1.bs2").write_bytes(b"")
     with pytest.raises(ValueError, match="line 2: expected 'SAMPLE DIGIT'"):
         data.list_nmnist(tmp_path, "all")
+
+
+def _speakers_by_split(n: int = 3) -> dict[str, list[str]]:
+    """n 8-hex speaker ids per split of the data README's hash rule."""
+    out: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    k = 0
+    while min(len(v) for v in out.values()) < n:
+        spk = f"{k:08x}"
+        s = data.split_of_speaker(spk)
+        if len(out[s]) < n:
+            out[s].append(spk)
+        k += 1
+    return out
+
+
+def _make_miniature_archive(base: Path) -> dict[str, list[str]]:
+    """The full archive's layout in miniature: 10 word folders (3 speakers per split, 2 takes
+    each), 4 other words, 2 background recordings of 20 s and 30 s (different levels), the
+    official lists naming some clips."""
+    spk = _speakers_by_split()
+    rng = np.random.default_rng(0)
+    for w in data.WORDS + ("bed", "bird", "marvin", "wow"):
+        for s in ("train", "val", "test"):
+            for sp in spk[s]:
+                for take in (0, 1):
+                    write_wav(base / w / f"{sp}_nohash_{take}.wav", rng.integers(-99, 99, 16000).astype(np.int16))
+    write_wav(base / data.BACKGROUND / "a_noise.wav", rng.integers(-1000, 1000, 20 * 16000).astype(np.int16))
+    write_wav(base / data.BACKGROUND / "b_noise.wav", rng.integers(-50, 50, 30 * 16000).astype(np.int16))
+    (base / data.BACKGROUND / "README.md").write_text("not a recording\n")
+    (base / "validation_list.txt").write_text(f"yes/{spk['train'][0]}_nohash_0.wav\nbed/{spk['test'][0]}_nohash_1.wav\n")
+    (base / "testing_list.txt").write_text(f"no/{spk['val'][1]}_nohash_0.wav\n")
+    return spk
+
+
+def test_full_archive_becomes_the_12_class_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14: the full official archive, as TensorFlow's speech_commands example makes it:
+    per split, _unknown_ a seeded 10% sample of the other words, _silence_ 10% of 1 s cuts of
+    the background recordings from the split's own part of each (written into the cache, not
+    the dataset), speaker-hash splits by default and the official lists as an option."""
+    monkeypatch.setenv("QSNN_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "speech_commands_v0.02"
+    spk = _make_miniature_archive(root)
+    before = sorted(q.relative_to(root) for q in root.rglob("*"))
+    opt = data.ArchiveOptions()
+    parts = {s: data.list_split(root, s, archive=opt) for s in ("train", "val", "test")}
+    for s, items in parts.items():
+        known = [f for f, lab in items if lab < data.UNKNOWN]
+        assert len(known) == 10 * 3 * 2  # every known-word clip of the split's speakers
+        assert {data.speaker_id(f, lab) for f, lab in items if lab <= data.UNKNOWN} == set(spk[s])
+        unk = [f for f, lab in items if lab == data.UNKNOWN]
+        sil = [f for f, lab in items if lab == data.SILENCE]
+        assert len(unk) == len(sil) == 6  # ceil(60 * 10 / 100)
+        assert all(f.parent.name in ("bed", "bird", "marvin", "wow") for f in unk)
+        assert all(len(data.read_wav(f)) == 16000 and str(tmp_path / "cache") in str(f) for f in sil)
+    # the cuts come from the split's own part of each recording: match each cut to its source
+    recs = {n: data.read_wav(root / data.BACKGROUND / n) for n in ("a_noise.wav", "b_noise.wav")}
+    for s, (a, b) in data.BACKGROUND_SPANS.items():
+        for k, (f, lab) in enumerate(x for x in parts[s] if x[1] == data.SILENCE):
+            x = recs["a_noise.wav" if k % 2 == 0 else "b_noise.wav"]
+            cut = data.read_wav(f)
+            hits = [i for i in range(len(x) - 16000 + 1) if x[i] == cut[0] and np.array_equal(x[i:i + 16000], cut)]
+            assert hits and a * len(x) <= hits[0] and hits[0] + 16000 <= b * len(x), (s, k, hits)
+    # seeded and stable; another seed draws other unknown clips and cuts
+    assert data.list_split(root, "val", archive=opt) == parts["val"]
+    other = data.list_split(root, "train", archive=data.ArchiveOptions(seed=1))
+    assert [f for f, lab in other if lab == data.UNKNOWN] != [f for f, lab in parts["train"] if lab == data.UNKNOWN]
+    # every unknown clip when asked; "all" is the union of the splits
+    every = data.list_split(root, "test", archive=data.ArchiveOptions(unknown_percent=None))
+    assert sum(lab == data.UNKNOWN for _, lab in every) == 4 * 3 * 2
+    assert sorted(data.list_split(root, "all", archive=opt)) == sorted(sum(parts.values(), []))
+    # the official lists: the named clips move, every other clip is train
+    off = {s: data.list_split(root, s, archive=data.ArchiveOptions(split_rule="official", unknown_percent=None))
+           for s in ("train", "val", "test")}
+    names = lambda items: sorted(f.relative_to(root).as_posix() for f, lab in items if lab != data.SILENCE)  # noqa: E731
+    assert names(off["val"]) == sorted([f"yes/{spk['train'][0]}_nohash_0.wav", f"bed/{spk['test'][0]}_nohash_1.wav"])
+    assert names(off["test"]) == [f"no/{spk['val'][1]}_nohash_0.wav"]
+    assert len(names(off["train"])) == 14 * 9 * 2 - 3
+    # the dataset folder is left as it was
+    assert sorted(q.relative_to(root) for q in root.rglob("*")) == before
+    # clear errors
+    with pytest.raises(ValueError, match="unknown split rule"):
+        data.ArchiveOptions(split_rule="hash")
+    (root / "testing_list.txt").unlink()
+    with pytest.raises(ValueError, match="needs the archive's testing_list.txt"):
+        data.list_split(root, "test", archive=data.ArchiveOptions(split_rule="official"))
+    with pytest.raises(ValueError, match="12-class test set's layout"):
+        data.list_split(None, "test", archive=data.ArchiveOptions(split_rule="official"))
+    assert data.list_split(None, "test", archive=opt) == data.list_split(None, "test")  # no effect there

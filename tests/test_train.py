@@ -80,6 +80,7 @@ def test_bad_config_is_refused() -> None:
     (QSNNConfig(adapt_shift=2, adapt_beta=0.125, adapt_layers="all"), TrainSettings()),
     (QSNNConfig(readout="late", adapt_shift=3, adapt_beta=0.5), TrainSettings(augment="speed,volume,shift,noise,mask",
                                                                               synthetic=100)),
+    (QSNNConfig(), TrainSettings(split_rule="official", unknown_percent=25.0, silence_percent=5.0)),
 ])
 def test_provenance_command_reproduces_the_training_settings(cfg: QSNNConfig, st: TrainSettings) -> None:
     """The command in a model's provenance parses back to exactly the settings it was trained with."""

@@ -55,6 +55,15 @@ def parser() -> argparse.ArgumentParser:
                    help="add N espeak-ng clips per keyword and N for _unknown_ to the training split only "
                         f"(needs espeak-ng; 0: none) (default: {SPEECH_SYNTHETIC} for speech_commands, 0 for nmnist)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split (quick runs)")
+    p.add_argument("--split-rule", default=d.split_rule, choices=["speaker", "official"],
+                   help="a full official Speech Commands archive: split by the speaker hash (the shared split's "
+                        "rule) or by its validation_list.txt / testing_list.txt")
+    p.add_argument("--unknown-percent", type=float, default=d.unknown_percent,
+                   help="a full official archive: _unknown_ clips per 100 known-word clips of each split, a seeded "
+                        "sample of the other words (TensorFlow's speech_commands example: 10)")
+    p.add_argument("--silence-percent", type=float, default=d.silence_percent,
+                   help="a full official archive without _silence_/: 1 s cuts of _background_noise_/ per 100 "
+                        "known-word clips of each split, each split from its own part of every recording")
     p.add_argument("--gain-lr-scale", type=float, default=d.gain_lr_scale,
                    help="learning-rate factor of the binary layers' power-of-two gains (0: frozen)")
     p.add_argument("--binary-init-std", type=float, default=d.binary_init_std,
@@ -162,6 +171,13 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
                  "--ev-window-us", str(st.ev_window_us), "--ev-steps", str(st.ev_steps)]
     if st.limit is not None:
         args += ["--limit", str(st.limit)]
+    d0 = TrainSettings()  # the full-archive options: only where they differ (no effect on the shared split)
+    if st.split_rule != d0.split_rule:
+        args += ["--split-rule", st.split_rule]
+    if st.unknown_percent != d0.unknown_percent:
+        args += ["--unknown-percent", repr(st.unknown_percent)]
+    if st.silence_percent != d0.silence_percent:
+        args += ["--silence-percent", repr(st.silence_percent)]
     fixed = dataset_shape(st)
     unset = [f"{k}={getattr(cfg, k)}" for k in ("n_bands", "n_classes", "in_shift")
              if getattr(cfg, k) != fixed[k]]
@@ -196,7 +212,8 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
                        lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=augment,
                        limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std,
                        loss_on=a.loss_on, teacher_epochs=a.teacher_epochs, kd_weight=a.kd_weight,
-                       kd_temp=a.kd_temp, synthetic=synthetic, dataset=a.dataset, **ev_opts)
+                       kd_temp=a.kd_temp, synthetic=synthetic, dataset=a.dataset, split_rule=a.split_rule,
+                       unknown_percent=a.unknown_percent, silence_percent=a.silence_percent, **ev_opts)
     cfg = QSNNConfig(hidden=hidden, recurrent=tuple(x == "1" for x in items(rec_text)),
                      mem_bits=a.mem_bits, leak_shift=a.leak_shift, conv=conv,  # type: ignore[arg-type]
                      hidden_bits=a.hidden_bits, norm=a.norm,

@@ -57,6 +57,12 @@ class TrainSettings:
     #: espeak-ng keywords added to the training split: this many clips per keyword and for
     #: _unknown_ (train/synth.py; 0: none)
     synthetic: int = 0
+    #: a full official Speech Commands archive as the 12-class task (qsnnkit.data.ArchiveOptions;
+    #: no effect on the shared 12-class test-set layout): the split rule ("speaker" hash or the
+    #: archive's "official" lists) and the _unknown_ / _silence_ clips per 100 known-word clips
+    split_rule: str = "speaker"
+    unknown_percent: float = 10.0
+    silence_percent: float = 10.0
     #: what the network learns: "speech_commands" (audio through the C front end) or "nmnist"
     #: (address events through the C binner, qsnnkit/nmnist.py)
     dataset: str = "speech_commands"
@@ -198,8 +204,10 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
         ev_va = nmnist.load_frames(data_root, "val", st.events(), st.ev_steps, st.limit)
         tr_feats, tr_labels, va_feats, va_labels = ev_tr.frames, ev_tr.labels, ev_va.frames, ev_va.labels
     elif bank is None:
-        tr: Split = load_split(data_root, "train", st.limit)
-        va: Split = load_split(data_root, "val", st.limit)
+        archive = data.ArchiveOptions(split_rule=st.split_rule, unknown_percent=st.unknown_percent,
+                                      silence_percent=st.silence_percent, seed=st.seed)
+        tr: Split = load_split(data_root, "train", st.limit, archive)
+        va: Split = load_split(data_root, "val", st.limit, archive)
         tr_feats, tr_labels = features(tr.pcm, desc="train features"), tr.labels
         va_feats, va_labels = features(va.pcm, desc="val features"), va.labels
         noise = tr.pcm[tr.labels == SILENCE]
