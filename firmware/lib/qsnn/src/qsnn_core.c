@@ -579,6 +579,9 @@ typedef struct {
     int32_t active;       /* spikes set in spk (counted once per layer and step) */
 } qsnn_input_t;
 
+/* No inputs: what a non-recurrent layer's recurrent counters are filled from. */
+static const qsnn_input_t no_input = {NULL, NULL, NULL, 0u, 0};
+
 /* A kernel: sum_j w_j * in_j over one packed weight row of `bits`-bit weights. */
 typedef int32_t (*dot_fn)(const uint32_t *row, uint32_t bits, const qsnn_input_t *in);
 
@@ -1234,12 +1237,12 @@ QSNN_NOINLINE static void dense_b1_column(const qsnn_layer_t *L, const qsnn_inpu
     const uint32_t *list[COLUMN_CHUNK];
     column_sums_t ff, rc;
     const column_out_t off = column_spikes(&ff, list, L->w_cols, words, in);
-    column_out_t orc = off; /* read only when the layer is recurrent */
+    /* the recurrent counts only when the layer is recurrent; no struct is copied (a struct
+     * assignment may become a memcpy call, which a freestanding build need not have) */
+    const column_out_t orc = column_spikes(&rc, list, L->recurrent ? L->w_rec_cols : L->w_cols, words,
+                                           L->recurrent ? rec : &no_input);
     int32_t acc_ff[FIRE_CHUNK], acc_rec[FIRE_CHUNK];
     uint32_t i0;
-    if (L->recurrent) {
-        orc = column_spikes(&rc, list, L->w_rec_cols, words, rec);
-    }
     for (i0 = 0; i0 < L->n_out; i0 += FIRE_CHUNK) {
         const uint32_t n = L->n_out - i0 < FIRE_CHUNK ? L->n_out - i0 : FIRE_CHUNK;
         column_fill(&off, i0, n, acc_ff);
