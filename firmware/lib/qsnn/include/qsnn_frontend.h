@@ -4,7 +4,7 @@
  * header comment of qsnn_frontend.c, which is the one definition).
  *
  * C99, fixed-width integers, no float, no division, no allocation, no static mutable
- * state: the caller owns the state struct. Scratch lives on the stack (about 2.5 KB,
+ * state: the caller owns the state struct. Scratch lives on the stack (about 2.1 KB,
  * measured with -fstack-usage in docs/frontend.md).
  */
 #ifndef QSNN_FRONTEND_H

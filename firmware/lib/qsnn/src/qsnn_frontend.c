@@ -209,8 +209,8 @@ static int fe_normalise(int32_t *buf, uint32_t peak)
     return sh;
 }
 
-/* (p + 2^31) >> 32 for |p| < 2^62: the high word plus the low word's top bit (one add on
- * Cortex-M, where the 64-bit add of the constant would take two). */
+/* (p + 2^31) >> 32 for any int64 p, with no overflow: the high word plus the low word's top bit
+ * (one add on Cortex-M, where the 64-bit add of the constant would take two). */
 static int32_t fe_hi_round(int64_t p)
 {
     return (int32_t)(p >> 32) + (int32_t)((uint32_t)p >> 31);
@@ -224,7 +224,9 @@ static int32_t fe_hi_round(int64_t p)
  * exactly (both sides are the floor of the same fraction, scaled by 2^17), so T is the
  * high word of a 64-bit multiply-accumulate, and a' = a2 + 2 T, b' = a2 - 2 T stay doubled.
  * Two twiddles are exact and take no multiply: W = 1 (k = 0) and W = -i (k = 128, where
- * s = 1.0 in Q15 would not fit): T = b, and T = (bi, -br). |values| < 2^29 throughout. */
+ * s = 1.0 in Q15 would not fit): T = b, and T = (bi, -br). |values| < 2^30.9, twice the contract's
+ * headroom bound (2^29.9, docs/frontend.md), so still int32; a product is below 2^61.9 and a sum
+ * of two below 2^63: no int64 overflows. */
 static void fe_fft256(int32_t *buf)
 {
     uint32_t len, kstep, i;
