@@ -1,10 +1,11 @@
 """Where the time of a device evaluation goes, and how fast the whole test split runs.
 
     python benchmarks/eval_throughput.py                      # whole test split, each setting
-    python benchmarks/eval_throughput.py --limit 60 --settings 2x320,4x512
+    python benchmarks/eval_throughput.py --limit 60 --settings 2x160,4x320
 
 Each setting is JOBSxCHUNK: parallel emulated boards and samples per AUDIO frame (320: one
-hop per round trip, what host/eval.py did before; 512: the most a frame carries). Every
+hop per round trip, the most the audio firmware accepts since its receive buffers hold one
+hop; docs/results/eval_throughput.json was measured with 512-sample frames before that). Every
 setting must give identical per-clip results (labels, outputs, instruction counts): the
 speed-up may not change a number. Prints a table and writes docs/results/eval_throughput.json
 with the machine's cores, the wall time per setting and the byte rate of the emulated UART.
@@ -27,7 +28,7 @@ SAME = ("id", "label", "predicted", "outputs", "frames", "frontend_ticks", "netw
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="benchmarks/eval_throughput.py", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--settings", default="2x320,2x512,4x512,6x512", help="JOBSxCHUNK, comma-separated")
+    ap.add_argument("--settings", default="2x160,2x320,4x320,6x320", help="JOBSxCHUNK, comma-separated")
     ap.add_argument("--limit", type=int, default=None, help="clips (default: the whole test split)")
     ap.add_argument("--port", default="qemu")
     ap.add_argument("--json", type=Path, default=REPO / "docs" / "results" / "eval_throughput.json")

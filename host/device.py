@@ -2,7 +2,7 @@
 
     dev = Device(open_port("socket://127.0.0.1:4444"))
     ident = dev.connect()            # HELLO -> IDENT, retried until the device answers
-    result = dev.run_clip(pcm)       # CLIP_BEGIN, AUDIO x 32 (512 samples each), CLIP_END -> RESULT
+    result = dev.run_clip(pcm)       # CLIP_BEGIN, AUDIO x 50 (320 samples each on the audio firmware), CLIP_END -> RESULT
     result = dev.run_events(events)  # an event model: EVENTS_BEGIN, EVENTS x n, CLIP_END -> RESULT
 
 Exactly once over a faulty line (docs/protocol.md, "Exactly once"):
@@ -243,6 +243,11 @@ class Device:
 
     def stream_audio(self, pcm: np.ndarray) -> P.StreamStatus:
         """Feed samples (at most max_payload / 2) to the stream; its scores and detections."""
+        if self.ident is None:
+            raise RuntimeError("connect() first")
+        if not 1 <= len(pcm) <= self.ident.max_payload // 2:
+            raise ValueError(f"a stream's AUDIO carries 1..{self.ident.max_payload // 2} samples on this device "
+                             f"(IDENT max payload {self.ident.max_payload} bytes), got {len(pcm)}")
         f = self.request(P.Msg.AUDIO, P.audio(np.ascontiguousarray(pcm, dtype=np.int16)), expect=P.Msg.STREAM)
         return P.StreamStatus.unpack(f.payload)
 

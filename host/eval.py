@@ -525,7 +525,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "(e.g. 3e-6: about one reset per 10 clips)")
     ap.add_argument("--fault-seed", type=int, default=1, help="seed of the injected faults (default 1)")
     ap.add_argument("--chunk", type=int, default=None,
-                    help="samples per AUDIO frame (default: 512), or events per EVENTS frame for an event model "
+                    help="samples per AUDIO frame (default: the most the device accepts, IDENT's max payload / 2: "
+                         "320, one hop, for the audio firmware), or events per EVENTS frame for an event model "
                          "(default: 170): the most one frame carries; results do not depend on it, the number of "
                          "round trips does")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -112,8 +112,12 @@ def test_device_refuses_bad_stream_requests() -> None:
             dev.stream_end()
         dev.stream_begin(10, 50, 1, 4)
         assert dev.stream_audio(np.zeros(320, np.int16)).frames == 0  # the first hop only primes the history
-        st = dev.stream_audio(np.zeros(512, np.int16))
+        st = dev.stream_audio(np.zeros(320, np.int16))
         assert st.frames == 1 and len(st.scores) == 12 and st.detections == []
+        # an audio firmware takes at most one hop per AUDIO (IDENT: max payload 640 bytes)
+        assert dev.ident is not None and dev.ident.max_payload == 2 * spec.HOP_LEN
+        with pytest.raises(ValueError, match="carries 1..320 samples on this device"):
+            dev.stream_audio(np.zeros(321, np.int16))
         with pytest.raises(ClipLost):  # a clip inside a stream ends the stream
             dev.request(P.Msg.CLIP_BEGIN, P.clip_begin(16000))
         with pytest.raises(ClipLost):

@@ -9,14 +9,14 @@
 
 #include <stdint.h>
 
-#include "proto_spec.h"
+#include "proto_limits.h"
 
 /* One whole request frame, its delimiter included. The host keeps one request outstanding
  * (PROTO_RX_WINDOW), but an emulated UART can deliver a frame faster than the main loop takes
  * it (QEMU's nRF51 model does: a 256-byte ring overflowed there), so the ring holds a frame.
  * A host that ignores the window gets RX_OVERFLOW, not lost data. Not a power of two: the
  * indices wrap by comparison (no division, which the Cortex-M0 lacks). */
-#define UART_RING_SIZE (PROTO_MAX_ENCODED + 1u)
+#define UART_RING_SIZE (PROTO_RX_MAX_ENCODED + 1u)
 
 typedef struct {
     volatile uint8_t buf[UART_RING_SIZE];

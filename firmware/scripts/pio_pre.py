@@ -33,9 +33,15 @@ env.BuildSources(os.path.join("$BUILD_DIR", "qsnn_model"), model_dir, "+<qsnn_mo
 # Link only the kernels the model uses: a model without conv layers builds the core
 # without them (qsnn_model.h says so in QSNN_MODEL_HAS_CONV, written by the converter).
 with open(os.path.join(model_dir, "qsnn_model.h")) as f:
-    if "#define QSNN_MODEL_HAS_CONV 0u" in f.read():
-        env.Append(CPPDEFINES=["QSNN_NO_CONV"])  # noqa: F821
-        print("qsnnkit model: no conv layers, core built without the conv kernels")
+    model_h = f.read()
+if "#define QSNN_MODEL_HAS_CONV 0u" in model_h:
+    env.Append(CPPDEFINES=["QSNN_NO_CONV"])  # noqa: F821
+    print("qsnnkit model: no conv layers, core built without the conv kernels")
+# An audio model's requests carry at most one hop of PCM (IDENT announces it, the host obeys):
+# the request frame buffer and the receive ring are sized to that, not to the protocol's 1024
+# bytes (firmware/include/proto_limits.h). Event models keep the full payload.
+if "QSNN_MODEL_INPUT_EVENTS" not in model_h:
+    env.Append(CPPDEFINES=[("PROTO_RX_MAX_PAYLOAD", "640u")])  # noqa: F821
 
 env.Append(LIBPATH=[os.path.join(project_dir, "firmware", "ld")])  # noqa: F821
 ldscript = env.BoardConfig().get("build.ldscript", "")  # noqa: F821

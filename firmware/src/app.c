@@ -30,7 +30,7 @@
 /* PROTO_RX_WINDOW (proto_spec.h) requests may be outstanding. With 1, nothing arrives
  * while the device computes (each ACK is sent after the work is done), so no receive
  * interrupt runs inside a measured section and the counts are exact. */
-#define MAX_AUDIO_SAMPLES (PROTO_MAX_PAYLOAD / 2u)
+#define MAX_AUDIO_SAMPLES (PROTO_RX_MAX_PAYLOAD / 2u)
 
 /* Every payload layout (offsets, head sizes) comes from proto_spec.h. */
 
@@ -192,7 +192,7 @@ static void send_ident(uint8_t seq)
     put_u16(p + IDENT_OFF_N_CLASSES, qsnn_model.n_classes);
     put_u16(p + IDENT_OFF_N_BANDS, APP_EVENTS ? 0u : QSNN_N_BANDS);
     put_u16(p + IDENT_OFF_HOP_LEN, APP_EVENTS ? 0u : QSNN_HOP_LEN);
-    put_u16(p + IDENT_OFF_MAX_PAYLOAD, PROTO_MAX_PAYLOAD);
+    put_u16(p + IDENT_OFF_MAX_PAYLOAD, PROTO_RX_MAX_PAYLOAD);
     put_u32(p + IDENT_OFF_ARENA_BYTES, (uint32_t)sizeof(arena));
     put_u32(p + IDENT_OFF_STATIC_RAM_BYTES, board_static_ram_bytes());
     put_u32(p + IDENT_OFF_FLASH_BYTES, board_flash_bytes());

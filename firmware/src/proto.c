@@ -104,7 +104,7 @@ int proto_rx_byte(proto_rx_t *rx, uint8_t byte, proto_frame_t *out)
     if (rx->skipping) {
         return PROTO_RX_MORE;
     }
-    if (rx->n >= PROTO_MAX_ENCODED) {
+    if (rx->n >= PROTO_RX_MAX_ENCODED) {
         rx->skipping = 1u;
         out->type = 0u;
         out->seq = 0u;

@@ -16,6 +16,7 @@
 /* Version, payload limit, message ids, error codes and message layouts (offsets, sizes):
  * proto_spec.h, generated from qsnnkit/spec.py (their one definition). */
 #include "proto_spec.h"
+#include "proto_limits.h"
 
 #define PROTO_RX_MORE 0       /* proto_rx_byte: need more bytes */
 #define PROTO_RX_FRAME (-1)   /* proto_rx_byte: a valid frame is in *out */
@@ -29,7 +30,7 @@ typedef struct {
 } proto_frame_t;
 
 typedef struct {
-    uint8_t buf[PROTO_MAX_ENCODED];
+    uint8_t buf[PROTO_RX_MAX_ENCODED]; /* the largest request this firmware accepts (proto_limits.h) */
     uint16_t n;
     uint8_t skipping; /* after an over-long frame: drop bytes until the next 0x00 */
 } proto_rx_t;
