@@ -28,7 +28,10 @@ from qsnnkit.paths import REPO_ROOT
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import firmware_support as fw  # noqa: E402
 
-N_FAULTY = 100
+#: clips through the faulty line in CI. The host issue's target (100 clips) was met at 100
+#: (stop 23: 44 resets, every fault kind both ways >= 29 times, per-clip results equal); 60 keep
+#: every kind above the test's 10 and the whole CI under its 20 minutes.
+N_FAULTY = 60
 #: compared per clip between runs: what the device computed and counted
 SAME = ("id", "label", "predicted", "outputs", "frames", "frontend_ticks", "network_ticks", "worst_hop_ticks")
 
