@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from qsnnkit.data import SPLIT_RULES
 from qsnnkit.paths import build_dir
 from qsnnkit.train.augment import DEFAULT_KINDS
 
@@ -55,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
                    help="add N espeak-ng clips per keyword and N for _unknown_ to the training split only "
                         f"(needs espeak-ng; 0: none) (default: {SPEECH_SYNTHETIC} for speech_commands, 0 for nmnist)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split (quick runs)")
-    p.add_argument("--split-rule", default=d.split_rule, choices=["speaker", "official"],
+    p.add_argument("--split-rule", default=d.split_rule, choices=list(SPLIT_RULES),
                    help="a full official Speech Commands archive: split by the speaker hash (the shared split's "
                         "rule) or by its validation_list.txt / testing_list.txt")
     p.add_argument("--unknown-percent", type=float, default=d.unknown_percent,
