@@ -22,13 +22,23 @@ def _check_input(details: dict) -> None:
                          f"{np.dtype(details['dtype']).name} at scale {scale}, zero point {zero}")
 
 
+#: LiteRT's kernel choices: its default (the XNNPACK delegate where it applies) and its
+#: built-in optimised kernels without delegates (which give TFLM's int8 outputs bit for bit)
+LITERT_KERNELS = ("xnnpack", "builtin")
+
+
 class LiteRT:
-    """ai_edge_litert's interpreter, one thread, its default kernels (XNNPACK where it applies)."""
+    """ai_edge_litert's interpreter, one thread, XNNPACK (its default) or its built-in kernels."""
 
-    def __init__(self, flatbuffer: bytes, threads: int = 1) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, flatbuffer: bytes, threads: int = 1, kernels: str = "xnnpack") -> None:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        self.interp = Interpreter(model_content=flatbuffer, num_threads=threads)
+        if kernels not in LITERT_KERNELS:
+            raise ValueError(f"LiteRT kernels: one of {', '.join(LITERT_KERNELS)}, got {kernels!r}")
+        resolver = OpResolverType.AUTO if kernels == "xnnpack" else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.kernels = kernels
+        self.interp = Interpreter(model_content=flatbuffer, num_threads=threads,
+                                  experimental_op_resolver_type=resolver)
         self.interp.allocate_tensors()
         self.inp = self.interp.get_input_details()[0]
         self.out = self.interp.get_output_details()[0]
