@@ -54,6 +54,7 @@ class Count:
     inferences: int
     instructions: float  # per inference
     valgrind: str
+    answers: list[int]  # the harness's argmax per clip, warm-up first (empty for the Python probes)
 
 
 def _ctl_lib() -> Path:
@@ -158,7 +159,8 @@ def count(kind: str, model: str | Path, inputs: np.ndarray, timeout: float = 360
         total = _total_ir(out)
         ver = subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip()
     n = len(inputs) - 1
-    return Count(kind, FUNCTIONS[kind], n, total / n, ver)
+    answers = [int(t) for t in r.stdout.split()] if kind == "qsnn" else []
+    return Count(kind, FUNCTIONS[kind], n, total / n, ver, answers)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 # Set up a fresh Debian/Ubuntu machine for qsnnkit: Debian toolchains (Cortex-M compiler,
 # newlib, QEMU for Arm and RISC-V; RISC-V and Xtensa cross compilers; clang with
 # libFuzzer and the sanitizers for the fuzz harnesses; espeak-ng for synthetic training
-# keywords) and a Python virtual environment in
+# keywords; valgrind for the side-by-side benchmark's instruction counts) and a Python virtual environment in
 # .venv with the project installed. Idempotent: quick when done.
 # Source it (`. scripts/setup.sh`) to get the venv activated, or run it.
 set -euo pipefail
@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 APT_PACKAGES=(gcc make python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
   qemu-system-arm gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf gcc-xtensa-lx106
-  qemu-system-misc clang libclang-rt-14-dev espeak-ng)
+  qemu-system-misc clang libclang-rt-14-dev espeak-ng valgrind)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -32,7 +32,7 @@ stamp=.venv/.qsnnkit-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing Python packages into .venv (torch==2.13.0, platformio, ...)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -e '.[dev,litert]'
   touch "$stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"

@@ -1,7 +1,8 @@
 """The layering reads like the pipeline: the shared layer (qsnnkit/) imports no stage and no
-torch; host/ depends only on the shared layer; convert/ on the shared layer and train/; no
-module imports another that imports it back (no cycle, at any depth, counting imports made
-inside functions too)."""
+torch; host/ depends only on the shared layer; convert/ on the shared layer and train/;
+baseline/ (the DS-CNN the benchmark compares against) on the shared layer and train/'s data
+augmentation, and it alone imports TensorFlow; no module imports another that imports it back
+(no cycle, at any depth, counting imports made inside functions too)."""
 from __future__ import annotations
 
 import ast
@@ -10,10 +11,14 @@ from pathlib import Path
 from qsnnkit.paths import REPO_ROOT
 
 #: folder -> installed package (pyproject.toml's package-dir)
-FOLDERS = {"qsnnkit": "qsnnkit", "train": "qsnnkit.train", "convert": "qsnnkit.convert", "host": "qsnnkit.host"}
-STAGES = ("qsnnkit.train", "qsnnkit.convert", "qsnnkit.host")
+FOLDERS = {"qsnnkit": "qsnnkit", "train": "qsnnkit.train", "convert": "qsnnkit.convert", "host": "qsnnkit.host",
+           "baseline": "qsnnkit.baseline"}
+STAGES = ("qsnnkit.train", "qsnnkit.convert", "qsnnkit.host", "qsnnkit.baseline")
 #: stage -> stages it may import
-ALLOWED = {"shared": set(), "qsnnkit.train": set(), "qsnnkit.convert": {"qsnnkit.train"}, "qsnnkit.host": set()}
+ALLOWED = {"shared": set(), "qsnnkit.train": set(), "qsnnkit.convert": {"qsnnkit.train"}, "qsnnkit.host": set(),
+           "qsnnkit.baseline": {"qsnnkit.train"}}
+#: the heavy optional packages only the baseline may import (the [baseline] extra)
+BASELINE_ONLY = ("tensorflow", "keras", "ai_edge_litert", "tflite_micro")
 
 
 def _layer(mod: str) -> str:
@@ -74,6 +79,14 @@ def test_shared_layer_needs_no_torch() -> None:
     bad = [m for m, p in mods.items() if _layer(m) == "shared"
            and any(i == "torch" or i.startswith("torch.") for i in _imports(p, m))]
     assert bad == [], f"shared modules importing torch: {bad}"
+
+
+def test_only_the_baseline_imports_tensorflow() -> None:
+    """TensorFlow and the TFLite runtimes are an optional extra: the pipeline never needs them."""
+    mods = _modules()
+    bad = [f"{m} -> {i}" for m, p in mods.items() if _layer(m) != "qsnnkit.baseline"
+           for i in _imports(p, m) if i.split(".")[0] in BASELINE_ONLY]
+    assert bad == [], f"modules outside baseline/ importing the [baseline] extra: {bad}"
 
 
 def test_no_import_cycle() -> None:

@@ -1,0 +1,74 @@
+"""The side-by-side's CI smoke version (benchmarks/side_by_side.py is the benchmark): the
+committed int8 DS-CNNs run with ai-edge-litert and tflite-micro only (no TensorFlow) on a
+few test clips, the two int8 runtimes agree bit for bit, the rows in
+docs/results/benchmark.json name models that are committed, and the callgrind harness runs
+the deployed Q-SNN and gives its answers."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qsnnkit.baseline import instructions, kwsdata, runtimes
+from qsnnkit.ccore import CCore
+from qsnnkit.model import load_converted
+from qsnnkit.paths import REPO_ROOT
+
+MODELS = sorted((REPO_ROOT / "benchmarks" / "dscnn_models").glob("*.tflite"))
+DEFAULT = REPO_ROOT / "firmware" / "models" / "default"
+CLIPS = 8
+
+
+@pytest.fixture(scope="module")
+def test_clips() -> tuple[np.ndarray, np.ndarray]:
+    feats, labels, _ = kwsdata.split_features(None, "test", CLIPS)
+    return feats, labels
+
+
+def test_models_are_committed() -> None:
+    assert MODELS, "benchmarks/dscnn_models/ holds no .tflite: run benchmarks/side_by_side.py and commit its models"
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
+def test_litert_and_tflm_agree(path: Path, test_clips: tuple[np.ndarray, np.ndarray]) -> None:
+    """LiteRT's built-in kernels and TFLM give the same int8 logits, clip by clip; XNNPACK runs."""
+    feats, _ = test_clips
+    flat = path.read_bytes()
+    tflm = runtimes.TFLM(flat).outputs(feats)
+    builtin = runtimes.LiteRT(flat, kernels="builtin").outputs(feats)
+    bad = np.flatnonzero((tflm != builtin).any(1))
+    assert bad.size == 0, (f"{path.name}: clip {bad[0]} differs: TFLM {tflm[bad[0]].tolist()} vs LiteRT "
+                           f"{builtin[bad[0]].tolist()}")
+    xnn = runtimes.LiteRT(flat, kernels="xnnpack").outputs(feats)
+    assert xnn.shape == tflm.shape == (CLIPS, 12) and xnn.dtype == np.int8
+
+
+def test_benchmark_rows_name_committed_models() -> None:
+    doc = json.loads((REPO_ROOT / "docs" / "results" / "benchmark.json").read_text())
+    sizes = {p.stem: p.stat().st_size for p in MODELS}
+    for label, plan in doc["plan"].items():
+        for name in plan["finals"]:
+            assert name in sizes, f"benchmark.json's {label} final {name} is not in benchmarks/dscnn_models/"
+    for r in doc["rows"]:
+        if r["kind"] == "dscnn-int8" and r["source"] == "measured":
+            finals = doc["plan"][r["model"]]["finals"]
+            assert r["model_bytes"] == sizes[finals[0]], r["model"]
+            assert len(r["accuracies"]) == len(finals)
+
+
+def test_runtimes_refuse_a_model_with_another_input_scale(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="scale"):
+        runtimes._check_input({"dtype": np.int8, "quantization_parameters": {"scales": np.array([1.0]),
+                                                                            "zero_points": np.array([0])}})
+
+
+def test_callgrind_harness_runs_the_deployed_model(test_clips: tuple[np.ndarray, np.ndarray]) -> None:
+    """The x86 count of the Q-SNN comes from a harness that computes the core's answers."""
+    feats, _ = test_clips
+    c = instructions.count("qsnn", DEFAULT, feats[:3])
+    core = CCore(load_converted(DEFAULT / "model.npz"))
+    want = [int(np.argmax(core.run_clip(f))) for f in feats[:3]]
+    assert c.answers == want
+    assert c.inferences == 2 and c.instructions > 0
