@@ -85,6 +85,39 @@ def to_int8_tflite(model, representative: np.ndarray) -> bytes:  # noqa: ANN001 
     return bytes(conv.convert())
 
 
+def epoch_bank(d: kwsdata.TrainData, seed: int, epochs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every epoch's perturbed features [epochs, N, 49, 40] and batch order [epochs, N] of one
+    seed, drawn from one generator in the order a run would draw them (features, then the
+    permutation, epoch by epoch); cached in .cache/baseline/banks (memory-mapped), so the runs
+    of a seed (every width and learning rate) see the same data and augment it once."""
+    import hashlib
+
+    from qsnnkit.dataset import source_hash
+    from qsnnkit.paths import cache_dir
+
+    h = hashlib.sha256(f"{seed}:{epochs}:{kwsdata.AUGMENT}:{source_hash()}".encode())
+    h.update(np.ascontiguousarray(d.pcm).tobytes())
+    h.update(np.ascontiguousarray(d.labels).tobytes())
+    base = cache_dir() / "baseline" / "banks" / f"bank-s{seed}-e{epochs}-{h.hexdigest()[:16]}"
+    fpath, ppath = base.with_suffix(".feats.npy"), base.with_suffix(".perm.npy")
+    if not (fpath.exists() and ppath.exists()):
+        base.parent.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng([seed, 12])
+        n = len(d.labels)
+        tmp_f, tmp_p = fpath.with_suffix(".tmp.npy"), ppath.with_suffix(".tmp.npy")
+        feats = np.lib.format.open_memmap(tmp_f, mode="w+", dtype=np.uint8, shape=(epochs, *d.feats.shape))
+        perms = np.empty((epochs, n), np.int64)
+        for ep in tqdm(range(epochs), desc=f"augmenting seed {seed}", unit="epoch"):
+            feats[ep] = kwsdata.epoch_features(d, rng)
+            perms[ep] = rng.permutation(n)
+        feats.flush()
+        del feats
+        np.save(tmp_p, perms)
+        tmp_f.replace(fpath)
+        tmp_p.replace(ppath)
+    return np.load(fpath, mmap_mode="r"), np.load(ppath)
+
+
 def train_run(spec: RunSpec, d: kwsdata.TrainData, val_feats: np.ndarray, val_labels: np.ndarray,
               out: Path) -> dict:
     """Train (or read back) one run; returns its run.json."""
@@ -96,9 +129,9 @@ def train_run(spec: RunSpec, d: kwsdata.TrainData, val_feats: np.ndarray, val_la
 
     from qsnnkit.baseline import runtimes
 
+    bank, perms = epoch_bank(d, spec.seed, spec.epochs)
     t0 = time.time()
     keras.utils.set_random_seed(spec.seed)
-    rng = np.random.default_rng([spec.seed, 12])
     model = dscnn.build(spec.width)
     steps = spec.epochs * -(-len(d.labels) // spec.batch_size)
     model.compile(optimizer=keras.optimizers.Adam(schedule(spec.lr, steps)),
@@ -108,9 +141,8 @@ def train_run(spec: RunSpec, d: kwsdata.TrainData, val_feats: np.ndarray, val_la
     history = []
     bar = tqdm(range(spec.epochs), desc=spec.name, unit="epoch")
     for ep in bar:
-        feats = kwsdata.epoch_features(d, rng)
-        perm = rng.permutation(len(d.labels))
-        h = model.fit(kwsdata.as_input(feats[perm]), d.labels[perm], batch_size=spec.batch_size, epochs=1,
+        perm = perms[ep]
+        h = model.fit(kwsdata.as_input(bank[ep][perm]), d.labels[perm], batch_size=spec.batch_size, epochs=1,
                       shuffle=False, verbose=0)
         val = float((model.predict(x_val, batch_size=512, verbose=0).argmax(1) == val_labels).mean())
         rec = {"epoch": ep, "loss": float(h.history["loss"][0]), "train_acc": float(h.history["accuracy"][0]),
