@@ -65,7 +65,7 @@ def eval_split(cm: ConvertedModel, data_root: str | None, split: str) -> tuple[n
     if cm.input_kind == "events":
         ev = nmnist.load_frames(data_root, split, cm.event_config(), cm.steps)
         return ev.frames, ev.labels
-    sp = load_split(data_root, split)
+    sp = load_split(data_root, split, dataset=cm.dataset)
     return features(sp.pcm, desc=f"{split} features"), sp.labels
 
 

@@ -5,12 +5,13 @@
     python host/eval.py --port socket://127.0.0.1:4444    # a board started by `pio run -t upload`
     python host/eval.py --port /dev/ttyACM0 --limit 100   # a real board
 
-The dataset and the input kind come from MODEL's descriptor. With ``--port qemu[:target]``
+The dataset and the input kind come from MODEL's descriptor (an audio model's dataset, Speech
+Commands or FSDD, from its provenance). With ``--port qemu[:target]``
 the firmware is built for MODEL and the target (qsnnkit.host.build: cached by model hash,
 target, firmware sources and build flags) unless ``--elf`` names one.
 
 Audio models: each clip is read, padded/cut to 1 s (qsnnkit.frontend.fit_clip, the
-binding's own rule) and streamed to the device hop by hop, like a live microphone; the device
+binding's own rule; an FSDD recording resampled to 16 kHz and centred, data.read_fsdd_clip) and streamed to the device hop by hop, like a live microphone; the device
 runs the C front end on every hop and the network on every frame. Event models (N-MNIST):
 each sample's address events are streamed in the protocol's compact binary records; the
 device bins them (qsnn_ev_feed) and steps the network on every step they close. Either way
@@ -319,6 +320,8 @@ class Evaluator:
 
         if self.events:
             return data.read_nmnist(path)
+        if self.model.dataset == "fsdd":
+            return data.read_fsdd_clip(path)  # 8 kHz -> 16 kHz, centred in 1 s
         from qsnnkit.frontend import fit_clip
 
         return fit_clip(data.read_wav(path))
@@ -622,13 +625,17 @@ def main(argv: list[str] | None = None) -> int:
             from qsnnkit.data import list_nmnist
 
             items = spread(list_nmnist(args.data_root, args.split), args.limit)  # type: ignore[arg-type]
+        elif model.dataset == "fsdd":
+            from qsnnkit.data import list_fsdd
+
+            items = spread(list_fsdd(args.data_root, args.split), args.limit)  # type: ignore[arg-type]
         else:
             items = spread(list_split(args.data_root, args.split), args.limit)
         if not items:
             raise ValueError(f"split {args.split!r} of {args.data_root} holds no {model.dataset} samples")
-        from qsnnkit.data import resolve_root
+        from qsnnkit.data import fsdd_dir, resolve_root
 
-        data_root = resolve_root(args.data_root)
+        data_root = fsdd_dir(args.data_root) if model.dataset == "fsdd" else resolve_root(args.data_root)
         ev = Evaluator(args, model)
         ev.data_root = data_root
         if args.json is not None:

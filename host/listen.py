@@ -10,7 +10,7 @@ and every frame through the network and the detector, in constant RAM. The host 
 hop per AUDIO and prints each detection with its stream time as the device reports it.
 
 A file is read at any sample rate and channel count, mixed to mono and resampled to 16 kHz
-(windowed-sinc low-pass, then linear interpolation: ``to_16k``), and also run through the
+(band-limited: windowed-sinc low-pass and linear interpolation, ``qsnnkit.audio.to_16k``), and also run through the
 integer reference (qsnnkit/stream.py): the device's scores must equal the reference's after
 every hop and its detections the reference's (exit status 3 otherwise). A microphone goes
 through the same code path, hop by hop, without the reference check.
@@ -26,7 +26,6 @@ import argparse
 import json
 import sys
 import time
-import wave
 from pathlib import Path
 from typing import Iterator
 
@@ -34,6 +33,7 @@ import numpy as np
 
 from qsnnkit import protocol as P
 from qsnnkit import spec
+from qsnnkit.audio import read_audio, to_16k  # noqa: F401 - the listen CLI reads files through them
 from qsnnkit.paths import FIRMWARE_DIR
 
 DEFAULT_MODEL = FIRMWARE_DIR / "models" / "default" / "model.npz"
@@ -44,49 +44,6 @@ DEFAULT_MODEL = FIRMWARE_DIR / "models" / "default" / "model.npz"
 DEFAULT_THRESHOLD = 360
 DEFAULT_REFRACTORY = 50  # frames: 1 s
 DEFAULT_SHIFT = 4
-
-
-def read_audio(path: Path) -> tuple[np.ndarray, int]:
-    """A PCM WAV file (8/16/24/32-bit, any rate, any channels) as float64 mono in int16
-    units, and its sample rate."""
-    try:
-        with wave.open(str(path), "rb") as w:
-            ch, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
-            raw = w.readframes(n)
-    except (wave.Error, EOFError, OSError) as e:
-        raise ValueError(f"{path}: not a readable PCM WAV file ({e})") from e
-    if width == 1:
-        x = (np.frombuffer(raw, np.uint8).astype(np.float64) - 128.0) * 256.0
-    elif width == 2:
-        x = np.frombuffer(raw, "<i2").astype(np.float64)
-    elif width == 3:
-        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
-        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-        x = np.where(v >= 1 << 23, v - (1 << 24), v).astype(np.float64) / 256.0
-    elif width == 4:
-        x = np.frombuffer(raw, "<i4").astype(np.float64) / 65536.0
-    else:
-        raise ValueError(f"{path}: {8 * width}-bit samples are not supported")
-    if x.size % ch:
-        raise ValueError(f"{path}: truncated (the last frame of {ch} channels is incomplete)")
-    return x.reshape(-1, ch).mean(axis=1), rate
-
-
-def to_16k(x: np.ndarray, rate: int) -> np.ndarray:
-    """Resample float samples to 16 kHz int16: low-pass (Kaiser-windowed sinc at 0.45 of the
-    lower rate) when going down, then linear interpolation; rounded and clipped."""
-    if rate <= 0:
-        raise ValueError(f"sample rate must be positive, got {rate}")
-    target = spec.SAMPLE_RATE
-    if rate != target and x.size:
-        if rate > target:
-            cutoff = 0.45 * target / rate  # cycles per input sample
-            taps = np.arange(-64, 65)
-            h = 2 * cutoff * np.sinc(2 * cutoff * taps) * np.kaiser(taps.size, 8.0)
-            x = np.convolve(x, h / h.sum(), mode="same")
-        t_out = np.arange(int(x.size * target / rate)) * (rate / target)
-        x = np.interp(t_out, np.arange(x.size), x)
-    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
 
 
 def mic_hops(device: str | None = None) -> Iterator[np.ndarray]:

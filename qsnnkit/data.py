@@ -331,6 +331,8 @@ def read_wav(path: str | Path, rate: int = SAMPLE_RATE) -> np.ndarray:
 # --- Free Spoken Digit Dataset ------------------------------------------------------------
 
 FSDD_RATE = 8000
+#: FSDD's classes: the spoken digit is the label
+FSDD_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 
 
 def fsdd_dir(root: str | Path | None = None) -> Path:
@@ -360,6 +362,17 @@ def list_fsdd(root: str | Path | None, split: Split) -> list[tuple[Path, int]]:
     return sorted(items, key=lambda it: (it[1], it[0].as_posix()))
 
 
+def read_fsdd_clip(path: str | Path) -> np.ndarray:
+    """One FSDD recording as a front-end clip: its 8 kHz samples resampled to 16 kHz
+    (``audio.to_16k``: linear interpolation, then a Kaiser-windowed sinc low-pass at 0.45 x
+    8 kHz) and centred in 1 s of zeros, or cut to its centred 1 s when longer (``audio.centre_clip``).
+    int16 [CLIP_LEN]."""
+    from qsnnkit import audio
+
+    x = read_wav(path, FSDD_RATE).astype(np.float64)
+    return audio.centre_clip(audio.to_16k(x, FSDD_RATE))
+
+
 # --- N-MNIST ------------------------------------------------------------------------------
 
 
@@ -372,6 +385,9 @@ NMNIST_OVERFLOW_US = 1 << 13
 def dataset_name(dataset: str, root: str | Path | None = None) -> str:
     """The name results give the data a model was trained on: the folder of its copy (e.g.
     ``speech_commands_v2_test12``, ``nmnist_small``) under the dataset root."""
+    if dataset == "fsdd":
+        d = fsdd_dir(root)
+        return d.parent.name if d.name == "recordings" else d.name
     return (nmnist_dir(root) if dataset == "nmnist" else resolve_root(root)).name
 
 

@@ -1,4 +1,5 @@
-"""Speech Commands clips in memory, and the one feature cache of the project.
+"""Audio clips in memory (Speech Commands; FSDD's spoken digits, read by
+``data.read_fsdd_clip``), and the one feature cache of the project.
 
 PCM (int16, exactly 1 s, by qsnnkit.frontend.fit_clip) is read once per split and cached
 as .npy; features always come from the C front end (qsnnkit.frontend), the same code the
@@ -58,9 +59,21 @@ def _atomic_save(path: Path, save) -> None:  # noqa: ANN001 - np.save / np.savez
     tmp.replace(path)
 
 
-def load_pcm(items: Sequence[tuple[Path, int]], desc: str = "reading wavs") -> np.ndarray:
-    """int16 [N, CLIP_LEN] of the listed WAV files (padded/cut to 1 s), cached by path, size and mtime."""
-    h = hashlib.sha256()
+#: dataset -> its classes, for the audio datasets load_split reads
+AUDIO_DATASETS: dict[str, tuple[str, ...]] = {"speech_commands": tuple(data.CLASSES), "fsdd": data.FSDD_CLASSES}
+
+
+def _speech_clip(p: Path) -> np.ndarray:
+    return frontend.fit_clip(data.read_wav(p))
+
+
+def load_pcm(items: Sequence[tuple[Path, int]], desc: str = "reading wavs", dataset: str = "speech_commands") -> np.ndarray:
+    """int16 [N, CLIP_LEN] of the listed WAV files, cached by path, size and mtime: Speech
+    Commands 16 kHz clips padded/cut to 1 s, FSDD recordings by ``data.read_fsdd_clip``."""
+    if dataset not in AUDIO_DATASETS:
+        raise ValueError(f"unknown audio dataset {dataset!r}: choose from {', '.join(AUDIO_DATASETS)}")
+    read = data.read_fsdd_clip if dataset == "fsdd" else _speech_clip
+    h = hashlib.sha256(dataset.encode() if dataset != "speech_commands" else b"")
     for p, _ in items:
         st = Path(p).stat()
         h.update(f"{Path(p).resolve()}:{st.st_size}:{st.st_mtime_ns}\n".encode())
@@ -71,23 +84,30 @@ def load_pcm(items: Sequence[tuple[Path, int]], desc: str = "reading wavs") -> n
             return pcm
     pcm = np.zeros((len(items), CLIP_LEN), np.int16)
     for i, (p, _) in enumerate(tqdm(items, desc=desc, unit="clip", disable=len(items) < 50)):
-        pcm[i] = frontend.fit_clip(data.read_wav(p))
+        pcm[i] = read(p)
     _atomic_save(f, lambda t: np.save(t, pcm))
     return pcm
 
 
 def load_split(root: str | Path | None, split: str, limit: int | None = None,
-               archive: data.ArchiveOptions | None = None) -> Split:
+               archive: data.ArchiveOptions | None = None, dataset: str = "speech_commands") -> Split:
     """The clips of one split (train, val, test, all), optionally only the first ``limit``. A full
     official archive becomes the 12-class task by ``archive`` (default: ``data.ArchiveOptions()``,
-    TensorFlow's 10% unknown and 10% silence per split); no effect on the 12-class test set."""
-    items = data.list_split(root, split, archive=archive or data.ArchiveOptions())  # type: ignore[arg-type]
+    TensorFlow's 10% unknown and 10% silence per split); no effect on the 12-class test set.
+    ``dataset="fsdd"``: the spoken digits, FSDD's own split (takes 0-4 test, 5-9 validation)."""
+    if dataset == "fsdd":
+        items = data.list_fsdd(root, split)  # type: ignore[arg-type]
+    elif dataset == "speech_commands":
+        items = data.list_split(root, split, archive=archive or data.ArchiveOptions())  # type: ignore[arg-type]
+    else:
+        raise ValueError(f"unknown audio dataset {dataset!r}: choose from {', '.join(AUDIO_DATASETS)}")
     if limit is not None:
         items = items[:limit]
     if not items:
         raise ValueError(f"no clips in split {split!r} under {data.resolve_root(root)}")
     labels = np.array([y for _, y in items], np.int64)
-    return Split(pcm=load_pcm(items, desc=f"reading {split} wavs"), labels=labels, paths=[p for p, _ in items])
+    return Split(pcm=load_pcm(items, desc=f"reading {split} wavs", dataset=dataset), labels=labels,
+                 paths=[p for p, _ in items])
 
 
 def compute_features(pcm: np.ndarray, desc: str | None = None) -> np.ndarray:

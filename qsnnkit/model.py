@@ -158,7 +158,13 @@ class ConvertedModel:
 
     @property
     def dataset(self) -> str:
-        return str(self.frontend["dataset"]) if self.input_kind == "events" else "speech_commands"
+        """What the model was trained on: an event model's specification names it; an audio
+        model's is in its provenance (the training settings; not hashed: the device computes the
+        same either way), "speech_commands" when none is recorded."""
+        if self.input_kind == "events":
+            return str(self.frontend["dataset"])
+        st = self.provenance.get("train_settings")
+        return str(st.get("dataset", "speech_commands")) if isinstance(st, dict) else "speech_commands"
 
     def event_config(self) -> EventConfig:
         """The event binning of an event model (ValueError for an audio model)."""

@@ -186,6 +186,36 @@ def test_fsdd(root: Path) -> None:
         data.read_wav(f)
 
 
+def test_fsdd_clip_rule(root: Path) -> None:
+    """8 kHz recordings become 1 s clips at 16 kHz: twice the samples, centred or cut centred."""
+    from qsnnkit import audio
+
+    short = np.arange(1, 7, dtype=np.int16)
+    assert audio.centre_clip(short, 10).tolist() == [0, 0, 1, 2, 3, 4, 5, 6, 0, 0]
+    assert audio.centre_clip(np.arange(13), 10).tolist() == list(range(1, 11))
+    lengths = {f: data.read_wav(f, rate=data.FSDD_RATE).size for f, _ in data.list_fsdd(root, "test")}
+    short_f = min(lengths, key=lambda f: lengths[f])
+    long_f = max(lengths, key=lambda f: lengths[f])
+    assert lengths[short_f] < 8000 < lengths[long_f]  # the shared copy has both kinds
+    # band-limited: nothing of a 3 kHz tone leaks to its linear-interpolation image at 5 kHz
+    t = np.arange(8000) / 8000.0
+    tone = audio.to_16k(8000 * np.sin(2 * np.pi * 3000 * t), 8000).astype(np.float64)
+    spec = np.abs(np.fft.rfft(tone[2000:-2000] * np.hanning(12000)))
+    hz = np.fft.rfftfreq(12000, 1 / 16000)
+    assert spec[np.argmin(np.abs(hz - 5000))] < 1e-3 * spec[np.argmin(np.abs(hz - 3000))]
+    for f in (short_f, long_f):
+        up = audio.to_16k(data.read_wav(f, rate=data.FSDD_RATE).astype(np.float64), data.FSDD_RATE)
+        assert up.size == 2 * lengths[f]
+        clip = data.read_fsdd_clip(f)
+        assert clip.dtype == np.int16 and clip.shape == (16000,)
+        if up.size < 16000:  # centred in zeros
+            a = (16000 - up.size) // 2
+            assert np.array_equal(clip[a:a + up.size], up) and not clip[:a].any() and not clip[a + up.size:].any()
+        else:  # its centred second
+            a = (up.size - 16000) // 2
+            assert np.array_equal(clip, up[a:a + 16000])
+
+
 def test_nmnist(root: Path) -> None:
     counts = {s: len(data.list_nmnist(root, s)) for s in ("train", "val", "test")}
     assert counts == {"train": 800, "val": 100, "test": 100}

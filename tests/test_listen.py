@@ -17,7 +17,7 @@ import pytest
 from qsnnkit import protocol as P
 from qsnnkit import spec
 from qsnnkit import stream as S
-from qsnnkit.host.listen import read_audio, to_16k
+from qsnnkit.audio import read_audio, to_16k
 from qsnnkit.model import load_converted
 from qsnnkit.paths import REPO_ROOT
 

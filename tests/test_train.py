@@ -31,6 +31,23 @@ def test_same_seed_and_threads_give_the_same_model_hash(tmp_path: Path, data_roo
     assert a != c  # the hash does depend on the training run
 
 
+def test_fsdd_trains_converts_and_the_model_knows_its_dataset(tmp_path: Path, data_root: Path) -> None:
+    """The spoken digits go through the same front end: 10 classes, FSDD's split, and the
+    converted model names its dataset (the host evaluates it on FSDD's clips)."""
+    from qsnnkit.convert.cli import eval_split
+
+    st = TrainSettings(dataset="fsdd", augment="shift,mask", epochs=1, batch_size=16, threads=1, limit=32)
+    res = train(QSNNConfig(conv=(), hidden=(16,), recurrent=(True,), n_classes=10), st, data_root, tmp_path)
+    model, meta = checkpoint.load(res.checkpoint)
+    assert meta["classes"] == list(data.FSDD_CLASSES)
+    cm = integerize(model, meta["classes"], provenance={"train_settings": meta["settings"]})
+    assert cm.dataset == "fsdd" and cm.n_classes == 10
+    x, y = eval_split(cm, str(data_root), "val")
+    assert x.shape == (300, 49, 40) and sorted(set(y.tolist())) == list(range(10))
+    with pytest.raises(ValueError, match="FSDD has no background-noise"):
+        TrainSettings(dataset="fsdd", augment="noise")
+
+
 def test_checkpoint_is_safetensors_with_config(tmp_path: Path) -> None:
     from qsnnkit.train.model import QSNN
 
@@ -81,6 +98,8 @@ def test_bad_config_is_refused() -> None:
     (QSNNConfig(readout="late", adapt_shift=3, adapt_beta=0.5), TrainSettings(augment="speed,volume,shift,noise,mask",
                                                                               synthetic=100)),
     (QSNNConfig(), TrainSettings(split_rule="official", unknown_percent=25.0, silence_percent=5.0)),
+    (QSNNConfig(n_classes=10), TrainSettings(dataset="fsdd", augment="speed,volume,shift,mask")),
+    (QSNNConfig(n_classes=10), TrainSettings(dataset="fsdd", augment="")),
 ])
 def test_provenance_command_reproduces_the_training_settings(cfg: QSNNConfig, st: TrainSettings) -> None:
     """The command in a model's provenance parses back to exactly the settings it was trained with."""

@@ -1,5 +1,6 @@
 """qsnn-train: train a streaming Q-SNN: a keyword spotter on Speech Commands (12 classes, the
-default) or a digit classifier on N-MNIST address events (--dataset nmnist)."""
+default), a spoken-digit classifier on FSDD (--dataset fsdd, the same front end) or a digit
+classifier on N-MNIST address events (--dataset nmnist)."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,8 @@ SPEECH_AUGMENT = "speed,volume,shift,noise,mask"
 SPEECH_SYNTHETIC = 100
 #: adaptive LIF on the dense layers for keywords (docs/results.md: +1.0 validation over 3 seeds)
 SPEECH_ADAPT = 3
+#: FSDD's: the speech kinds it can have (no background-noise clips, no synthetic digits)
+FSDD_AUGMENT = "speed,volume,shift,mask"
 from qsnnkit.train.model import ADAPT_LAYERS, READOUTS, QSNNConfig
 from qsnnkit.train.synth import SynthError
 from qsnnkit.train.trainer import DATASETS, TrainSettings, train
@@ -31,7 +34,8 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=DefaultsHelp)
     p.add_argument("--data-root", default=None, help="dataset root (default: $QSNN_DATA_ROOT or ../shared/data)")
     p.add_argument("--dataset", default=d.dataset, choices=sorted(DATASETS),
-                   help="speech_commands: audio through the C front end; nmnist: events through the C binner")
+                   help="speech_commands (keywords) or fsdd (spoken digits, 8 kHz resampled to 16 kHz and centred "
+                        "in 1 s): audio through the C front end; nmnist: events through the C binner")
     p.add_argument("--ev-pool-shift", type=int, default=None,
                    help=f"events: one input per 2^s x 2^s pixel block and polarity (default: {d.ev_pool_shift})")
     p.add_argument("--ev-cap", type=int, default=None,
@@ -51,10 +55,10 @@ def parser() -> argparse.ArgumentParser:
                    help="augmentation each epoch, comma-separated kinds: speed, volume, shift, noise (audio, "
                         "through the C front end) and mask (SpecAugment-style, on its features); '' for none; "
                         f"bare --augment: {DEFAULT_KINDS} (default: {SPEECH_AUGMENT} for speech_commands, "
-                        "none for nmnist)")
+                        f"{FSDD_AUGMENT} for fsdd, none for nmnist)")
     p.add_argument("--synthetic", type=int, default=None, metavar="N",
                    help="add N espeak-ng clips per keyword and N for _unknown_ to the training split only "
-                        f"(needs espeak-ng; 0: none) (default: {SPEECH_SYNTHETIC} for speech_commands, 0 for nmnist)")
+                        f"(needs espeak-ng; 0: none) (default: {SPEECH_SYNTHETIC} for speech_commands, 0 for fsdd and nmnist)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split (quick runs)")
     p.add_argument("--split-rule", default=d.split_rule, choices=list(SPLIT_RULES),
                    help="a full official Speech Commands archive: split by the speaker hash (the shared split's "
@@ -107,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--adapt", type=int, default=None, metavar="SHIFT",
                    help="adaptive LIF: an integer adaptation current (one byte per neuron) that decays by "
                         "ceil(a / 2^SHIFT) per frame and grows by --adapt-beta per spike; SHIFT 1..8, 0: plain LIF "
-                        f"(default: {SPEECH_ADAPT} for speech_commands with dense layers, else 0)")
+                        f"(default: {SPEECH_ADAPT} for audio (speech_commands, fsdd) with dense layers, else 0)")
     p.add_argument("--adapt-beta", type=float, default=c.adapt_beta,
                    help="adaptation per spike, in threshold units (a multiple of 1/32)")
     p.add_argument("--adapt-layers", default=c.adapt_layers, choices=list(ADAPT_LAYERS),
@@ -129,7 +133,7 @@ def dataset_shape(st: TrainSettings) -> dict[str, int]:
         # counts 0..cap enter unscaled (in_shift 0): audio features span 0..255, counts a few units
         return {"n_bands": st.events().inputs, "n_classes": len(DATASETS["nmnist"]), "in_shift": 0}
     fixed = QSNNConfig()
-    return {"n_bands": fixed.n_bands, "n_classes": fixed.n_classes, "in_shift": fixed.in_shift}
+    return {"n_bands": fixed.n_bands, "n_classes": len(DATASETS[st.dataset]), "in_shift": fixed.in_shift}
 
 
 def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
@@ -167,6 +171,8 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
                  "--kd-temp", repr(st.kd_temp)]
     if st.dataset == "speech_commands":  # spelt out even when off: their defaults are not off
         args += ["--augment", st.augment, "--synthetic", str(st.synthetic)]
+    elif st.dataset == "fsdd":
+        args += ["--dataset", st.dataset, "--augment", st.augment]
     else:
         args += ["--dataset", st.dataset, "--ev-pool-shift", str(st.ev_pool_shift), "--ev-cap", str(st.ev_cap),
                  "--ev-window-us", str(st.ev_window_us), "--ev-steps", str(st.ev_steps)]
@@ -207,8 +213,9 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
         raise ValueError(f"--conv {conv_text!r} / --hidden {hidden_text!r}: expected channels:kt:kf:stride[,...] "
                          f"and sizes[,...] ({e})") from e
     rec_text = a.recurrent if a.recurrent is not None else ",".join("1" if i == 0 else "0" for i in range(len(hidden)))
-    augment = a.augment if a.augment is not None else ("" if event_data else SPEECH_AUGMENT)
-    synthetic = a.synthetic if a.synthetic is not None else (0 if event_data else SPEECH_SYNTHETIC)
+    fsdd = a.dataset == "fsdd"
+    augment = a.augment if a.augment is not None else ("" if event_data else FSDD_AUGMENT if fsdd else SPEECH_AUGMENT)
+    synthetic = a.synthetic if a.synthetic is not None else (0 if event_data or fsdd else SPEECH_SYNTHETIC)
     st = TrainSettings(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                        lambda_sr=a.lambda_sr, seed=a.seed, threads=a.threads, augment=augment,
                        limit=a.limit, device=a.device, gain_lr_scale=a.gain_lr_scale, binary_init_std=a.binary_init_std,

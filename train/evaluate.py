@@ -24,7 +24,7 @@ def split_inputs(settings: dict[str, object], data_root: str | None, split: str)
     if st.dataset == "nmnist":
         ev = nmnist.load_frames(data_root, split, st.events(), st.ev_steps)
         return ev.frames, ev.labels
-    sp = load_split(data_root, split)
+    sp = load_split(data_root, split, dataset=st.dataset)
     return features(sp.pcm, desc=f"{split} features"), sp.labels
 
 

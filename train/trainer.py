@@ -23,7 +23,8 @@ from qsnnkit.train.model import QSNN, QSNNConfig
 
 SILENCE = data.CLASSES.index("_silence_")
 #: dataset -> its class names (the label is the position)
-DATASETS: dict[str, tuple[str, ...]] = {"speech_commands": tuple(data.CLASSES), "nmnist": nmnist.CLASSES}
+DATASETS: dict[str, tuple[str, ...]] = {"speech_commands": tuple(data.CLASSES), "fsdd": data.FSDD_CLASSES,
+                                         "nmnist": nmnist.CLASSES}
 #: peak learning rate of the float teacher (the float twin's setting in docs/results.md)
 TEACHER_LR = 5e-3
 
@@ -63,8 +64,8 @@ class TrainSettings:
     split_rule: str = "speaker"
     unknown_percent: float = 10.0
     silence_percent: float = 10.0
-    #: what the network learns: "speech_commands" (audio through the C front end) or "nmnist"
-    #: (address events through the C binner, qsnnkit/nmnist.py)
+    #: what the network learns: "speech_commands" or "fsdd" (spoken digits; audio through the C
+    #: front end) or "nmnist" (address events through the C binner, qsnnkit/nmnist.py)
     dataset: str = "speech_commands"
     #: event binning of an event dataset (docs/contract.md section 12): pooling shift, count cap,
     #: step length and steps per sample
@@ -82,6 +83,9 @@ class TrainSettings:
                 raise ValueError("--augment and --synthetic are audio levers; N-MNIST trains on its events as "
                                  "recorded")
             self.events()  # range checks of the binning, with their reasons
+        if self.dataset == "fsdd" and ("noise" in self.augment.split(",") or self.synthetic):
+            raise ValueError("FSDD has no background-noise clips and no synthetic digits: its augmentation "
+                             "kinds are speed, volume, shift and mask, and --synthetic must be 0")
 
     def events(self) -> EventConfig:
         """The event binning of an event dataset."""
@@ -206,8 +210,8 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
     elif bank is None:
         archive = data.ArchiveOptions(split_rule=st.split_rule, unknown_percent=st.unknown_percent,
                                       silence_percent=st.silence_percent, seed=st.seed)
-        tr: Split = load_split(data_root, "train", st.limit, archive)
-        va: Split = load_split(data_root, "val", st.limit, archive)
+        tr: Split = load_split(data_root, "train", st.limit, archive, dataset=st.dataset)
+        va: Split = load_split(data_root, "val", st.limit, archive, dataset=st.dataset)
         tr_feats, tr_labels = features(tr.pcm, desc="train features"), tr.labels
         va_feats, va_labels = features(va.pcm, desc="val features"), va.labels
         noise = tr.pcm[tr.labels == SILENCE]
