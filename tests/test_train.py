@@ -100,6 +100,7 @@ def test_bad_config_is_refused() -> None:
     (QSNNConfig(), TrainSettings(split_rule="official", unknown_percent=25.0, silence_percent=5.0)),
     (QSNNConfig(n_classes=10), TrainSettings(dataset="fsdd", augment="speed,volume,shift,mask")),
     (QSNNConfig(n_classes=10), TrainSettings(dataset="fsdd", augment="")),
+    (QSNNConfig(weight_reg=False), TrainSettings(lambda_sr=0.0)),
 ])
 def test_provenance_command_reproduces_the_training_settings(cfg: QSNNConfig, st: TrainSettings) -> None:
     """The command in a model's provenance parses back to exactly the settings it was trained with."""

@@ -104,6 +104,10 @@ def parser() -> argparse.ArgumentParser:
                    help="float weights, biases and batch norm only (membranes stay on their b-bit grid; not convertible)")
     p.add_argument("--float-membranes", action="store_true",
                    help="float membranes only (weights stay quantized; not convertible)")
+    p.add_argument("--no-weight-reg", action="store_true",
+                   help="binary weights without the weight half of WS-DR (the sign of the latent weight, not "
+                        "of its standardised row): the ablation's naive binarisation (--lambda-sr 0 drops the "
+                        "spike half)")
     p.add_argument("--readout", default=c.readout, choices=list(READOUTS),
                    help="the clip's answer from the per-frame readout: sum over all frames (what the device "
                         "computes), late (the second half only) or max (each class's peak); late and max are "
@@ -166,6 +170,8 @@ def command_for(cfg: QSNNConfig, st: TrainSettings) -> str:
         args.append("--float-weights")
     elif cfg.float_membranes:
         args.append("--float-membranes")
+    if not cfg.weight_reg:
+        args.append("--no-weight-reg")
     if st.teacher_epochs > 0:
         args += ["--teacher-epochs", str(st.teacher_epochs), "--kd-weight", repr(st.kd_weight),
                  "--kd-temp", repr(st.kd_temp)]
@@ -226,6 +232,7 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
                      mem_bits=a.mem_bits, leak_shift=a.leak_shift, conv=conv,  # type: ignore[arg-type]
                      hidden_bits=a.hidden_bits, norm=a.norm,
                      float_weights=a.fp32 or a.float_weights, float_membranes=a.fp32 or a.float_membranes,
+                     weight_reg=not a.no_weight_reg,
                      readout=a.readout,
                      adapt_shift=a.adapt if a.adapt is not None else (0 if event_data or not hidden else SPEECH_ADAPT),
                      adapt_beta=a.adapt_beta,

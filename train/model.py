@@ -61,6 +61,9 @@ class QSNNConfig:
     #: converted to integers; training and the PyTorch evaluation run as usual.
     float_weights: bool = False
     float_membranes: bool = False
+    #: the weight half of WS-DR (per-row standardisation before the sign, train/quant.py); off:
+    #: issue 14's naive binarisation (sign of the latent weight as it is). Binary layers only.
+    weight_reg: bool = True
     #: the readout over time (READOUTS); only "sum" converts
     readout: str = "sum"
     #: adaptive LIF (docs/contract.md section 5): each adapted neuron's current is reduced by its
@@ -147,6 +150,7 @@ class QSNNConfig:
         d["conv"] = tuple(tuple(int(v) for v in c) for c in d.get("conv", ()))
         for k in ("float_weights", "float_membranes"):
             d[k] = bool(d.get(k, False))
+        d["weight_reg"] = bool(d.get("weight_reg", True))  # checkpoints from before the switch: regulated
         return QSNNConfig(**d)
 
     def layers(self) -> list[dict[str, int | bool | str]]:
@@ -244,7 +248,7 @@ class QSNN(nn.Module):
             if li == 0:
                 wq, wi, we = quant.int8_pow2_weight(self.w[0], per_channel=True)
             elif cfg.hidden_bits == 1:
-                wq, wi, we = quant.binary_weight(self.w[li], self.gain[li], self.tanh_t)
+                wq, wi, we = quant.binary_weight(self.w[li], self.gain[li], self.tanh_t, cfg.weight_reg)
             else:
                 wq, wi, we = quant.int_pow2_weight(self.w[li], cfg.hidden_bits)
             if cfg.norm == "bn" and fold_bn:
@@ -259,7 +263,7 @@ class QSNN(nn.Module):
             out["w_int"].append(wi)
             out["w_exp"].append(we)
             if rec:
-                rq, rint, rexp = quant.binary_weight(self.w_rec[ri], self.gain_rec[ri], self.tanh_t)
+                rq, rint, rexp = quant.binary_weight(self.w_rec[ri], self.gain_rec[ri], self.tanh_t, cfg.weight_reg)
                 ri += 1
             else:
                 rq = rint = rexp = None

@@ -52,17 +52,22 @@ class _SignSTE(torch.autograd.Function):
         return g * k * t * (1 - torch.tanh(t * w) ** 2), None
 
 
-def binary_weight(w: Tensor, log2_gain: Tensor, t: float) -> tuple[Tensor, Tensor, Tensor]:
+def binary_weight(w: Tensor, log2_gain: Tensor, t: float, regulate: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     """WS-DR weight regulation: per output channel standardise, binarise, power-of-two scale.
 
     Returns (effective weight alpha * sign, signs in {-1, +1}, integer exponent of alpha).
     alpha = 2^(round(log2 mean|w_std|) + round(log2_gain)): the first factor is the official
     detached WS-DR scale, the second a learnable per-channel power-of-two gain (an FC network
-    has no batch norm to set the current's scale).
+    has no batch norm to set the current's scale). ``regulate=False`` is the ablation's naive
+    binarisation: the signs and the scale of the latent weights as they are (no centring, no
+    standardisation), everything else the same.
     """
-    mu = w.mean(dim=1, keepdim=True)
-    sd = w.std(dim=1, keepdim=True) + 1e-8
-    w_std = (w - mu) / sd
+    if regulate:
+        mu = w.mean(dim=1, keepdim=True)
+        sd = w.std(dim=1, keepdim=True) + 1e-8
+        w_std = (w - mu) / sd
+    else:
+        w_std = w
     signs = _SignSTE.apply(w_std, t)
     base = torch.round(torch.log2(w_std.abs().mean(dim=1, keepdim=True))).detach()
     expo = base + round_half_up(log2_gain.view(-1, 1))
