@@ -43,6 +43,8 @@ def compare(model: QSNN, cm: ConvertedModel, feats: np.ndarray, labels: np.ndarr
         first = {"clip": i, "class": k, "torch": float(t_out[i, k]), "reference": int(ref[i, k])}
     return {
         "samples": int(len(labels)),
+        # per sample, in split order: 1 where the integer model's answer is right (paired statistics)
+        "correct": "".join("1" if c else "0" for c in reference.predict(ref) == labels),
         "reference_accuracy": float((reference.predict(ref) == labels).mean()),
         "torch_accuracy": float((t_out.argmax(1) == labels).mean()),
         "torch_reference_agreement": float(same.mean()),
@@ -136,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     for split in splits:
         report[split] = compare(model, cm, *eval_split(cm, a.data_root, split))
     (out / "report.json").write_text(json.dumps(report, indent=1))
-    print(json.dumps({k: v for k, v in report.items() if k != "provenance"}, indent=1))
+    shown = {k: ({kk: vv for kk, vv in v.items() if kk != "correct"} if k in splits else v)  # type: ignore[union-attr]
+             for k, v in report.items() if k != "provenance"}
+    print(json.dumps(shown, indent=1))
     print(f"wrote {out / 'model.npz'}, {out / 'qsnn_model.h'}, {out / 'qsnn_model.c'}")
     return 0
 

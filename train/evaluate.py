@@ -37,8 +37,10 @@ def evaluate_checkpoint(ck: str | Path, data_root: str | None, splits: list[str]
                               "not_convertible": model.cfg.not_convertible}
     for split in splits:
         x, y = split_inputs(meta.get("settings", {}), data_root, split)  # type: ignore[arg-type]
-        acc, rates, _ = evaluate(model, x, y)
-        out[split] = {"samples": int(len(y)), "torch_accuracy": acc, "firing_rates": rates}
+        acc, rates, logits = evaluate(model, x, y)
+        out[split] = {"samples": int(len(y)), "torch_accuracy": acc, "firing_rates": rates,
+                      # per sample, in split order: 1 where the answer is right (paired statistics)
+                      "correct": "".join("1" if c else "0" for c in logits.argmax(1) == y)}
     return out
 
 
@@ -55,10 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"qsnn-evaluate: {e}", file=sys.stderr)
         return 2
-    text = json.dumps(res, indent=1)
     if a.json is not None:
-        a.json.write_text(text + "\n")
-    print(text)
+        a.json.write_text(json.dumps(res, indent=1) + "\n")
+    print(json.dumps({k: ({kk: vv for kk, vv in v.items() if kk != "correct"} if isinstance(v, dict) else v)
+                      for k, v in res.items()}, indent=1))
     return 0
 
 

@@ -10,8 +10,9 @@ CONFIG.json holds ``{"runs": [{"name": "conv-32-64", "args": ["--conv", "32:5:5:
 subprocesses (one torch thread each unless the args say otherwise), and one JSON line
 appended to the results file when it finishes: validation and test accuracy of the integer
 model (the test split is read once per finished candidate; select on validation), model
-and state bytes, synaptic operations and 8-bit MACs per inference, firing rates, hash,
-command and commit. A job whose line exists is skipped, so an interrupted sweep continues
+and state bytes, synaptic operations and 8-bit MACs per inference, firing rates, which test
+samples it got right (``test_correct``, a 0/1 string in split order, for paired statistics),
+hash, command and commit. A job whose line exists is skipped, so an interrupted sweep continues
 where it stopped; a job that was running starts again from its last finished stage (a
 trained checkpoint, marked by trained.json beside it, is converted without retraining).
 
@@ -149,6 +150,7 @@ class Sweep:
                 "torch_reference_agreement": None, "model_bytes": None, "state_bytes": None,
                 "sops_per_inference": None, "macs_per_inference": None,
                 "firing_rates": ev["test"]["firing_rates"], "train_seconds": round(train_s, 1),
+                "test_correct": ev["test"].get("correct"),
                 "command": json.loads((d / "train" / "train_summary.json").read_text())["command"],
                 "commit": self.commit, "limit": self.limit, "model_dir": None,
             }
@@ -163,6 +165,7 @@ class Sweep:
             "model_bytes": rep["bytes"]["total"], "state_bytes": rep["state_bytes"],
             "sops_per_inference": test["sops_per_inference"], "macs_per_inference": test["macs_per_inference"],
             "firing_rates": test["firing_rates"], "train_seconds": round(train_s, 1),
+            "test_correct": test.get("correct"),
             "command": rep["provenance"]["train_command"], "commit": self.commit, "limit": self.limit,
             "model_dir": str(d / "model"),
         }
