@@ -82,3 +82,29 @@ def test_bad_sweep_files_are_refused(tmp_path: Path, text: str, msg: str) -> Non
     p.write_text(text)
     with pytest.raises(ValueError, match=msg):
         sweep.load_config(p)
+
+
+def test_ablation_smoke_writes_the_schema_with_paired_intervals(tmp_path: Path) -> None:
+    """benchmarks/ablation.py end to end on N-MNIST at one epoch (the real tables are a
+    benchmark): the twin, a naive and a WS-DR row and one sweep row, converted, summarized."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import ablation
+
+    rc = ablation.main(["--datasets", "nmnist", "--epochs", "1", "--limit", "16", "--seeds", "0", "--lrs", "0.01",
+                        "--jobs", "2", "--only", "fp32,naive-m4,wsdr-m4,bits-w2-m4", "--results", str(tmp_path)])
+    assert rc == 0
+    doc = json.loads((tmp_path / "ablation-nmnist.json").read_text())
+    rows = {r["model"]: r for r in doc["rows"]}
+    assert set(rows) == {"fp32", "naive-m4", "wsdr-m4", "bits-w2-m4"}
+    for k in ("model", "model_hash", "dataset", "accuracies", "mean", "std", "model_bytes", "state_bytes",
+              "sops_per_inference", "command", "commit", "weight_bits", "membrane_bits", "weight_reg",
+              "spike_reg", "fp32", "firing_rate"):
+        assert all(k in r for r in rows.values()), k
+    assert rows["fp32"]["fp32"] and rows["fp32"]["model_hash"] is None  # the twin has no integer form
+    assert not rows["naive-m4"]["weight_reg"] and not rows["naive-m4"]["spike_reg"]
+    assert "--no-weight-reg" in rows["naive-m4"]["command"] and "--no-weight-reg" not in rows["wsdr-m4"]["command"]
+    for name in ("naive-m4", "wsdr-m4", "bits-w2-m4"):
+        lo, hi = rows[name]["twin_minus_row"]["ci95"]
+        assert lo <= rows[name]["twin_minus_row"]["mean"] <= hi
+    assert rows["bits-w2-m4"]["model_bytes"] > rows["wsdr-m4"]["model_bytes"]  # 2-bit hidden weights take room
+    assert (tmp_path / "ablation-nmnist.png").exists()

@@ -1,0 +1,309 @@
+"""The seed paper's claim, tested: WS-DR ablation and bit-width sweep per dataset, one command.
+
+    python benchmarks/ablation.py [--datasets speech_commands,fsdd,nmnist] [--phase all|run|summarize]
+                                  [--seeds 0,1,2] [--lrs 0.005,0.01] [--epochs 40] [--jobs 2]
+                                  [--device-samples 20] [--limit N]
+
+Rows (each dataset's default architecture and recipe, ``qsnn-train --dataset D``, N-MNIST with a
+second hidden layer (DATASET_ARGS), the stated
+epoch budget; every row at every rate of --lrs, the rate chosen per row on the validation mean
+over seeds, the test split reported at that rate only):
+
+- ``fp32``: the full-precision twin (``--fp32``: float weights and membranes, same architecture);
+- at 1-bit hidden weights and 2- and 4-bit membranes: ``naive`` (``--no-weight-reg
+  --lambda-sr 0``: sign of the latent weight, plain rounding of membranes, no regulation),
+  ``wreg`` (weight regulation only), ``sreg`` (spike regulation only), ``wsdr`` (both);
+- the sweep: hidden weight bits 1, 2, 4, 8 x membrane bits 2, 4, 8 with WS-DR, at the rate
+  the ``wsdr`` row chose at 4-bit membranes.
+
+Phases: ``run`` trains and converts every (row, rate, seed) not yet finished through the
+resumable sweep runner (``qsnn-sweep``: --jobs runs at once, one torch thread each; results
+appended to docs/results/ablation-<dataset>.jsonl; an interrupted run continues where it
+stopped, so the tables can be built over days); ``summarize`` writes
+docs/results/ablation-<dataset>.json (one row per configuration in the shared results schema
+plus weight_bits, membrane_bits, weight_reg, spike_reg, fp32, firing_rate and, for quantized
+rows, the 95% paired-bootstrap interval of twin - row over test samples and seeds), prints
+the tables, plots accuracy against model bytes (docs/ablation-<dataset>.png), and runs
+--device-samples test samples of the WS-DR model (seed 0, 4-bit membranes) on the emulated
+M4 (agreement must be 1.0). Configurations with fewer finished seeds than asked are printed
+but marked partial.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "docs" / "results"
+DATASETS = ("speech_commands", "fsdd", "nmnist")
+LAMBDA_SR = 0.005  # the WS-DR spike-rate weight (qsnn-train's default)
+BOOTSTRAP = 2000
+#: per dataset, what its rows add to ``qsnn-train --dataset D``: the default architecture,
+#: except N-MNIST, whose default has one hidden layer (8-bit, as every first layer is), so that
+#: binary hidden weights exist there too (a second, binary layer; the recurrence on the first)
+DATASET_ARGS = {"speech_commands": [], "fsdd": [], "nmnist": ["--hidden", "128,128", "--recurrent", "1,0"]}
+ABLATION_MEM = (2, 4)
+SWEEP_W = (1, 2, 4, 8)
+SWEEP_M = (2, 4, 8)
+
+
+def rows_for(dataset: str) -> list[dict]:
+    """Configuration name -> qsnn-train arguments and its schema columns (no rate, no seed)."""
+    base = ["--dataset", dataset, *DATASET_ARGS.get(dataset, [])]
+    rows = [{"name": "fp32", "args": base + ["--fp32", "--lambda-sr", "0"], "weight_bits": 32, "membrane_bits": 32,
+             "weight_reg": False, "spike_reg": False, "fp32": True, "kind": "ablation"}]
+    for m in ABLATION_MEM:
+        for tag, wreg, sreg in (("naive", False, False), ("wreg", True, False), ("sreg", False, True),
+                                ("wsdr", True, True)):
+            args = base + ["--mem-bits", str(m), "--lambda-sr", str(LAMBDA_SR if sreg else 0.0)]
+            if not wreg:
+                args.append("--no-weight-reg")
+            rows.append({"name": f"{tag}-m{m}", "args": args, "weight_bits": 1, "membrane_bits": m,
+                         "weight_reg": wreg, "spike_reg": sreg, "fp32": False, "kind": "ablation"})
+    for w in SWEEP_W:
+        for m in SWEEP_M:
+            rows.append({"name": f"bits-w{w}-m{m}", "args": base + ["--hidden-bits", str(w), "--mem-bits", str(m),
+                                                                   "--lambda-sr", str(LAMBDA_SR)],
+                         "weight_bits": w, "membrane_bits": m, "weight_reg": True, "spike_reg": True, "fp32": False,
+                         "kind": "sweep"})
+    return rows
+
+
+def lr_tag(lr: float) -> str:
+    return f"lr{lr:g}"
+
+
+def plan(dataset: str, seeds: list[int], lrs: list[float], epochs: int, sweep_lr: float | None) -> list[dict]:
+    """qsnn-sweep runs: every ablation row at every rate; the sweep rows at `sweep_lr` (once the
+    wsdr-m4 row has chosen it; before that, not yet)."""
+    runs = []
+    for r in rows_for(dataset):
+        rates = lrs if r["kind"] == "ablation" else ([sweep_lr] if sweep_lr is not None else [])
+        for lr in rates:
+            runs.append({"name": f"{r['name']}-{lr_tag(lr)}", "args": r["args"] + ["--lr", repr(lr),
+                                                                                  "--epochs", str(epochs)],
+                         "seeds": seeds})
+    return runs
+
+
+def chosen_rates(results: list[dict], lrs: list[float], min_seeds: int) -> dict[str, float]:
+    """Per ablation row, the rate with the best validation mean over its finished seeds (rows
+    with a rate short of min_seeds are not decided yet)."""
+    out = {}
+    for r in rows_for("x"):
+        if r["kind"] != "ablation":
+            continue
+        best = None
+        for lr in lrs:
+            rs = [x for x in results if x["name"] == f"{r['name']}-{lr_tag(lr)}"]
+            if len(rs) < min_seeds:
+                best = None
+                break
+            v = float(np.mean([x["val_accuracy"] for x in rs]))
+            if best is None or v > best[0]:
+                best = (v, lr)
+        if best is not None:
+            out[r["name"]] = best[1]
+    return out
+
+
+def paired_bootstrap(twin: list[str], row: list[str], n: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float, float]:
+    """Mean and 95% interval of accuracy(twin) - accuracy(row), resampling test samples and seeds
+    together: each draw picks seeds (with replacement, the twin's and the row's paired by
+    position) and samples (with replacement, the same samples for both)."""
+    a = np.array([[c == "1" for c in s] for s in twin], dtype=np.float64)  # [seeds, samples]
+    b = np.array([[c == "1" for c in s] for s in row], dtype=np.float64)
+    k = min(len(a), len(b))
+    a, b = a[:k], b[:k]
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n)
+    for i in range(n):
+        si = rng.integers(0, k, size=k)
+        xi = rng.integers(0, a.shape[1], size=a.shape[1])
+        diffs[i] = a[si][:, xi].mean() - b[si][:, xi].mean()
+    return float(a.mean() - b.mean()), float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
+
+
+def summarize(dataset: str, results: list[dict], lrs: list[float], seeds: list[int]) -> list[dict]:
+    from qsnnkit.train.sweep import git_commit
+
+    rates = chosen_rates(results, lrs, len(seeds))
+    sweep_lr = rates.get("wsdr-m4")
+    twin = [x for x in results if "fp32" in rates and x["name"] == f"fp32-{lr_tag(rates['fp32'])}"]
+    twin = sorted(twin, key=lambda x: x["seed"])
+    out = []
+    for r in rows_for(dataset):
+        lr = rates.get(r["name"]) if r["kind"] == "ablation" else sweep_lr
+        if lr is None:
+            continue
+        rs = sorted([x for x in results if x["name"] == f"{r['name']}-{lr_tag(lr)}"], key=lambda x: x["seed"])
+        if not rs:
+            continue
+        acc = [float(x["test_accuracy"]) for x in rs]
+        first = rs[0]
+        row = {
+            "model": r["name"], "model_hash": first["model_hash"], "dataset": first["dataset"],
+            "seeds": [x["seed"] for x in rs], "accuracies": acc, "mean": float(np.mean(acc)),
+            "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
+            "val_mean": float(np.mean([x["val_accuracy"] for x in rs])), "lr": lr,
+            "lr_search": {f"{g:g}": float(np.mean([x["val_accuracy"] for x in results
+                                                   if x["name"] == f"{r['name']}-{lr_tag(g)}"] or [float("nan")]))
+                          for g in (lrs if r["kind"] == "ablation" else [lr])},
+            "model_bytes": first["model_bytes"], "state_bytes": first["state_bytes"],
+            "sops_per_inference": (None if first["sops_per_inference"] is None
+                                   else float(np.mean([x["sops_per_inference"] for x in rs]))),
+            "macs_per_inference": first["macs_per_inference"],
+            "firing_rate": [float(v) for v in np.mean([x["firing_rates"] for x in rs], axis=0)],
+            "weight_bits": r["weight_bits"], "membrane_bits": r["membrane_bits"], "weight_reg": r["weight_reg"],
+            "spike_reg": r["spike_reg"], "fp32": r["fp32"], "kind": r["kind"],
+            "integer_reference": not r["fp32"], "partial": len(rs) < len(seeds),
+            "command": str(first["command"]).replace(f"--seed {first['seed']}", "--seed S"),
+            "commit": git_commit(),
+        }
+        if not r["fp32"] and twin and all(x.get("test_correct") for x in twin + rs):
+            d, lo, hi = paired_bootstrap([x["test_correct"] for x in twin], [x["test_correct"] for x in rs])
+            row["twin_minus_row"] = {"mean": d, "ci95": [lo, hi], "resamples": BOOTSTRAP}
+        out.append(row)
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| configuration | W bits | U bits | weight reg | spike reg | lr | test acc % (seeds) | std | "
+            "twin - row [95% CI] | model B | state B | firing rate per layer | SOPs / inference |")
+    lines = [head, "|" + "---|" * 13]
+    for r in rows:
+        tm = r.get("twin_minus_row")
+        ci = f"{100 * tm['mean']:+.1f} [{100 * tm['ci95'][0]:+.1f}, {100 * tm['ci95'][1]:+.1f}]" if tm else "-"
+        accs = ", ".join(f"{100 * a:.1f}" for a in r["accuracies"])
+        sops = "-" if r["sops_per_inference"] is None else f"{r['sops_per_inference'] / 1e6:.2f} M"
+        lines.append(f"| {r['model']}{' (partial)' if r['partial'] else ''} | {r['weight_bits']} | "
+                     f"{r['membrane_bits']} | {'yes' if r['weight_reg'] else 'no'} | "
+                     f"{'yes' if r['spike_reg'] else 'no'} | {r['lr']:g} | {100 * r['mean']:.1f} ({accs}) | "
+                     f"{100 * r['std']:.1f} | {ci} | {r['model_bytes'] or '-'} | {r['state_bytes'] or '-'} | "
+                     f"{', '.join(f'{v:.2f}' for v in r['firing_rate'])} | {sops} |")
+    return "\n".join(lines)
+
+
+def plot(dataset: str, rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for m, colour in zip(SWEEP_M, ("tab:red", "tab:blue", "tab:green")):
+        pts = sorted([r for r in rows if r["kind"] == "sweep" and r["membrane_bits"] == m],
+                     key=lambda r: r["model_bytes"])
+        if pts:
+            ax.errorbar([r["model_bytes"] for r in pts], [100 * r["mean"] for r in pts],
+                        yerr=[100 * r["std"] for r in pts], fmt="o-", color=colour, capsize=3,
+                        label=f"{m}-bit membranes")
+            for r in pts:
+                ax.annotate(f"W{r['weight_bits']}", (r["model_bytes"], 100 * r["mean"]), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points")
+    twin = [r for r in rows if r["fp32"]]
+    if twin:
+        ax.axhline(100 * twin[0]["mean"], color="gray", ls="--", label="full-precision twin")
+    ax.set_xscale("log")
+    ax.set_xlabel("bit-packed model bytes")
+    ax.set_ylabel("test accuracy % (mean of seeds, integer model)")
+    ax.set_title(f"{dataset}: hidden weight bits x membrane bits (WS-DR)", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def device_check(dataset: str, results: list[dict], rates: dict[str, float], samples: int) -> dict | None:
+    """--device-samples test samples of the wsdr-m4 model (seed 0) on the emulated M4."""
+    if "wsdr-m4" not in rates or samples <= 0:
+        return None
+    rs = sorted([x for x in results if x["name"] == f"wsdr-m4-{lr_tag(rates['wsdr-m4'])}" and x.get("model_dir")],
+                key=lambda x: x["seed"])
+    if not rs or not Path(rs[0]["model_dir"]).exists():
+        return None
+    out = Path(rs[0]["model_dir"]) / f"device-{samples}.json"
+    cmd = [sys.executable, "-m", "qsnnkit.host.eval", "--model", str(Path(rs[0]["model_dir"]) / "model.npz"),
+           "--port", "qemu", "--split", "test", "--limit", str(samples), "--json", str(out), "--quiet"]
+    subprocess.run(cmd, check=True, cwd=REPO)
+    ev = json.loads(out.read_text())
+    return {"model_hash": rs[0]["model_hash"], "samples": ev["samples"], "agreement": ev["agreement"],
+            "accuracy": ev["accuracy"], "target": ev["target"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated: {', '.join(DATASETS)}")
+    p.add_argument("--phase", choices=("all", "run", "summarize"), default="all")
+    p.add_argument("--seeds", default="0,1,2", help="seeds per configuration (default 0,1,2)")
+    p.add_argument("--lrs", default="0.005,0.01", help="peak learning rates searched per row (default 0.005,0.01)")
+    p.add_argument("--epochs", type=int, default=40, help="the stated epoch budget of every run (default 40)")
+    p.add_argument("--jobs", type=int, default=2, help="runs at once, one torch thread each (default 2)")
+    p.add_argument("--device-samples", type=int, default=20, help="test samples on the emulated M4 (default 20)")
+    p.add_argument("--limit", type=int, default=None, help="train on the first N samples (smoke runs only)")
+    p.add_argument("--only", default=None, help="comma-separated configuration names (smoke runs: e.g. "
+                                                 "fp32,naive-m4,wsdr-m4,bits-w2-m4; default: all)")
+    p.add_argument("--data-root", default=None, help="dataset root (default: $QSNN_DATA_ROOT or ../shared/data)")
+    p.add_argument("--results", type=Path, default=RESULTS, help="where the results go (default docs/results)")
+    a = p.parse_args(argv)
+    datasets = [d for d in a.datasets.split(",") if d]
+    bad = [d for d in datasets if d not in DATASETS]
+    if bad or not datasets:
+        p.error(f"--datasets: choose from {', '.join(DATASETS)}, got {a.datasets!r}")
+    seeds = [int(s) for s in a.seeds.split(",") if s]
+    lrs = [float(x) for x in a.lrs.split(",") if x]
+    if not seeds or not lrs or a.epochs < 1:
+        p.error("--seeds and --lrs must be non-empty and --epochs >= 1")
+    from qsnnkit.paths import build_dir
+    from qsnnkit.train import sweep
+
+    only = None if a.only is None else {x for x in a.only.split(",") if x}
+    known = {r["name"] for r in rows_for("x")}
+    if only is not None and (not only or only - known):
+        p.error(f"--only: unknown configurations {sorted(only - known)}; known: {', '.join(sorted(known))}")
+    failures = 0
+    for ds in datasets:
+        jsonl = a.results / f"ablation-{ds}.jsonl"
+        work = (build_dir() / "sweeps" / f"ablation-{ds}" if a.results.resolve() == RESULTS.resolve()
+                else a.results / "work" / ds)
+        if a.phase in ("all", "run"):
+            for stage in ("ablation", "sweep"):  # the sweep's rate comes from the ablation's wsdr-m4 row
+                rates = chosen_rates(sweep.read_rows(jsonl), lrs, len(seeds))
+                runs = plan(ds, seeds, lrs, a.epochs, rates.get("wsdr-m4"))
+                runs = [r for r in runs if (stage == "sweep") == r["name"].startswith("bits-")
+                        and (only is None or r["name"].rsplit("-lr", 1)[0] in only)]
+                if not runs:
+                    print(f"{ds}: the sweep waits for the wsdr-m4 row's learning-rate search", flush=True)
+                    continue
+                work.mkdir(parents=True, exist_ok=True)
+                cfg = work / f"{stage}.json"
+                cfg.write_text(json.dumps({"runs": runs}, indent=1))
+                print(f"{ds}: {stage}: {len(runs)} configurations x {len(seeds)} seeds -> {jsonl}", flush=True)
+                failures += sweep.Sweep(runs, jsonl, work, a.data_root, a.limit, None).run(a.jobs)
+        if a.phase in ("all", "summarize"):
+            results = sweep.read_rows(jsonl)
+            if not results:
+                print(f"{ds}: no finished runs in {jsonl}", flush=True)
+                continue
+            rows = summarize(ds, results, lrs, seeds)
+            rates = chosen_rates(results, lrs, len(seeds))
+            dev = device_check(ds, results, rates, a.device_samples) if a.limit is None else None
+            doc = {"rows": rows, "dataset": ds, "epochs": a.epochs, "seeds": seeds, "lrs": lrs, "device": dev,
+                   "command": "python benchmarks/ablation.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+            (a.results / f"ablation-{ds}.json").write_text(json.dumps(doc, indent=1) + "\n")
+            default_out = a.results.resolve() == RESULTS.resolve()
+            plot(ds, rows, (REPO / "docs" if default_out else a.results) / f"ablation-{ds}.png")
+            print(f"\n## {ds}\n\n{table(rows)}\n")
+            if dev is not None:
+                print(f"device: {dev['samples']} test samples on {dev['target']}, agreement {dev['agreement']}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
