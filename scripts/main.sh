@@ -4,9 +4,10 @@
 # qemu:m7 for the MPS2 AN500, Cortex-M7, qemu:rv32 for the SiFive FE310, RISC-V, qemu:lx106
 # for the Xtensa lx106), or on a real board with --port PORT (flashed beforehand with
 # build/model: see docs/firmware.md). --dataset nmnist does the same for the event-camera
-# digits (N-MNIST: events -> C binner -> network). Everything it makes goes to build/
-# (ignored); the committed models are untouched.
-#   scripts/main.sh [--dataset speech_commands|nmnist] [--epochs N] [--port PORT] [--limit N]
+# digits (N-MNIST: events -> C binner -> network), --dataset fsdd for spoken digits (FSDD:
+# 8 kHz recordings resampled and centred in 1 s, the keyword spotter's front end). Everything
+# it makes goes to build/ (ignored); the committed models are untouched.
+#   scripts/main.sh [--dataset speech_commands|fsdd|nmnist] [--epochs N] [--port PORT] [--limit N]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 EPOCHS=(); PORT=qemu; LIMIT=(); DATASET=speech_commands
@@ -16,14 +17,15 @@ while [ $# -gt 0 ]; do
     --epochs) EPOCHS=(--epochs "$2"); shift 2 ;;
     --port) PORT="$2"; shift 2 ;;
     --limit) LIMIT=(--limit "$2"); shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "main.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 case "$DATASET" in
   speech_commands) OUT=build ;;
   nmnist) OUT=build/nmnist ;;
-  *) echo "main.sh: --dataset must be speech_commands or nmnist, got $DATASET" >&2; exit 2 ;;
+  fsdd) OUT=build/fsdd ;;
+  *) echo "main.sh: --dataset must be speech_commands, fsdd or nmnist, got $DATASET" >&2; exit 2 ;;
 esac
 . scripts/setup.sh
 export QSNN_DATA_ROOT="${QSNN_DATA_ROOT:-$(cd .. && pwd)/shared/data}"
