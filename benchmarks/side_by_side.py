@@ -194,6 +194,10 @@ def markdown(doc: dict, pngs: list[Path]) -> str:
              f"predicted class on {', '.join(f'{100 * a:.1f}%' for a in r['predictions_equal_tflm'])}"
              for r in rows if r["kind"] == "dscnn-int8" and r["source"] == "measured" and "litert" in r["runtime"]]
     plots = "\n".join(f"![{p.stem}]({p.name})" for p in pngs)
+    full = [r for r in rows if r["model"] == "dscnn-w64" and r["source"] == "measured"]
+    cmsis = [r for r in rows if r["source"] == "cited" and "cmsis" in r["runtime"]]
+    scaled = (f"{cmsis[0]['instructions_cortex_m'] * full[0]['ops'] / cmsis[0]['ops'] / 1e6:.1f} M"
+              if full and cmsis else "(no full-width model measured yet)")
     return f"""# Side by side: the Q-SNN and the int8 DS-CNN (TensorFlow Lite Micro)
 
 Written by `{doc['command']}` at commit `{doc['commit']}`; machine-readable in
@@ -231,6 +235,10 @@ QEMU counts instructions, and flash wait states and stalls add cycles on the chi
   log-mel bands, uint8). The DS-CNN takes them as int8 `feature - 128` at scale 1/64, exact. On
   40 bands its first conv leaves a 25 x 20 map, so it needs about four times the MACs of the
   MLPerf original on 49 x 10 MFCC.
+- **Cortex-M figures for the 49 x 40 DS-CNN** are not in the table (unknown: TFLM cannot be
+  built for Cortex-M offline here). Scaled from the cited CMSIS-NN count by MACs, the full-width
+  model would need about {scaled} instructions per inference on the M4: an estimate, not a
+  measurement.
 - **Cited rows** (`source: cited`) are the MLPerf Tiny DS-CNN on its own 49 x 10 MFCC input,
   built and run on the same emulator as this project's firmware (QEMU `netduinoplus2`,
   `-icount shift=0`, GCC 12.2 `-O2`): TFLM with CMSIS-NN and with reference kernels. TFLM
