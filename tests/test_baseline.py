@@ -72,3 +72,14 @@ def test_callgrind_harness_runs_the_deployed_model(test_clips: tuple[np.ndarray,
     want = [int(np.argmax(core.run_clip(f))) for f in feats[:3]]
     assert c.answers == want
     assert c.inferences == 2 and c.instructions > 0
+
+
+def test_committed_results_follow_the_shared_schemas() -> None:
+    """docs/results/*.json (benchmark.json, ablation-*.json, ...) pass ../shared/tools/check_results.py."""
+    import subprocess
+    import sys
+
+    checker = REPO_ROOT.parent / "shared" / "tools" / "check_results.py"
+    chk = subprocess.run([sys.executable, str(checker), str(REPO_ROOT / "docs" / "results")], capture_output=True,
+                         text=True)
+    assert chk.returncode == 0, chk.stdout + chk.stderr
