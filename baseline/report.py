@@ -30,7 +30,7 @@ CITED = [
     {"model": "dscnn-mlperf-49x10", "runtime": "tflm reference kernels (Cortex-M4)",
      "instructions_cortex_m": 43_085_754, "flash_bytes": 116_697},
 ]
-CITED_COMMON = {"kind": "dscnn-int8", "accuracy": 0.844, "accuracies": [0.844], "std": None, "model_bytes": None,
+CITED_COMMON = {"kind": "dscnn-int8", "accuracy": 0.844, "accuracies": None, "std": None, "model_bytes": None,
                 "ram_bytes": 22_772, "instructions_x86": None, "ops": 2_660_000, "source": "cited",
                 "input": "49 x 10 MFCC (MLPerf Tiny preprocessing)",
                 "note": "arena_used 22,772 B; application flash; 2.66 M MACs; 84.4% on this test split "
@@ -71,6 +71,7 @@ def dscnn_rows(plan: dict[str, dict], measures: dict[str, dict], macs: dict[str,
                 "seeds": len(ms), "lr": p["lr"], "lr_search": p["grid"],
                 "outputs_equal_tflm": [m["outputs_equal_tflm"][rt] for m in ms],
                 "predictions_equal_tflm": [m["predictions_equal_tflm"][rt] for m in ms],
+                "max_abs_diff_tflm": [m["max_abs_diff_tflm"][rt] for m in ms],
                 "samples": first["samples"], "command": command, "commit": commit})
     return rows
 
@@ -80,47 +81,63 @@ def cited_rows(command: str, commit: str) -> list[dict]:
              "commit": commit} for c in CITED]
 
 
+def _recipe(command: str) -> list[str]:
+    """A training command without its seed and thread count (a recipe's runs differ only there)."""
+    out, skip = [], False
+    for tok in command.split():
+        if skip:
+            skip = False
+            continue
+        if tok in ("--seed", "--threads"):
+            skip = True
+            continue
+        out.append(tok)
+    return out
+
+
 def qsnn_rows(results: Path, default_dir: Path, qm: dict | None, command: str, commit: str) -> list[dict]:
-    """The deployed default (firmware.json's M4 row, its test accuracy, x86 counts measured
-    here) and, per model size, the Q-SNN recipe with the best validation mean in
-    kws_pareto.json (3 seeds each)."""
-    rows: list[dict] = []
+    """Per model size, the Q-SNN recipe with the best validation mean in kws_pareto.json (its
+    seeds' test accuracies). The recipe the deployed default was trained with also gets the
+    default's measured costs: firmware.json's Cortex-M4 row (whole test split), RAM (static +
+    painted stack) and the x86-64 count measured here."""
     fw_doc = json.loads((results / "firmware.json").read_text())
     fw = [r for r in (fw_doc["rows"] if isinstance(fw_doc, dict) else fw_doc)
           if r["target"] == "qemu:m4" and Path(r["model"]).resolve() == default_dir.resolve()]
     report = json.loads((default_dir / "report.json").read_text())
-    if fw:
-        r = fw[0]
-        acc = report["test"]["reference_accuracy"]
-        rows.append({
-            "model": f"qsnn-default ({r['model_hash']})", "kind": "qsnn",
-            "runtime": "qsnn C core (firmware on the M4; host x86-64 -O2)", "accuracy": acc, "accuracies": [acc],
-            "std": None, "model_bytes": report["bytes"]["total"],
-            "ram_bytes": r["ram_static_bytes"] + r["stack_peak_bytes"],
-            "instructions_x86": qm["network_x86"] if qm else None,
-            "instructions_cortex_m": r["network_instructions_per_clip"], "ops": r["sops_per_inference"],
-            "energy_uj": energy_uj(r["network_instructions_per_clip"]), "source": "measured",
-            "input": "49 x 40 log-mel (the project's front end)", "state_bytes": r["state_bytes"],
-            "flash_bytes": r["flash_bytes"], "samples": r["samples"],
-            "note": "one trained model (seed 0 of its recipe); RAM is the whole firmware's static RAM + stack "
-                    "peak; Cortex-M4 count: firmware.json (whole test split, median)",
-            "command": command, "commit": commit, "measured_by": r["command"]})
+    deployed = _recipe(str(report["provenance"]["train_command"]))
     pareto = json.loads((results / "kws_pareto.json").read_text())
     best: dict[int, dict] = {}
     for r in pareto:
         b = r["model_bytes"]
         if b not in best or r["val_mean"] > best[b]["val_mean"]:
             best[b] = r
+    rows: list[dict] = []
     for b in sorted(best):
         r = best[b]
-        rows.append({
+        row = {
             "model": f"qsnn-{r['model']}", "kind": "qsnn", "runtime": "integer reference (= firmware)",
             "accuracy": r["mean"], "accuracies": r["accuracies"], "std": r["std"], "model_bytes": b,
             "ram_bytes": r.get("state_bytes"), "instructions_x86": None, "instructions_cortex_m": None,
             "ops": r["sops_per_inference"], "energy_uj": None, "source": "measured",
-            "input": "49 x 40 log-mel (the project's front end)",
+            "input": "49 x 40 log-mel (the project's front end)", "seeds": len(r["accuracies"]),
             "note": "recipe mean over seeds (kws_pareto.json, best validation mean at this size); RAM: network "
-                    "state only", "seeds": len(r["accuracies"]), "command": r["command"], "commit": r["commit"]})
+                    "state only", "command": r["command"], "commit": r["commit"]}
+        if fw and _recipe(str(r["command"])) == deployed:
+            f = fw[0]
+            row.update({
+                "runtime": "qsnn C core (firmware on the M4; host x86-64, -O2)",
+                "ram_bytes": f["ram_static_bytes"] + f["stack_peak_bytes"],
+                "instructions_x86": qm["network_x86"] if qm else None,
+                "instructions_cortex_m": f["network_instructions_per_clip"],
+                "energy_uj": energy_uj(f["network_instructions_per_clip"]),
+                "deployed_model": f["model_hash"], "deployed_test_accuracy": report["test"]["reference_accuracy"],
+                "state_bytes": f["state_bytes"], "flash_bytes": f["flash_bytes"],
+                "note": "accuracy: the recipe's seeds (kws_pareto.json); costs: the deployed default "
+                        f"({f['model_hash']}, seed 0 of this recipe, {100 * report['test']['reference_accuracy']:.1f}% "
+                        "test): firmware.json's M4 row over the whole test split (median), RAM = the whole "
+                        "firmware's static RAM + painted stack peak, x86-64 by callgrind here",
+                "measured_by": f["command"]})
+        rows.append(row)
     return rows
 
 
@@ -142,7 +159,7 @@ def table(rows: list[dict]) -> str:
     out = [head, "|" + "---|" * 12]
     for r in rows:
         std = "-" if r["std"] is None else f"{100 * r['std']:.1f}"
-        accs = ", ".join(f"{100 * a:.1f}" for a in r["accuracies"])
+        accs = ", ".join(f"{100 * a:.1f}" for a in r["accuracies"]) if r["accuracies"] else "one figure"
         out.append(f"| {r['model']} | {r['runtime']} | {r.get('input', '-')} | {_fmt(r['accuracy'], 'pct')} "
                    f"({accs}) | {std} | {_fmt(r['model_bytes'])} | {_fmt(r['ram_bytes'])} | "
                    f"{_fmt(r['instructions_x86'], 'M')} | {_fmt(r['instructions_cortex_m'], 'M')} | "

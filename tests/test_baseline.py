@@ -1,6 +1,6 @@
 """The side-by-side's CI smoke version (benchmarks/side_by_side.py is the benchmark): the
 committed int8 DS-CNNs run with ai-edge-litert and tflite-micro only (no TensorFlow) on a
-few test clips, the two int8 runtimes agree bit for bit, the rows in
+few test clips, the int8 runtimes give the same answers, the rows in
 docs/results/benchmark.json name models that are committed, and the callgrind harness runs
 the deployed Q-SNN and gives its answers."""
 from __future__ import annotations
@@ -33,16 +33,19 @@ def test_models_are_committed() -> None:
 
 @pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
 def test_litert_and_tflm_agree(path: Path, test_clips: tuple[np.ndarray, np.ndarray]) -> None:
-    """LiteRT's built-in kernels and TFLM give the same int8 logits, clip by clip; XNNPACK runs."""
+    """The three int8 runtimes give the same answer on every clip. Their logits may differ by a
+    rounding (the benchmark measures how often and by how much over the whole test split:
+    docs/BENCHMARKS.md), not their predicted class."""
     feats, _ = test_clips
     flat = path.read_bytes()
     tflm = runtimes.TFLM(flat).outputs(feats)
-    builtin = runtimes.LiteRT(flat, kernels="builtin").outputs(feats)
-    bad = np.flatnonzero((tflm != builtin).any(1))
-    assert bad.size == 0, (f"{path.name}: clip {bad[0]} differs: TFLM {tflm[bad[0]].tolist()} vs LiteRT "
-                           f"{builtin[bad[0]].tolist()}")
-    xnn = runtimes.LiteRT(flat, kernels="xnnpack").outputs(feats)
-    assert xnn.shape == tflm.shape == (CLIPS, 12) and xnn.dtype == np.int8
+    assert tflm.shape == (CLIPS, 12) and tflm.dtype == np.int8
+    for kernels in runtimes.LITERT_KERNELS:
+        lite = runtimes.LiteRT(flat, kernels=kernels).outputs(feats)
+        bad = np.flatnonzero(lite.argmax(1) != tflm.argmax(1))
+        assert bad.size == 0, (f"{path.name}: clip {bad[0]}: TFLM says class {tflm[bad[0]].argmax()} "
+                               f"({tflm[bad[0]].tolist()}), LiteRT ({kernels}) {lite[bad[0]].argmax()} "
+                               f"({lite[bad[0]].tolist()})")
 
 
 def test_benchmark_rows_name_committed_models() -> None:
