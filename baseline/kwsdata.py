@@ -16,10 +16,9 @@ import numpy as np
 
 from qsnnkit import data
 from qsnnkit.dataset import features, load_split
-from qsnnkit.train.augment import augment, mask_features, parse_kinds
+from qsnnkit.train.augment import augment, feature_mean, mask_features, parse_kinds
 from qsnnkit.train.synth import synthesize
 
-SILENCE = data.CLASSES.index("_silence_")
 #: the default Q-SNN's recipe (firmware/models/default/MODEL_CARD.md): augmentation kinds and
 #: espeak-ng clips per keyword
 AUGMENT = "speed,volume,shift,noise,mask"
@@ -38,14 +37,13 @@ class TrainData:
 
 def load_train(root: str | Path | None, seed: int, synthetic: int = SYNTHETIC) -> TrainData:
     tr = load_split(root, "train")
-    noise = tr.pcm[tr.labels == SILENCE]
+    noise = tr.pcm[tr.labels == data.SILENCE]
     pcm, labels = tr.pcm, tr.labels
     if synthetic > 0:
         s_pcm, s_labels = synthesize(synthetic, seed, noise)
         pcm, labels = np.concatenate([pcm, s_pcm]), np.concatenate([labels, s_labels])
     feats = features(pcm, desc="train features")
-    centre = np.clip(np.floor(feats.reshape(-1, feats.shape[-1]).mean(0) + 0.5), 0, 255).astype(np.uint8)
-    return TrainData(pcm, labels, noise, feats, centre, len(tr.labels))
+    return TrainData(pcm, labels, noise, feats, feature_mean(feats).astype(np.uint8), len(tr.labels))
 
 
 def epoch_features(d: TrainData, rng: np.random.Generator, kinds: str = AUGMENT) -> np.ndarray:
@@ -57,12 +55,10 @@ def epoch_features(d: TrainData, rng: np.random.Generator, kinds: str = AUGMENT)
     return feats
 
 
-def split_features(root: str | Path | None, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """uint8 features, labels and paths relative to the data root of one split."""
+def split_features(root: str | Path | None, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 features, labels and int16 PCM of one split."""
     s = load_split(root, split, limit)
-    base = data.resolve_root(root)
-    rel = [str(Path(p).resolve().relative_to(Path(base).resolve())) for p in s.paths]
-    return features(s.pcm, desc=f"{split} features"), s.labels, rel
+    return features(s.pcm, desc=f"{split} features"), s.labels, s.pcm
 
 
 #: the float input is (feature - 128) * INPUT_SCALE; the int8 input is feature - 128

@@ -95,7 +95,7 @@ def chosen_rates(results: list[dict], lrs: list[float], min_seeds: int) -> dict[
     """Per ablation row, the rate with the best validation mean over its finished seeds (rows
     with a rate short of min_seeds are not decided yet)."""
     out = {}
-    for r in rows_for("x"):
+    for r in rows_for(DATASETS[0]):  # the rows' names do not depend on the dataset
         if r["kind"] != "ablation":
             continue
         best = None
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     from qsnnkit.train import sweep
 
     only = None if a.only is None else {x for x in a.only.split(",") if x}
-    known = {r["name"] for r in rows_for("x")}
+    known = {r["name"] for r in rows_for(DATASETS[0])}
     if only is not None and (not only or only - known):
         p.error(f"--only: unknown configurations {sorted(only - known)}; known: {', '.join(sorted(known))}")
     failures = 0

@@ -119,12 +119,10 @@ def measure_phase(args: argparse.Namespace, plan: dict[str, dict]) -> tuple[dict
     """Every final DS-CNN through the three runtimes on the whole test split; callgrind on the
     first seed's model of each width and on the deployed Q-SNN, on the same clips."""
     from qsnnkit.baseline import kwsdata, measure
-    from qsnnkit.dataset import load_split
 
-    feats, labels, _ = kwsdata.split_features(args.data_root, "test")
+    feats, labels, pcm = kwsdata.split_features(args.data_root, "test")
     n = args.callgrind_clips + 1  # + the warm-up
-    cg_feats = feats[:n]
-    cg_pcm = load_split(args.data_root, "test", n).pcm
+    cg_feats, cg_pcm = feats[:n], pcm[:n]
     measures: dict[str, dict] = {}
     for label, p in plan.items():
         for i, name in enumerate(p["finals"]):

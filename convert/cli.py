@@ -41,11 +41,12 @@ def compare(model: QSNN, cm: ConvertedModel, feats: np.ndarray, labels: np.ndarr
         i = int(np.argmin(same))
         k = int(np.argmax(t_out[i] != ref[i]))
         first = {"clip": i, "class": k, "torch": float(t_out[i, k]), "reference": int(ref[i, k])}
+    right = reference.predict(ref) == labels
     return {
         "samples": int(len(labels)),
         # per sample, in split order: 1 where the integer model's answer is right (paired statistics)
-        "correct": "".join("1" if c else "0" for c in reference.predict(ref) == labels),
-        "reference_accuracy": float((reference.predict(ref) == labels).mean()),
+        "correct": "".join("1" if c else "0" for c in right),
+        "reference_accuracy": float(right.mean()),
         "torch_accuracy": float((t_out.argmax(1) == labels).mean()),
         "torch_reference_agreement": float(same.mean()),
         "first_mismatch": first,

@@ -320,11 +320,9 @@ class Evaluator:
 
         if self.events:
             return data.read_nmnist(path)
-        if self.model.dataset == "fsdd":
-            return data.read_fsdd_clip(path)  # 8 kHz -> 16 kHz, centred in 1 s
-        from qsnnkit.frontend import fit_clip
+        from qsnnkit.dataset import read_clip
 
-        return fit_clip(data.read_wav(path))
+        return read_clip(path, self.model.dataset)
 
     def _reference(self, sample) -> np.ndarray:  # noqa: ANN001
         """The integer reference's outputs: the same C front end or binner, then the network."""
@@ -605,7 +603,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         from qsnnkit.model import load_converted
-        from qsnnkit.data import list_split
 
         from qsnnkit.host.qemu import parse_port
 
@@ -625,17 +622,16 @@ def main(argv: list[str] | None = None) -> int:
             from qsnnkit.data import list_nmnist
 
             items = spread(list_nmnist(args.data_root, args.split), args.limit)  # type: ignore[arg-type]
-        elif model.dataset == "fsdd":
-            from qsnnkit.data import list_fsdd
-
-            items = spread(list_fsdd(args.data_root, args.split), args.limit)  # type: ignore[arg-type]
         else:
-            items = spread(list_split(args.data_root, args.split), args.limit)
+            from qsnnkit.dataset import audio_items
+
+            items = spread(audio_items(args.data_root, args.split, model.dataset), args.limit)
         if not items:
             raise ValueError(f"split {args.split!r} of {args.data_root} holds no {model.dataset} samples")
-        from qsnnkit.data import fsdd_dir, resolve_root
+        from qsnnkit.data import resolve_root
+        from qsnnkit.dataset import audio_root
 
-        data_root = fsdd_dir(args.data_root) if model.dataset == "fsdd" else resolve_root(args.data_root)
+        data_root = resolve_root(args.data_root) if events else audio_root(args.data_root, model.dataset)
         ev = Evaluator(args, model)
         ev.data_root = data_root
         if args.json is not None:

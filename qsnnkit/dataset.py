@@ -59,20 +59,44 @@ def _atomic_save(path: Path, save) -> None:  # noqa: ANN001 - np.save / np.savez
     tmp.replace(path)
 
 
-#: dataset -> its classes, for the audio datasets load_split reads
-AUDIO_DATASETS: dict[str, tuple[str, ...]] = {"speech_commands": tuple(data.CLASSES), "fsdd": data.FSDD_CLASSES}
+#: the audio datasets: each one's clips are listed, read and named by the three functions below
+#: (training, conversion and the host's evaluation all go through them)
+AUDIO_DATASETS: tuple[str, ...] = ("speech_commands", "fsdd")
 
 
-def _speech_clip(p: Path) -> np.ndarray:
-    return frontend.fit_clip(data.read_wav(p))
+def _check_dataset(dataset: str) -> None:
+    if dataset not in AUDIO_DATASETS:
+        raise ValueError(f"unknown audio dataset {dataset!r}: choose from {', '.join(AUDIO_DATASETS)}")
+
+
+def audio_items(root: str | Path | None, split: str, dataset: str = "speech_commands",
+                archive: data.ArchiveOptions | None = None) -> list[tuple[Path, int]]:
+    """(path, label) of one split: Speech Commands by the speaker rule (a full archive made the
+    12-class task by ``archive``), FSDD by its own split (takes 0-4 test, 5-9 validation)."""
+    _check_dataset(dataset)
+    if dataset == "fsdd":
+        return data.list_fsdd(root, split)  # type: ignore[arg-type]
+    return data.list_split(root, split, archive=archive or data.ArchiveOptions())  # type: ignore[arg-type]
+
+
+def read_clip(path: str | Path, dataset: str = "speech_commands") -> np.ndarray:
+    """One int16 [CLIP_LEN] clip as the device receives it: a 16 kHz WAV padded/cut to 1 s
+    (``frontend.fit_clip``), or an FSDD recording by ``data.read_fsdd_clip``."""
+    _check_dataset(dataset)
+    if dataset == "fsdd":
+        return data.read_fsdd_clip(path)
+    return frontend.fit_clip(data.read_wav(path))
+
+
+def audio_root(root: str | Path | None, dataset: str = "speech_commands") -> Path:
+    """The folder a dataset's clip ids are relative to."""
+    _check_dataset(dataset)
+    return data.fsdd_dir(root) if dataset == "fsdd" else data.resolve_root(root)
 
 
 def load_pcm(items: Sequence[tuple[Path, int]], desc: str = "reading wavs", dataset: str = "speech_commands") -> np.ndarray:
-    """int16 [N, CLIP_LEN] of the listed WAV files, cached by path, size and mtime: Speech
-    Commands 16 kHz clips padded/cut to 1 s, FSDD recordings by ``data.read_fsdd_clip``."""
-    if dataset not in AUDIO_DATASETS:
-        raise ValueError(f"unknown audio dataset {dataset!r}: choose from {', '.join(AUDIO_DATASETS)}")
-    read = data.read_fsdd_clip if dataset == "fsdd" else _speech_clip
+    """int16 [N, CLIP_LEN] of the listed WAV files (``read_clip``), cached by path, size and mtime."""
+    _check_dataset(dataset)
     h = hashlib.sha256(dataset.encode() if dataset != "speech_commands" else b"")
     for p, _ in items:
         st = Path(p).stat()
@@ -84,7 +108,7 @@ def load_pcm(items: Sequence[tuple[Path, int]], desc: str = "reading wavs", data
             return pcm
     pcm = np.zeros((len(items), CLIP_LEN), np.int16)
     for i, (p, _) in enumerate(tqdm(items, desc=desc, unit="clip", disable=len(items) < 50)):
-        pcm[i] = read(p)
+        pcm[i] = read_clip(p, dataset)
     _atomic_save(f, lambda t: np.save(t, pcm))
     return pcm
 
@@ -95,12 +119,7 @@ def load_split(root: str | Path | None, split: str, limit: int | None = None,
     official archive becomes the 12-class task by ``archive`` (default: ``data.ArchiveOptions()``,
     TensorFlow's 10% unknown and 10% silence per split); no effect on the 12-class test set.
     ``dataset="fsdd"``: the spoken digits, FSDD's own split (takes 0-4 test, 5-9 validation)."""
-    if dataset == "fsdd":
-        items = data.list_fsdd(root, split)  # type: ignore[arg-type]
-    elif dataset == "speech_commands":
-        items = data.list_split(root, split, archive=archive or data.ArchiveOptions())  # type: ignore[arg-type]
-    else:
-        raise ValueError(f"unknown audio dataset {dataset!r}: choose from {', '.join(AUDIO_DATASETS)}")
+    items = audio_items(root, split, dataset, archive)
     if limit is not None:
         items = items[:limit]
     if not items:

@@ -89,6 +89,12 @@ def augment(pcm: np.ndarray, noise: np.ndarray, rng: np.random.Generator, kinds:
     return np.clip(out, -32768, 32767).astype(np.int16)
 
 
+def feature_mean(feats: np.ndarray) -> np.ndarray:
+    """Per-band integer centre (round half up of the train-split mean), 0..255: what the network
+    subtracts, and so what a mask fills in."""
+    return np.clip(np.floor(feats.reshape(-1, feats.shape[-1]).mean(0) + 0.5), 0, 255)
+
+
 def mask_features(feats: np.ndarray, centre: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """SpecAugment-style masks on uint8 [N, frames, bands] features: FREQ_MASKS band spans and
     TIME_MASKS frame spans per clip, each 0..MAX wide, set to `centre` (per band, uint8)."""

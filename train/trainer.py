@@ -17,7 +17,7 @@ from qsnnkit import data, nmnist
 from qsnnkit.events import EventConfig
 from qsnnkit.train import checkpoint, distributed
 from qsnnkit.dataset import Split, features, load_split
-from qsnnkit.train.augment import augment, mask_features, parse_kinds
+from qsnnkit.train.augment import augment, feature_mean, mask_features, parse_kinds
 from qsnnkit.train.synth import synthesize
 from qsnnkit.train.model import QSNN, QSNNConfig
 
@@ -115,11 +115,6 @@ def evaluate(model: QSNN, feats: np.ndarray, labels: np.ndarray, batch: int = 51
     logits = torch.cat(outs).numpy()
     acc = float((logits.argmax(1) == labels).mean())
     return acc, list(rates / len(feats)), logits
-
-
-def feature_mean(feats: np.ndarray) -> np.ndarray:
-    """Per-band integer centre (round half up of the train-split mean), 0..255."""
-    return np.clip(np.floor(feats.reshape(-1, feats.shape[-1]).mean(0) + 0.5), 0, 255)
 
 
 @dataclass
