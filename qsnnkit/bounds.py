@@ -47,7 +47,7 @@ COVERED_STATE = {
     "spk": "spike bits",
     "prev": "spike bits of the previous step",
     "x": "centred features |feat - mu| <= FEATURE_ABS_MAX in int16",
-    "hist_x": "past centred features, the same range as x",
+    "hist_feat": "past raw features (uint8), centred as read: the same range as x",
     "hist_s": "past spike bits",
     "adapt": "adaptation states: saturated to 0..ADAPT_MAX by their update (contract section 5); their "
              "share of the current is in 'current before int16 saturation'",

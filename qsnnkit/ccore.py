@@ -48,7 +48,7 @@ class _State(ct.Structure):
     _fields_ = [
         ("model", ct.POINTER(_Model)), ("mem", ct.POINTER(ct.c_uint8)),
         ("spk", ct.POINTER(ct.c_uint32) * MAX_LAYERS), ("prev", ct.POINTER(ct.c_uint32) * MAX_LAYERS),
-        ("x", ct.POINTER(ct.c_int16)), ("hist_x", ct.POINTER(ct.c_int16)),
+        ("x", ct.POINTER(ct.c_int16)), ("hist_feat", ct.POINTER(ct.c_uint8)),
         ("hist_s", ct.POINTER(ct.c_uint32) * MAX_LAYERS), ("adapt", ct.POINTER(ct.c_uint8) * MAX_LAYERS),
         ("out", ct.POINTER(ct.c_int32)), ("steps", ct.c_uint32),
     ]

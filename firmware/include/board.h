@@ -5,8 +5,11 @@
  * build_src_filter in platformio.ini). Cortex-M boards share the startup code, the
  * vector table and the memory report (firmware/src/cortex_m/).
  *
- * Serial: board_uart_read() never blocks; it takes a byte from the RX ring buffer
- * that the UART's receive interrupt fills (firmware/include/uart_ring.h).
+ * Serial, two kinds of board: a polled UART hands the main loop one byte at a time
+ * (board_uart_read); an interrupt-driven one puts each byte into the application's receiver
+ * from its receive interrupt (proto_rx_put(&app_rx, b), firmware/src/proto.h: one frame
+ * buffer, no ring) and its board_uart_read() returns 0 (the Cortex-M boards:
+ * firmware/src/cortex_m/rx_irq.c).
  */
 #ifndef BOARD_H
 #define BOARD_H
@@ -35,13 +38,16 @@ void board_init(void);
 /* Send n bytes; returns when they are handed to the UART (blocking, polled TX). */
 void board_uart_write(const uint8_t *buf, size_t n);
 
-/* Take one received byte from the RX ring: 1 if *byte was written, 0 if the ring is empty. */
+/* Polled UART: 1 and the next received byte, or 0 when none has arrived; never blocks.
+ * Interrupt-driven: always 0 (the interrupt delivers), after letting the receive interrupt
+ * in again if it was held off while a frame was held. */
 int board_uart_read(uint8_t *byte);
 
-/* Bytes dropped since boot because the RX ring was full (0 when the host obeys the window). */
+/* Bytes lost since boot (UART overruns; 0 when the host obeys the window). */
 uint32_t board_uart_rx_dropped(void);
 
-/* Sleep until an interrupt if the RX ring is empty (no lost wake-up). */
+/* Wait for input: sleep until an interrupt unless the receiver holds something (no lost
+ * wake-up); a polled board may read ahead here or return at once. */
 void board_uart_wait(void);
 
 /* Enter / leave a measured section: no interrupt runs between the two (a receive interrupt

@@ -83,7 +83,7 @@ static union {
 #define clip (mode.c)
 #define fe (mode.c.fe)
 
-static proto_rx_t rx;
+proto_rx_t app_rx;
 /* Response buffers sized to the largest response this firmware sends, not to the protocol's
  * payload limit (requests can be that long; responses here are short): IDENT with its three
  * strings (the board name cut at BOARD_NAME_MAX), or RESULT with this model's classes. */
@@ -111,8 +111,11 @@ typedef char out_payload_holds_error_and_ack[(OUT_PAYLOAD_BYTES >= ERROR_HEAD_BY
 /* tx_buf keeps the encoded response to the last intact request: a request that arrives
  * again with the same type, seq and CRC (the host re-sends when a response was lost or
  * damaged) is answered from it, not processed twice (docs/protocol.md, "Exactly once"). */
-static uint8_t tx_buf[TX_BUF_BYTES];
-static uint8_t out_payload[OUT_PAYLOAD_BYTES];
+/* Responses are built in tx_buf itself, PROTO_ENCODE_IN_PLACE_AT bytes in, and encoded in
+ * place (proto.h): no separate payload buffer. */
+#define TX_BUF_HOLDS(n) ((n) > TX_BUF_BYTES ? (n) : TX_BUF_BYTES)
+static uint8_t tx_buf[TX_BUF_HOLDS(PROTO_ENCODE_IN_PLACE_AT(OUT_PAYLOAD_BYTES) + OUT_PAYLOAD_BYTES)];
+#define out_payload (tx_buf + PROTO_ENCODE_IN_PLACE_AT(OUT_PAYLOAD_BYTES))
 static struct {
     uint8_t valid;
     uint8_t type;
@@ -599,6 +602,20 @@ static void handle(const proto_frame_t *f)
     }
 }
 
+/* The session (clip, stream, the kept response) as after boot; the receiver is left alone. */
+static void session_reset(void)
+{
+    streaming = 0u;
+    clip.active = 0u;
+    clip.expected = 0u;
+    clip.received = 0u;
+#if !APP_EVENTS
+    clip.hop_fill = 0u;
+#endif
+    clip.frames = 0u;
+    last.valid = 0u;
+}
+
 void app_init(void)
 {
     model_status = qsnn_model_check(&qsnn_model);
@@ -621,50 +638,56 @@ void app_init(void)
         model_status = qsnn_state_init(&net, &qsnn_model, arena, sizeof(arena));
     }
     counter_overhead = measure_overhead();
-    app_reset();
+    session_reset(); /* not the receiver: its interrupt may already be filling it (a HELLO sent
+                        while the device boots is kept, not lost) */
 }
 
 void app_reset(void)
 {
-    streaming = 0u;
-    clip.active = 0u;
-    clip.expected = 0u;
-    clip.received = 0u;
-#if !APP_EVENTS
-    clip.hop_fill = 0u;
-#endif
-    clip.frames = 0u;
-    last.valid = 0u;
-    proto_rx_init(&rx);
+    session_reset();
+    proto_rx_init(&app_rx);
 }
 
 void app_rx_dropped(uint32_t dropped)
 {
-    proto_rx_resync(&rx);
+    board_quiet_begin(); /* the receive interrupt writes the receiver too */
+    proto_rx_resync(&app_rx);
+    board_quiet_end();
     clip.active = 0u;
     streaming = 0u;
     last.valid = 0u; /* the clip or stream is abandoned: a re-sent request must not find its old answer */
     send_frame_error(0u, ERR_RX_OVERFLOW, 0u, dropped);
 }
 
-void app_rx_byte(uint8_t b)
+int app_rx_poll(void)
 {
     proto_frame_t f;
-    const int r = proto_rx_byte(&rx, b, &f);
+    const int r = proto_rx_take(&app_rx, &f);
+    if (r == PROTO_RX_MORE) {
+        return 0;
+    }
     if (r == PROTO_RX_FRAME) {
         if (last.valid && f.type == last.type && f.seq == last.seq && f.crc == last.crc) {
             board_uart_write(tx_buf, last.bytes); /* a re-send: answered again, not redone */
-            return;
+        } else {
+            last.valid = 0u;
+            handle(&f);
+            if (f.type != MSG_BYE) {
+                last.valid = 1u;
+                last.type = f.type;
+                last.seq = f.seq;
+                last.crc = f.crc;
+            }
         }
-        last.valid = 0u;
-        handle(&f);
-        if (f.type != MSG_BYE) {
-            last.valid = 1u;
-            last.type = f.type;
-            last.seq = f.seq;
-            last.crc = f.crc;
-        }
-    } else if (r > 0) {
+    } else {
         send_frame_error(f.seq, (uint8_t)r, f.type, 0u);
     }
+    proto_rx_release(&app_rx);
+    return 1;
+}
+
+void app_rx_byte(uint8_t b)
+{
+    proto_rx_put(&app_rx, b);
+    (void)app_rx_poll();
 }

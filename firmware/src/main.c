@@ -1,6 +1,8 @@
 /*
- * main.c - the firmware's receive loop: board start-up, then every received byte goes to
- * the application (app.c); an RX ring overflow is reported once per change.
+ * main.c - the firmware's receive loop: board start-up, then requests to the application
+ * (app.c). A polled board hands over bytes (board_uart_read); an interrupt-driven one puts
+ * them into the application's receiver from its receive interrupt, and the loop handles each
+ * frame it holds (app_rx_poll). Dropped bytes are reported once per change.
  */
 #include <stdint.h>
 
@@ -19,10 +21,10 @@ int main(void)
             dropped_seen = dropped;
             app_rx_dropped(dropped);
         }
-        if (!board_uart_read(&b)) {
+        if (board_uart_read(&b)) {
+            app_rx_byte(b);
+        } else if (!app_rx_poll()) {
             board_uart_wait();
-            continue;
         }
-        app_rx_byte(b);
     }
 }

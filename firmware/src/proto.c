@@ -21,14 +21,22 @@ uint16_t proto_crc16(const uint8_t *p, size_t n)
 
 void proto_rx_init(proto_rx_t *rx)
 {
+    rx->held = 0u;
     rx->n = 0u;
     rx->skipping = 0u;
+    rx->too_long = 0u;
+    rx->too_long_seen = 0u;
+    rx->taken = 0u;
+    rx->dropped = 0u;
 }
 
 void proto_rx_resync(proto_rx_t *rx)
 {
+    rx->taken = 0u;
     rx->n = 0u;
     rx->skipping = 1u;
+    PROTO_BARRIER();
+    rx->held = 0u;
 }
 
 /* In-place COBS decode of buf[0..n); returns the decoded length or -1. */
@@ -79,39 +87,46 @@ static int check_frame(proto_rx_t *rx, proto_frame_t *out)
     return PROTO_RX_FRAME;
 }
 
-int proto_rx_byte(proto_rx_t *rx, uint8_t byte, proto_frame_t *out)
+int proto_rx_take(proto_rx_t *rx, proto_frame_t *out)
 {
-    if (byte == 0u) {
-        const uint32_t n = rx->n;
-        const int skipped = rx->skipping;
-        rx->n = 0u;
-        rx->skipping = 0u;
-        if (skipped || n == 0u) {
-            return PROTO_RX_MORE;
-        }
-        rx->n = (uint16_t)n;
-        out->type = 0u;
-        out->seq = 0u;
-        out->len = 0u;
-        out->crc = 0u;
-        out->payload = rx->buf;
-        {
-            const int r = check_frame(rx, out);
-            rx->n = 0u;
-            return r;
-        }
-    }
-    if (rx->skipping) {
-        return PROTO_RX_MORE;
-    }
-    if (rx->n >= PROTO_RX_MAX_ENCODED) {
-        rx->skipping = 1u;
-        out->type = 0u;
-        out->seq = 0u;
+    const uint32_t too_long = rx->too_long;
+    out->type = 0u;
+    out->seq = 0u;
+    out->len = 0u;
+    out->crc = 0u;
+    out->payload = rx->buf;
+    if (too_long != rx->too_long_seen) {
+        rx->too_long_seen = too_long;
         return (int)ERR_TOO_LONG;
     }
-    rx->buf[rx->n++] = byte;
-    return PROTO_RX_MORE;
+    if (!rx->held) {
+        return PROTO_RX_MORE;
+    }
+    PROTO_BARRIER(); /* buf is read only after `held` was seen set */
+    rx->taken = 1u;
+    return check_frame(rx, out);
+}
+
+void proto_rx_release(proto_rx_t *rx)
+{
+    if (!rx->taken) { /* nothing held was taken (an over-long frame's report): keep what is held */
+        return;
+    }
+    rx->taken = 0u;
+    rx->n = 0u;
+    PROTO_BARRIER(); /* done with buf before put() may write it again */
+    rx->held = 0u;
+}
+
+int proto_rx_byte(proto_rx_t *rx, uint8_t byte, proto_frame_t *out)
+{
+    int r;
+    proto_rx_put(rx, byte);
+    r = proto_rx_take(rx, out);
+    if (r != PROTO_RX_MORE) {
+        proto_rx_release(rx);
+    }
+    return r;
 }
 
 size_t proto_encode(uint8_t type, uint8_t seq, const uint8_t *payload, uint16_t len, uint8_t *dst)

@@ -6,7 +6,7 @@
 #include "qsnn_core.h"
 
 #define QSNN_MODEL_HASH_HEX "d9c4818b0d0c3f4e"
-#define QSNN_MODEL_ARENA_BYTES 1792u
+#define QSNN_MODEL_ARENA_BYTES 1512u
 #define QSNN_MODEL_N_CLASSES 12u
 #define QSNN_MODEL_FLASH_BYTES 19448u /* packed weights and parameters */
 #define QSNN_MODEL_HAS_CONV 1u /* 0: the firmware build leaves the conv kernels out (-DQSNN_NO_CONV, firmware/scripts/pio_pre.py) */

@@ -58,9 +58,9 @@ void board_init(void)
 void cortex_m_irq(uint32_t irqn)
 {
     if (irqn == UART0_IRQN) {
-        while (UART_RXDRDY != 0u) {
+        while (UART_RXDRDY != 0u && !cortex_m_rx_hold(irqn)) {
             UART_RXDRDY = 0u; /* clear the event before reading: a byte arriving now raises it again */
-            uart_ring_put(&cortex_m_rx_ring, (uint8_t)UART_RXD);
+            proto_rx_put(&app_rx, (uint8_t)UART_RXD);
         }
     }
 }

@@ -47,9 +47,9 @@ void board_init(void)
 void cortex_m_irq(uint32_t irqn)
 {
     if (irqn == UART0_RX_IRQN) {
-        UART_INTCLEAR = UART_INT_RX;
-        while ((UART_STATE & UART_STATE_RXFULL) != 0u) {
-            uart_ring_put(&cortex_m_rx_ring, (uint8_t)UART_DATA);
+        while ((UART_STATE & UART_STATE_RXFULL) != 0u && !cortex_m_rx_hold(irqn)) {
+            UART_INTCLEAR = UART_INT_RX; /* cleared only when a byte is taken: a held one keeps the line high */
+            proto_rx_put(&app_rx, (uint8_t)UART_DATA);
         }
     }
 }

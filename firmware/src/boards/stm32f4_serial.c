@@ -1,6 +1,6 @@
 /*
  * stm32f4_serial.c - the serial hooks of every STM32F4 board (board.h): one USART, its
- * receive interrupt filling the RX ring (read back by cortex_m/rx_ring.c), polled transmit.
+ * receive interrupt putting bytes into the application's receiver (cortex_m/rx_irq.c), polled transmit.
  * A board picks the USART and its IRQ with stm32f4_serial_start() from board_init().
  */
 #include <stdint.h>
@@ -22,7 +22,7 @@ void stm32f4_serial_start(uint32_t base, uint32_t irqn, uint32_t brr)
 void cortex_m_irq(uint32_t irqn)
 {
     if (irqn == usart_irqn) {
-        stm32f4_usart_isr(usart_base, &cortex_m_rx_ring);
+        stm32f4_usart_isr(usart_base, irqn);
     }
 }
 

@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #include "../cortex_m/cortex_m.h"
-#include "uart_ring.h"
 
 #define USART_SR(base) REG32((base) + 0x00u)
 #define USART_DR(base) REG32((base) + 0x04u)
@@ -42,17 +41,19 @@ static inline void stm32f4_usart_write(uint32_t base, const uint8_t *buf, size_t
     }
 }
 
-/* Receive interrupt body: move every received byte into the ring. Reading SR then DR
- * also clears an overrun (ORE), which is counted as a dropped byte. */
-static inline void stm32f4_usart_isr(uint32_t base, uart_ring_t *ring)
+/* Receive interrupt body: every received byte into the application's receiver, until it
+ * holds a whole frame (then the byte stays in DR and the interrupt is switched off until the
+ * frame is released: cortex_m_rx_hold). Reading SR then DR also clears an overrun (ORE),
+ * which is counted as a dropped byte. */
+static inline void stm32f4_usart_isr(uint32_t base, uint32_t irqn)
 {
     uint32_t sr = USART_SR(base);
-    while ((sr & (USART_SR_RXNE | USART_SR_ORE)) != 0u) {
+    while ((sr & (USART_SR_RXNE | USART_SR_ORE)) != 0u && !cortex_m_rx_hold(irqn)) {
         const uint8_t b = (uint8_t)USART_DR(base);
         if ((sr & USART_SR_ORE) != 0u) {
-            ring->dropped = ring->dropped + 1u;
+            app_rx.dropped = app_rx.dropped + 1u;
         }
-        uart_ring_put(ring, b);
+        proto_rx_put(&app_rx, b);
         sr = USART_SR(base);
     }
 }

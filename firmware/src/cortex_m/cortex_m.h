@@ -1,17 +1,19 @@
 /*
  * cortex_m.h - the few Armv6-M / Armv7-M core registers and instructions the firmware uses
- * (no CMSIS dependency: the addresses are architectural, from the Arm ARMs), and the RX ring
- * of the interrupt-driven serial boards (rx_ring.c).
+ * (no CMSIS dependency: the addresses are architectural, from the Arm ARMs), and the receive
+ * interrupt's side of the interrupt-driven serial boards (rx_irq.c).
  */
 #ifndef CORTEX_M_H
 #define CORTEX_M_H
 
 #include <stdint.h>
 
-#include "uart_ring.h"
+#include "../app.h" /* app_rx: the receiver the UART receive interrupt puts bytes into */
 
-/* Filled by the board's UART receive interrupt; read by board_uart_read() (rx_ring.c). */
-extern uart_ring_t cortex_m_rx_ring;
+/* In the UART receive interrupt, before taking a byte: 1 when the application still holds a
+ * whole frame; the interrupt `irqn` is then switched off and the byte left in the UART until
+ * the frame is released (rx_irq.c). Each byte taken goes to proto_rx_put(&app_rx, b). */
+int cortex_m_rx_hold(uint32_t irqn);
 
 #define REG32(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
 
@@ -29,6 +31,12 @@ extern uart_ring_t cortex_m_rx_ring;
 static inline void nvic_enable_irq(uint32_t irqn)
 {
     NVIC_ISER(irqn >> 5) = 1u << (irqn & 31u);
+}
+
+static inline void nvic_disable_irq(uint32_t irqn)
+{
+    NVIC_ICER(irqn >> 5) = 1u << (irqn & 31u);
+    __asm__ volatile("dsb\n\tisb" ::: "memory");
 }
 
 static inline void irq_disable(void)

@@ -76,8 +76,9 @@ typedef struct {
                                           two per byte when mem_bits <= 4) */
     uint32_t *spk[QSNN_MAX_LAYERS];    /* spikes of step t, packed, per layer */
     uint32_t *prev[QSNN_MAX_LAYERS];   /* spikes of step t-1 (recurrent layers) */
-    int16_t *x;                        /* scratch: centred features */
-    int16_t *hist_x;                   /* first layer if conv: its last kt frames of centred features */
+    int16_t *x;                        /* scratch: centred features (dense first layer; else NULL) */
+    uint8_t *hist_feat;                /* conv first layer: its last kt frames of raw features, centred
+                                          (feat - mu) as the kernels read them (else NULL) */
     uint32_t *hist_s[QSNN_MAX_LAYERS]; /* conv layers on spikes: their last kt input spike frames */
     uint8_t *adapt[QSNN_MAX_LAYERS];   /* adaptive layers: one adaptation state per neuron (else NULL) */
     int32_t *out;                      /* [n_classes] per-class outputs, summed over steps */

@@ -456,7 +456,7 @@ static uint32_t hist_bytes(const qsnn_layer_t *L, uint32_t l)
     if (L->kind != QSNN_LAYER_CONV) {
         return 0u;
     }
-    return l == 0u ? round4(2u * (uint32_t)L->kt * L->n_in) : 4u * (uint32_t)L->kt * QSNN_ROW_WORDS(L->n_in, 1u);
+    return l == 0u ? round4((uint32_t)L->kt * L->n_in) : 4u * (uint32_t)L->kt * QSNN_ROW_WORDS(L->n_in, 1u);
 }
 
 size_t qsnn_state_bytes(const qsnn_model_t *m)
@@ -470,7 +470,9 @@ size_t qsnn_state_bytes(const qsnn_model_t *m)
         bytes += hist_bytes(L, l);                                             /* conv input history */
         bytes += L->adapt_shift != 0u ? round4(L->n_out) : 0u;                 /* adaptation states */
     }
-    bytes += round4(2u * m->n_bands);  /* centred features */
+    if (m->layers[0].kind != QSNN_LAYER_CONV) {
+        bytes += round4(2u * m->n_bands); /* centred features (a conv first layer keeps raw ones) */
+    }
     bytes += 4u * m->n_classes;        /* outputs */
     return bytes;
 }
@@ -496,7 +498,8 @@ int qsnn_state_init(qsnn_state_t *st, const qsnn_model_t *m, void *arena, size_t
         st->hist_s[l] = NULL;
         st->adapt[l] = NULL;
     }
-    st->hist_x = NULL;
+    st->x = NULL;
+    st->hist_feat = NULL;
     for (l = 0; l < m->n_layers; ++l) {
         const qsnn_layer_t *L = &m->layers[l];
         const uint32_t w = QSNN_ROW_WORDS(L->n_out, 1u);
@@ -511,11 +514,12 @@ int qsnn_state_init(qsnn_state_t *st, const qsnn_model_t *m, void *arena, size_t
             p += hist_bytes(L, l);
         }
     }
-    st->x = (int16_t *)(void *)p;
-    p += round4(2u * m->n_bands);
     if (m->layers[0].kind == QSNN_LAYER_CONV) {
-        st->hist_x = (int16_t *)(void *)p;
+        st->hist_feat = p; /* bytes: raw features, centred when read */
         p += hist_bytes(&m->layers[0], 0u);
+    } else {
+        st->x = (int16_t *)(void *)p;
+        p += round4(2u * m->n_bands);
     }
     for (l = 0; l < m->n_layers; ++l) {
         if (m->layers[l].adapt_shift != 0u) {
@@ -561,9 +565,9 @@ void qsnn_reset(qsnn_state_t *st)
             }
         }
     }
-    if (st->hist_x != NULL) {
+    if (st->hist_feat != NULL) { /* raw features equal to the centring: centred 0 (contract section 4) */
         for (i = 0; i < (uint32_t)m->layers[0].kt * m->n_bands; ++i) {
-            st->hist_x[i] = 0;
+            st->hist_feat[i] = m->feat_mu[i % m->n_bands];
         }
     }
     st->steps = 0u;
@@ -572,7 +576,8 @@ void qsnn_reset(qsnn_state_t *st)
 /* ---- the input of a synaptic sum ---------------------------------------------------- */
 
 typedef struct {
-    const int16_t *x;     /* centred features (first layer), or NULL */
+    const uint8_t *feat;  /* raw features (first layer), or NULL */
+    const int16_t *x;     /* centred features (first layer, dense), or NULL */
     const uint32_t *xp;   /* DSP builds: x as pairs (x[4k], x[4k+2]), (x[4k+1], x[4k+3]), or NULL */
     const uint32_t *spk;  /* packed spikes (other layers, recurrence), or NULL */
     uint32_t n;           /* inputs */
@@ -580,7 +585,7 @@ typedef struct {
 } qsnn_input_t;
 
 /* No inputs: what a non-recurrent layer's recurrent counters are filled from. */
-static const qsnn_input_t no_input = {NULL, NULL, NULL, 0u, 0};
+static const qsnn_input_t no_input = {NULL, NULL, NULL, NULL, 0u, 0};
 
 /* A kernel: sum_j w_j * in_j over one packed weight row of `bits`-bit weights. */
 typedef int32_t (*dot_fn)(const uint32_t *row, uint32_t bits, const qsnn_input_t *in);
@@ -1262,14 +1267,14 @@ static void conv_push(qsnn_state_t *st, uint32_t l, const qsnn_input_t *in)
     const qsnn_layer_t *L = &st->model->layers[l];
     const uint32_t kt = L->kt;
     uint32_t i;
-    if (l == 0u) {
+    if (l == 0u) { /* raw features (the kernels centre them as they read them) */
         const uint32_t n = L->n_in;
-        int16_t *h = st->hist_x;
+        uint8_t *h = st->hist_feat;
         for (i = 0; i + n < kt * n; ++i) {
             h[i] = h[i + n];
         }
         for (i = 0; i < n; ++i) {
-            h[(kt - 1u) * n + i] = in->x[i];
+            h[(kt - 1u) * n + i] = in->feat[i];
         }
     } else {
         const uint32_t w = QSNN_ROW_WORDS(L->n_in, 1u);
@@ -1304,7 +1309,8 @@ QSNN_NOINLINE static void conv_ref(qsnn_state_t *st, uint32_t l, uint8_t *mem, u
                         const int32_t pos = (int32_t)(f * L->stride) - pad + (int32_t)df;
                         int32_t v = 0;
                         if (pos >= 0 && pos < (int32_t)L->f_in) {
-                            v = l == 0u ? (int32_t)st->hist_x[dt * L->n_in + (uint32_t)pos]
+                            v = l == 0u ? (int32_t)st->hist_feat[dt * L->n_in + (uint32_t)pos] -
+                                              (int32_t)st->model->feat_mu[pos]
                                         : (int32_t)spike_bit(st->hist_s[l] + dt * sw, ci * L->f_in + (uint32_t)pos);
                         }
                         acc += unpack_elem(row, (ci * L->kt + dt) * L->kf + df, L->w_bits) * v;
@@ -1353,12 +1359,13 @@ QSNN_NOINLINE static int conv_w8_quads(qsnn_state_t *st, uint32_t l, uint8_t *me
     nk = neuron_consts(L, st->adapt[l]);
     for (dt = 0; dt < kt; ++dt) {
         int16_t *r = px.h + dt * row;
-        const int16_t *x = st->hist_x + dt * n;
+        const uint8_t *x = st->hist_feat + dt * n;
+        const uint8_t *mu = st->model->feat_mu;
         for (j = 0; j < pad; ++j) {
             r[j] = 0;
         }
-        for (j = 0; j < n; ++j) {
-            r[pad + j] = x[j];
+        for (j = 0; j < n; ++j) { /* centred here: the history keeps raw features */
+            r[pad + j] = (int16_t)((int32_t)x[j] - (int32_t)mu[j]);
         }
         for (j = pad + n; j < row; ++j) {
             r[j] = 0;
@@ -1426,6 +1433,7 @@ QSNN_NOINLINE static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, ui
     const uint32_t taps4 = (taps + 3u) & ~3u; /* whole weight words; the extra taps read 0 */
     const uint32_t rw = QSNN_ROW_WORDS(taps, 8u);
     const int32_t pad = (int32_t)(kf / 2u);
+    const uint8_t *mu = st->model->feat_mu;
     int16_t patch[QSNN_CONV_MAX_KT * QSNN_CONV_MAX_KF];
 #if QSNN_DSP
     uint32_t pairs[QSNN_CONV_MAX_KT * QSNN_CONV_MAX_KF / 2u];
@@ -1433,6 +1441,7 @@ QSNN_NOINLINE static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, ui
     int32_t sums[FIRE_CHUNK];
     qsnn_input_t in;
     uint32_t c, c0, f, dt, df;
+    in.feat = NULL;
     in.x = patch;
 #if QSNN_DSP
     in.xp = pairs;
@@ -1445,10 +1454,11 @@ QSNN_NOINLINE static void conv_w8(qsnn_state_t *st, uint32_t l, uint8_t *mem, ui
     for (f = 0; f < f_out; ++f) {
         const int32_t pos0 = (int32_t)(f * stride) - pad;
         for (dt = 0; dt < kt; ++dt) {
-            const int16_t *x = st->hist_x + dt * n;
-            for (df = 0; df < kf; ++df) {
+            const uint8_t *x = st->hist_feat + dt * n;
+            for (df = 0; df < kf; ++df) { /* centred here: the history keeps raw features */
                 const int32_t p = pos0 + (int32_t)df;
-                patch[dt * kf + df] = (p >= 0 && p < (int32_t)n) ? x[p] : (int16_t)0;
+                patch[dt * kf + df] =
+                    (p >= 0 && p < (int32_t)n) ? (int16_t)((int32_t)x[p] - (int32_t)mu[p]) : (int16_t)0;
             }
         }
         for (dt = taps; dt < taps4; ++dt) { /* zeros up to whole weight words: no tail loop */
@@ -1808,8 +1818,11 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
     uint32_t off = 0;
     qsnn_input_t in;
     QSNN_MARK(0u);
-    centre_features(st, feat);
+    if (st->x != NULL) { /* a conv first layer centres as it reads its history of raw features */
+        centre_features(st, feat);
+    }
     begin_step(st);
+    in.feat = feat;
     in.x = st->x;
     in.xp = NULL;
     in.spk = NULL;
@@ -1820,6 +1833,7 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
         const uint32_t kernel = reference ? QSNN_KERNEL_REF : qsnn_layer_kernel(m, l);
         qsnn_input_t rec;
         uint8_t *mem = &st->mem[off];
+        rec.feat = NULL;
         rec.x = NULL;
         rec.xp = NULL;
         rec.spk = st->prev[l];
@@ -1853,6 +1867,7 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
         } else
 #endif
         dense_layer(L, kernel, &in, &rec, mem, st->adapt[l], st->spk[l]);
+        in.feat = NULL;
         in.x = NULL;
         in.xp = NULL;
         in.spk = st->spk[l];
