@@ -61,9 +61,10 @@ class ClipLost(P.DeviceError):
 
 class Device:
     def __init__(self, transport: Transport, timeout: float = 2.0, retries: int = RETRIES,
-                 clip_retries: int = CLIP_RETRIES, chunk: int | None = None):
+                 clip_retries: int = CLIP_RETRIES, chunk: int | None = None, pack: bool = True):
         self.t = transport
         self.chunk = chunk  # samples per AUDIO in clips (None: the most a frame carries)
+        self.pack = pack  # samples as AUDIO_PACKED where that is smaller (the same results, fewer bytes)
         self.timeout = timeout
         self.retries = retries
         self.clip_retries = clip_retries
@@ -191,7 +192,7 @@ class Device:
         self.request(P.Msg.CLIP_BEGIN, P.clip_begin(int(pcm.size)))
         # window 1 (this firmware): one AUDIO outstanding, the next sent when it is answered
         for i in range(0, pcm.size, chunk):
-            self.request(P.Msg.AUDIO, P.audio(pcm[i:i + chunk]))
+            self.request(*P.audio_request(pcm[i:i + chunk], self.pack))
         f = self.request(P.Msg.CLIP_END, b"", expect=P.Msg.RESULT)
         return P.Result.unpack(f.payload)
 
@@ -248,7 +249,7 @@ class Device:
         if not 1 <= len(pcm) <= self.ident.max_payload // 2:
             raise ValueError(f"a stream's AUDIO carries 1..{self.ident.max_payload // 2} samples on this device "
                              f"(IDENT max payload {self.ident.max_payload} bytes), got {len(pcm)}")
-        f = self.request(P.Msg.AUDIO, P.audio(np.ascontiguousarray(pcm, dtype=np.int16)), expect=P.Msg.STREAM)
+        f = self.request(*P.audio_request(np.ascontiguousarray(pcm, dtype=np.int16), self.pack), expect=P.Msg.STREAM)
         return P.StreamStatus.unpack(f.payload)
 
     def stream_end(self) -> None:

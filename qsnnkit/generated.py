@@ -150,6 +150,11 @@ def render_proto_header() -> str:
         parts.append(d(f"EVENT_OFF_{name.upper()}", f"{off}u", f"{ftype}, in an event record"))
     parts.append(d("EVENTS_MAX_PER_FRAME", spec.EVENTS_MAX_PER_FRAME, "events one EVENTS payload carries",
                    "uint32_t"))
+    parts.append("\n/* AUDIO_PACKED (qsnnkit/pcm_pack.py). */\n")
+    parts.append(d("PCM_PACK_ESCAPE_Q", spec.PCM_PACK_ESCAPE_Q, "one bits that announce a raw residual", "uint32_t"))
+    parts.append(d("PCM_PACK_RAW_BITS", spec.PCM_PACK_RAW_BITS, "bits of a raw zigzag residual", "uint32_t"))
+    parts.append(d("PCM_PACK_MAX_ORDER", spec.PCM_PACK_MAX_ORDER, "highest predictor order", "uint32_t"))
+    parts.append(d("PCM_PACK_MAX_K", spec.PCM_PACK_MAX_K, "highest Rice parameter", "uint32_t"))
     parts.append("\n/* What board_counter() counts (IDENT counter_unit). */\n")
     for name, (code, doc) in spec.COUNTER_UNITS.items():
         parts.append(d(f"BOARD_COUNTER_{name}", code, doc, "uint32_t"))

@@ -202,6 +202,20 @@ def audio(samples) -> bytes:  # noqa: ANN001 - any int16 sequence / array
     return a.astype("<i2").tobytes()
 
 
+def audio_request(samples, pack: bool = True) -> tuple["Msg", bytes]:  # noqa: ANN001 - int16 samples
+    """The request that carries these samples in the fewest bytes: AUDIO_PACKED
+    (qsnnkit/pcm_pack.py, lossless) when it is smaller, else plain AUDIO (``pack=False``:
+    always AUDIO). The device computes the same from either."""
+    plain = audio(samples)
+    if pack:
+        from qsnnkit import pcm_pack
+
+        packed = pcm_pack.pack(samples)
+        if len(packed) < len(plain):
+            return Msg.AUDIO_PACKED, packed
+    return Msg.AUDIO, plain
+
+
 def events_begin(n_events: int, t0: int) -> bytes:
     """EVENTS_BEGIN payload: an event sample of n_events events whose first step begins at t0."""
     return struct.pack(spec.LAYOUTS["EVENTS_BEGIN"].fmt, n_events, t0 & 0xFFFFFFFF)

@@ -160,7 +160,7 @@ CORE_STATUS: dict[str, tuple[int, str]] = {
 
 # -- the serial protocol (docs/protocol.md) ------------------------------------------------------
 
-PROTOCOL_VERSION = 4  # 2: RESULT carries worst_hop_ticks; 3: re-sent requests answered from a cache (exactly once), stream mode; 4: event-camera samples (EVENTS_BEGIN, EVENTS), IDENT names the input kind
+PROTOCOL_VERSION = 5  # 2: RESULT carries worst_hop_ticks; 3: re-sent requests answered from a cache (exactly once), stream mode; 4: event-camera samples (EVENTS_BEGIN, EVENTS), IDENT names the input kind; 5: AUDIO_PACKED
 MAX_PAYLOAD = 1024
 HEADER_BYTES = 4  # type u8 | seq u8 | len u16
 CRC_BYTES = 2
@@ -184,6 +184,7 @@ MESSAGES: dict[str, tuple[int, str]] = {
     "STREAM_END": (0x07, "empty -> ACK; the stream ends"),
     "EVENTS_BEGIN": (0x08, "u32 n_events, u32 t0 -> ACK; an event model's sample begins (its first step at t0)"),
     "EVENTS": (0x09, "u32 t_base, then 6-byte address events -> ACK, sent after they were binned and the network stepped"),
+    "AUDIO_PACKED": (0x0A, "the samples of an AUDIO, losslessly packed (qsnnkit/pcm_pack.py) -> ACK or STREAM, as AUDIO"),
     "IDENT": (0x81, "who the device is: protocol, model, board, memory"),
     "ACK": (0x82, "u8 acknowledged type, u8 credits returned"),
     "RESULT": (0x84, "a clip's answer, outputs and counters"),
@@ -315,6 +316,11 @@ LAYOUTS: dict[str, Layout] = {
     "EVENTS": Layout("EVENTS", (
         F("t_base", "u32", "timestamp the events' dt count from (us, mod 2^32)"),
     ), tail="1..EVENTS_MAX_PER_FRAME events, EVENT_RECORD_BYTES each: u16 dt, u16 x | polarity << 15, u16 y"),
+    "AUDIO_PACKED": Layout("AUDIO_PACKED", (
+        F("n_samples", "u16", "samples it carries (1..MAX_PAYLOAD/2, and at most the device's max_payload / 2)"),
+        F("order", "u8", "predictor order 0..PCM_PACK_MAX_ORDER"),
+        F("k", "u8", "Rice parameter 0..PCM_PACK_MAX_K"),
+    ), tail="one Rice code per residual, bits MSB first, the last byte padded with zero bits"),
     "STREAM_BEGIN": Layout("STREAM_BEGIN", (
         F("threshold", "i32", "smallest margin that fires, >= 1"),
         F("refractory", "u32", "frames after a detection in which no other fires"),
@@ -337,6 +343,12 @@ IDENT_MAX_STRING = 255
 #: One detection in a STREAM payload (after the scores): fields and their byte offsets.
 STREAM_DETECTION_FIELDS = (("frame", "u32", 0), ("label", "u16", 4), ("reserved", "u16", 6), ("margin", "i32", 8))
 STREAM_DETECTION_BYTES = 12
+#: AUDIO_PACKED (qsnnkit/pcm_pack.py): a unary run of ESCAPE_Q one bits announces a raw
+#: RAW_BITS-bit zigzag residual; predictor orders 0..MAX_ORDER; Rice parameters 0..MAX_K.
+PCM_PACK_ESCAPE_Q = 16
+PCM_PACK_RAW_BITS = 18
+PCM_PACK_MAX_ORDER = 2
+PCM_PACK_MAX_K = 15
 #: Events one EVENTS payload can carry.
 EVENTS_MAX_PER_FRAME = (MAX_PAYLOAD - LAYOUTS["EVENTS"].size) // EVENT_RECORD_BYTES
 #: Classes a RESULT can carry within one payload.

@@ -95,8 +95,9 @@ def test_protocol_python_side_follows_the_spec() -> None:
 
 
 def test_device_code_uses_generated_layouts_not_magic_offsets() -> None:
-    """app.c reads and writes payloads only through proto_spec.h's offsets and sizes."""
-    text = (FIRMWARE_DIR / "src" / "app.c").read_text()
+    """app.c (and proto.c, which parses AUDIO_PACKED) read and write payloads only through
+    proto_spec.h's offsets and sizes."""
+    text = (FIRMWARE_DIR / "src" / "app.c").read_text() + (FIRMWARE_DIR / "src" / "proto.c").read_text()
     code = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     code = re.sub(r"static size_t put_str\(.*?\n\}\n", "", code, flags=re.S)  # a string's own length byte
     assert "send_ident" in code

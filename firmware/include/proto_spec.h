@@ -5,7 +5,7 @@
 #ifndef PROTO_SPEC_H
 #define PROTO_SPEC_H
 
-#define PROTO_VERSION 4u
+#define PROTO_VERSION 5u
 #define PROTO_MAX_PAYLOAD 1024u
 #define PROTO_HEADER_BYTES 4u /* type u8 | seq u8 | len u16 LE */
 #define PROTO_CRC_BYTES 2u /* CRC-16/CCITT-FALSE, LE */
@@ -25,13 +25,14 @@
 #define MSG_STREAM_END 0x07u /* empty -> ACK; the stream ends */
 #define MSG_EVENTS_BEGIN 0x08u /* u32 n_events, u32 t0 -> ACK; an event model's sample begins (its first step at t0) */
 #define MSG_EVENTS 0x09u /* u32 t_base, then 6-byte address events -> ACK, sent after they were binned and the network stepped */
+#define MSG_AUDIO_PACKED 0x0Au /* the samples of an AUDIO, losslessly packed (qsnnkit/pcm_pack.py) -> ACK or STREAM, as AUDIO */
 #define MSG_IDENT 0x81u /* who the device is: protocol, model, board, memory */
 #define MSG_ACK 0x82u /* u8 acknowledged type, u8 credits returned */
 #define MSG_RESULT 0x84u /* a clip's answer, outputs and counters */
 #define MSG_STREAM 0x85u /* answer to AUDIO in a stream: scores after it, detections it produced, counters */
 #define MSG_ERROR 0xEEu /* u8 code, u8 offending type, u16 0, u32 detail */
-#define PROTO_N_REQUESTS 9u /* host -> device message types */
-#define PROTO_REQUEST_TYPES {MSG_HELLO, MSG_CLIP_BEGIN, MSG_AUDIO, MSG_CLIP_END, MSG_BYE, MSG_STREAM_BEGIN, MSG_STREAM_END, MSG_EVENTS_BEGIN, MSG_EVENTS} /* initialiser: every request type */
+#define PROTO_N_REQUESTS 10u /* host -> device message types */
+#define PROTO_REQUEST_TYPES {MSG_HELLO, MSG_CLIP_BEGIN, MSG_AUDIO, MSG_CLIP_END, MSG_BYE, MSG_STREAM_BEGIN, MSG_STREAM_END, MSG_EVENTS_BEGIN, MSG_EVENTS, MSG_AUDIO_PACKED} /* initialiser: every request type */
 #define PROTO_N_RESPONSES 5u /* device -> host message types */
 #define PROTO_RESPONSE_TYPES {MSG_IDENT, MSG_ACK, MSG_RESULT, MSG_STREAM, MSG_ERROR} /* initialiser: every response type */
 
@@ -116,6 +117,12 @@
 #define EVENTS_OFF_T_BASE 0u /* timestamp the events' dt count from (us, mod 2^32) */
 #define EVENTS_HEAD_BYTES 4u /* fixed part of the payload */
 
+/* AUDIO_PACKED payload: n_samples u16, order u8, k u8; then one Rice code per residual, bits MSB first, the last byte padded with zero bits */
+#define AUDIO_PACKED_OFF_N_SAMPLES 0u /* samples it carries (1..MAX_PAYLOAD/2, and at most the device's max_payload / 2) */
+#define AUDIO_PACKED_OFF_ORDER 2u /* predictor order 0..PCM_PACK_MAX_ORDER */
+#define AUDIO_PACKED_OFF_K 3u /* Rice parameter 0..PCM_PACK_MAX_K */
+#define AUDIO_PACKED_HEAD_BYTES 4u /* fixed part of the payload */
+
 /* STREAM_BEGIN payload: threshold i32, refractory u32, class_mask u32, smooth_shift u8 */
 #define STREAM_BEGIN_OFF_THRESHOLD 0u /* smallest margin that fires, >= 1 */
 #define STREAM_BEGIN_OFF_REFRACTORY 4u /* frames after a detection in which no other fires */
@@ -147,6 +154,12 @@
 #define EVENT_OFF_X_P 2u /* u16, in an event record */
 #define EVENT_OFF_Y 4u /* u16, in an event record */
 #define EVENTS_MAX_PER_FRAME 170u /* events one EVENTS payload carries */
+
+/* AUDIO_PACKED (qsnnkit/pcm_pack.py). */
+#define PCM_PACK_ESCAPE_Q 16u /* one bits that announce a raw residual */
+#define PCM_PACK_RAW_BITS 18u /* bits of a raw zigzag residual */
+#define PCM_PACK_MAX_ORDER 2u /* highest predictor order */
+#define PCM_PACK_MAX_K 15u /* highest Rice parameter */
 
 /* What board_counter() counts (IDENT counter_unit). */
 #define BOARD_COUNTER_INSTRUCTIONS 0u /* QEMU -icount shift=0: one tick per guest instruction */

@@ -343,12 +343,6 @@ static void events_begin(uint32_t n_events, uint32_t t0)
 
 #else
 /* Sample i of an AUDIO payload: int16 little-endian, two's complement read portably. */
-static int16_t pcm_at(const uint8_t *p, uint32_t i)
-{
-    const int32_t v = (int32_t)get_u16(p + 2u * i);
-    return (int16_t)(v >= 32768 ? v - 65536 : v);
-}
-
 /* One hop of audio: front end, then the network on the frame it produced (if any). */
 static void run_hop(void)
 {
@@ -381,7 +375,7 @@ static void run_hop(void)
 #if defined(__GNUC__)
 __attribute__((noinline)) /* its sample buffer stays off the clip path's stack */
 #endif
-static void stream_audio(uint8_t seq, const uint8_t *p, uint32_t n)
+static void stream_audio(uint8_t seq, proto_audio_t *src, uint32_t n)
 {
     qsnn_detector_t *d = &mode.det;
     uint8_t *o = out_payload;
@@ -392,7 +386,7 @@ static void stream_audio(uint8_t seq, const uint8_t *p, uint32_t n)
         const uint32_t m = n - i < STREAM_CHUNK ? n - i : STREAM_CHUNK;
         uint32_t j, t0, t1;
         for (j = 0; j < m; ++j) {
-            x[j] = pcm_at(p, i + j);
+            x[j] = proto_audio_next(src);
         }
         board_quiet_begin(); /* no interrupt inside the measured section */
         t0 = board_counter();
@@ -456,8 +450,8 @@ static int begin_refused(const proto_frame_t *f, uint32_t head_bytes)
 static int wrong_input(const proto_frame_t *f)
 {
 #if APP_EVENTS
-    const int audio_only = f->type == MSG_CLIP_BEGIN || f->type == MSG_AUDIO || f->type == MSG_STREAM_BEGIN ||
-                           f->type == MSG_STREAM_END;
+    const int audio_only = f->type == MSG_CLIP_BEGIN || f->type == MSG_AUDIO || f->type == MSG_AUDIO_PACKED ||
+                           f->type == MSG_STREAM_BEGIN || f->type == MSG_STREAM_END;
     if (audio_only) {
 #else
     if (f->type == MSG_EVENTS_BEGIN || f->type == MSG_EVENTS) {
@@ -516,21 +510,23 @@ static void handle(const proto_frame_t *f)
             send_ack(f->seq, f->type);
         }
         break;
-    case MSG_AUDIO: {
-        const uint32_t n = f->len / 2u;
+    case MSG_AUDIO:
+    case MSG_AUDIO_PACKED: { /* the same samples, plain or packed (proto_audio_open checks either) */
+        proto_audio_t src;
+        const uint32_t n = proto_audio_open(&src, f->type, p, f->len, MAX_AUDIO_SAMPLES);
         uint32_t i;
         if (!streaming && !clip.active) {
             send_error(f->seq, ERR_BAD_STATE, f->type, 0u);
-        } else if (f->len == 0u || (f->len & 1u) != 0u || n > MAX_AUDIO_SAMPLES) {
+        } else if (n == 0u) {
             send_error(f->seq, ERR_BAD_PAYLOAD, f->type, f->len);
         } else if (streaming) {
-            stream_audio(f->seq, p, n);
+            stream_audio(f->seq, &src, n);
         } else if (clip.received + n > clip.expected) {
             clip.active = 0u;
             send_error(f->seq, ERR_SAMPLE_COUNT, f->type, clip.received + n);
         } else {
             for (i = 0; i < n; ++i) {
-                clip.hop[clip.hop_fill++] = pcm_at(p, i);
+                clip.hop[clip.hop_fill++] = proto_audio_next(&src);
                 if (clip.hop_fill == QSNN_HOP_LEN) {
                     run_hop();
                     clip.hop_fill = 0u;

@@ -182,3 +182,118 @@ size_t proto_encode(uint8_t type, uint8_t seq, const uint8_t *payload, uint16_t 
     dst[o++] = 0u;
     return o;
 }
+
+/* ---- AUDIO and AUDIO_PACKED samples ------------------------------------------------------- */
+
+#define AUDIO_BAD 0x7FFFFFFF /* proto_audio_decode: not a valid code or sample */
+
+/* m (<= 18) bits, MSB first, or -1 past the end. */
+static int32_t audio_bits(proto_audio_t *a, uint32_t m)
+{
+    uint32_t v = 0u;
+    if (a->pos + m > a->nbits) {
+        return -1;
+    }
+    for (; m != 0u; --m, ++a->pos) {
+        v = (v << 1) | (((uint32_t)a->p[a->pos >> 3] >> (7u - (a->pos & 7u))) & 1u);
+    }
+    return (int32_t)v;
+}
+
+/* The next packed sample, or AUDIO_BAD. */
+static int32_t audio_decode(proto_audio_t *a)
+{
+    uint32_t q = 0u, u;
+    int32_t r, x, v;
+    for (;;) { /* the unary part: q one bits and a zero, or PCM_PACK_ESCAPE_Q ones */
+        const int32_t b = audio_bits(a, 1u);
+        if (b < 0) {
+            return AUDIO_BAD;
+        }
+        if (b == 0 || ++q == PCM_PACK_ESCAPE_Q) {
+            break;
+        }
+    }
+    if (q < PCM_PACK_ESCAPE_Q) {
+        v = audio_bits(a, a->k);
+        if (v < 0) {
+            return AUDIO_BAD;
+        }
+        u = (q << a->k) | (uint32_t)v;
+    } else {
+        v = audio_bits(a, PCM_PACK_RAW_BITS);
+        if (v < 0 || ((uint32_t)v >> a->k) < PCM_PACK_ESCAPE_Q) { /* one encoding per value */
+            return AUDIO_BAD;
+        }
+        u = (uint32_t)v;
+    }
+    r = (int32_t)(u >> 1) ^ -(int32_t)(u & 1u); /* un-zigzag */
+    x = r + (a->order == 0u ? 0 : (a->order == 1u ? a->x1 : 2 * a->x1 - a->x2));
+    if (x < -32768 || x > 32767) {
+        return AUDIO_BAD;
+    }
+    a->x2 = a->x1;
+    a->x1 = x;
+    return x;
+}
+
+uint32_t proto_audio_open(proto_audio_t *a, uint8_t type, const uint8_t *payload, uint32_t len, uint32_t max_samples)
+{
+    uint32_t n, i;
+    proto_audio_t check;
+    a->p = payload;
+    a->pos = 0u;
+    a->x1 = 0;
+    a->x2 = 0;
+    a->order = 0u;
+    a->k = 0u;
+    a->nbits = 0u;
+    if (type == MSG_AUDIO) {
+        a->packed = 0u;
+        n = len / 2u;
+        return (len & 1u) == 0u && n >= 1u && n <= max_samples ? n : 0u;
+    }
+    if (type != MSG_AUDIO_PACKED || len < AUDIO_PACKED_HEAD_BYTES) {
+        return 0u;
+    }
+    n = get_u16(payload + AUDIO_PACKED_OFF_N_SAMPLES);
+    a->packed = 1u;
+    a->order = payload[AUDIO_PACKED_OFF_ORDER];
+    a->k = payload[AUDIO_PACKED_OFF_K];
+    a->p = payload + AUDIO_PACKED_HEAD_BYTES;
+    a->nbits = 8u * (len - AUDIO_PACKED_HEAD_BYTES);
+    if (n < 1u || n > max_samples || a->order > PCM_PACK_MAX_ORDER || a->k > PCM_PACK_MAX_K) {
+        return 0u;
+    }
+    check.p = a->p; /* field by field: a struct copy may call memcpy, which not every target links */
+    check.nbits = a->nbits;
+    check.pos = 0u;
+    check.packed = 1u;
+    check.order = a->order;
+    check.k = a->k;
+    check.x1 = 0;
+    check.x2 = 0;
+    for (i = 0; i < n; ++i) {
+        if (audio_decode(&check) == AUDIO_BAD) {
+            return 0u;
+        }
+    }
+    if (check.nbits - check.pos >= 8u) { /* whole bytes after the last code */
+        return 0u;
+    }
+    while (check.pos < check.nbits) { /* the padding is zero bits */
+        if (audio_bits(&check, 1u) != 0) {
+            return 0u;
+        }
+    }
+    return n;
+}
+
+int16_t proto_audio_next(proto_audio_t *a)
+{
+    if (!a->packed) {
+        const int32_t v = (int32_t)get_u16(a->p + 2u * a->pos++);
+        return (int16_t)(v >= 32768 ? v - 65536 : v);
+    }
+    return (int16_t)audio_decode(a); /* checked by proto_audio_open */
+}

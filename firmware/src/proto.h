@@ -131,6 +131,24 @@ int proto_rx_byte(proto_rx_t *rx, uint8_t byte, proto_frame_t *out);
     (PROTO_HEADER_BYTES + 2u + (PROTO_HEADER_BYTES + (uint32_t)(max_len) + PROTO_CRC_BYTES) / 254u)
 size_t proto_encode(uint8_t type, uint8_t seq, const uint8_t *payload, uint16_t len, uint8_t *dst);
 
+/*
+ * The samples of an AUDIO or AUDIO_PACKED payload, one at a time (AUDIO_PACKED: the format is
+ * defined in qsnnkit/pcm_pack.py; docs/protocol.md). proto_audio_open checks the whole payload
+ * first (a packed one is decoded once to check it), so that a request is refused before any
+ * of its samples is used: it returns the number of samples (1..max_samples), or 0 when the
+ * payload is not valid for its type. proto_audio_next then gives them in order.
+ */
+typedef struct {
+    const uint8_t *p; /* AUDIO: the samples; AUDIO_PACKED: the Rice codes */
+    uint32_t nbits;   /* bits of Rice codes */
+    uint32_t pos;     /* next sample (AUDIO) or bit (AUDIO_PACKED) */
+    uint8_t packed, order, k;
+    int32_t x1, x2; /* the last two samples (the predictor's) */
+} proto_audio_t;
+
+uint32_t proto_audio_open(proto_audio_t *a, uint8_t type, const uint8_t *payload, uint32_t len, uint32_t max_samples);
+int16_t proto_audio_next(proto_audio_t *a);
+
 /* Little-endian helpers */
 static inline void put_u16(uint8_t *p, uint32_t v)
 {
