@@ -201,7 +201,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "BAD_PAYLOAD": (5, "payload size or contents invalid for the type"),
     "FRAMING": (6, "COBS decoding failed"),
     "TOO_LONG": (7, "no delimiter within the longest encoded frame"),
-    "RX_OVERFLOW": (8, "the RX ring dropped bytes (host ignored the window)"),
+    "RX_OVERFLOW": (8, "received bytes were lost: a UART overrun, or a byte while a frame was held (host ignored the window)"),
     "SAMPLE_COUNT": (9, "more or fewer samples than CLIP_BEGIN announced"),
     "MODEL": (10, "the compiled-in model failed qsnn_model_check; detail = its code"),
     "VERSION": (11, "HELLO asked for another protocol version; detail = the device's"),

@@ -44,7 +44,7 @@
 #define ERR_BAD_PAYLOAD 5u /* payload size or contents invalid for the type */
 #define ERR_FRAMING 6u /* COBS decoding failed */
 #define ERR_TOO_LONG 7u /* no delimiter within the longest encoded frame */
-#define ERR_RX_OVERFLOW 8u /* the RX ring dropped bytes (host ignored the window) */
+#define ERR_RX_OVERFLOW 8u /* received bytes were lost: a UART overrun, or a byte while a frame was held (host ignored the window) */
 #define ERR_SAMPLE_COUNT 9u /* more or fewer samples than CLIP_BEGIN announced */
 #define ERR_MODEL 10u /* the compiled-in model failed qsnn_model_check; detail = its code */
 #define ERR_VERSION 11u /* HELLO asked for another protocol version; detail = the device's */

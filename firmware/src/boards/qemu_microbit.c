@@ -2,7 +2,7 @@
  * qemu_microbit.c - board hooks for QEMU's `microbit` machine: the BBC micro:bit v1's
  * nRF51822, a Cortex-M0 (ARMv6-M: no DSP extension, no hardware divide, 16 KB of RAM).
  *
- * Serial: UART0 (0x40002000) with its RX interrupt filling the RX ring; QEMU does not model
+ * Serial: UART0 (0x40002000), its RX interrupt writing the frame buffer; QEMU does not model
  * the baud rate or the pins, which are set as on the real board (TX P0.24, RX P0.25, 115200).
  * Counter: TIMER0 (0x40008000) in 32-bit timer mode at 16 MHz, read by a capture task. Under
  * QEMU's -icount shift=0 every instruction advances virtual time by 1 ns, so one tick is 62.5

@@ -2,7 +2,7 @@
  * qemu_mps2_an500.c - board hooks for QEMU's `mps2-an500` machine: Arm's MPS2 FPGA board
  * with the AN500 image, a Cortex-M7 (ARMv7E-M: DSP extension, as the M4).
  *
- * Serial: CMSDK UART0 (0x40004000) with its RX interrupt (IRQ 0) filling the RX ring; QEMU
+ * Serial: CMSDK UART0 (0x40004000), its RX interrupt (IRQ 0) writing the frame buffer; QEMU
  * does not model the baud rate. Counter: CMSDK TIMER0 (0x40000000), a 32-bit down counter at
  * the board's 25 MHz; under QEMU's -icount shift=0 one tick is 40 instructions (unit TIMER,
  * docs/firmware.md). Exit: semihosting.
