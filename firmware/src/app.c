@@ -342,7 +342,6 @@ static void events_begin(uint32_t n_events, uint32_t t0)
 }
 
 #else
-/* Sample i of an AUDIO payload: int16 little-endian, two's complement read portably. */
 /* One hop of audio: front end, then the network on the frame it produced (if any). */
 static void run_hop(void)
 {

@@ -240,7 +240,6 @@ static int32_t audio_decode(proto_audio_t *a)
 uint32_t proto_audio_open(proto_audio_t *a, uint8_t type, const uint8_t *payload, uint32_t len, uint32_t max_samples)
 {
     uint32_t n, i;
-    proto_audio_t check;
     a->p = payload;
     a->pos = 0u;
     a->x1 = 0;
@@ -265,27 +264,22 @@ uint32_t proto_audio_open(proto_audio_t *a, uint8_t type, const uint8_t *payload
     if (n < 1u || n > max_samples || a->order > PCM_PACK_MAX_ORDER || a->k > PCM_PACK_MAX_K) {
         return 0u;
     }
-    check.p = a->p; /* field by field: a struct copy may call memcpy, which not every target links */
-    check.nbits = a->nbits;
-    check.pos = 0u;
-    check.packed = 1u;
-    check.order = a->order;
-    check.k = a->k;
-    check.x1 = 0;
-    check.x2 = 0;
-    for (i = 0; i < n; ++i) {
-        if (audio_decode(&check) == AUDIO_BAD) {
+    for (i = 0; i < n; ++i) { /* a first pass checks every code and sample */
+        if (audio_decode(a) == AUDIO_BAD) {
             return 0u;
         }
     }
-    if (check.nbits - check.pos >= 8u) { /* whole bytes after the last code */
+    if (a->nbits - a->pos >= 8u) { /* whole bytes after the last code */
         return 0u;
     }
-    while (check.pos < check.nbits) { /* the padding is zero bits */
-        if (audio_bits(&check, 1u) != 0) {
+    while (a->pos < a->nbits) { /* the padding is zero bits */
+        if (audio_bits(a, 1u) != 0) {
             return 0u;
         }
     }
+    a->pos = 0u; /* then proto_audio_next decodes again from the start */
+    a->x1 = 0;
+    a->x2 = 0;
     return n;
 }
 

@@ -566,8 +566,12 @@ void qsnn_reset(qsnn_state_t *st)
         }
     }
     if (st->hist_feat != NULL) { /* raw features equal to the centring: centred 0 (contract section 4) */
-        for (i = 0; i < (uint32_t)m->layers[0].kt * m->n_bands; ++i) {
-            st->hist_feat[i] = m->feat_mu[i % m->n_bands];
+        uint8_t *h = st->hist_feat;
+        uint32_t dt;
+        for (dt = 0; dt < m->layers[0].kt; ++dt, h += m->n_bands) {
+            for (i = 0; i < m->n_bands; ++i) {
+                h[i] = m->feat_mu[i];
+            }
         }
     }
     st->steps = 0u;
