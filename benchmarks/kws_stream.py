@@ -25,26 +25,30 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
+_READOUTS: dict[int, np.ndarray] = {}
+
+
+def readouts(model, pcm: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    """The reference's per-frame readouts of a whole stream, computed once per stream."""
+    from qsnnkit import stream as S
+
+    if id(pcm) not in _READOUTS:
+        _READOUTS[id(pcm)] = S.frame_readouts(model, S.stream_features(pcm))
+    return _READOUTS[id(pcm)]
+
+
 def curve(model, pcm: np.ndarray, truth, hours: float, shift: int, refractory: int) -> list[dict[str, float]]:  # noqa: ANN001
     from qsnnkit import stream as S
 
-    s = S.scores(S.frame_readouts(model, S.stream_features(pcm)), shift)
-    _, margin = S.margins(s)
-    mask = S.keyword_mask(model.classes)
-    cands = np.unique(np.percentile(margin, np.linspace(50, 99.9, 60)).astype(np.int64))
-    rows = []
-    for th in cands:
-        cfg = S.DetectConfig(int(max(1, th)), refractory, mask, shift)
-        hits, fa = S.score_detections(S.detect(s, cfg), truth)
-        rows.append({"threshold": int(cfg.threshold), "hit_rate": hits / max(1, len(truth)),
-                     "false_alarms": fa, "fa_per_hour": fa / hours})
-    return rows
+    s = S.scores(readouts(model, pcm), shift)
+    return S.detection_curve(s, truth, hours, shift, refractory, S.keyword_mask(model.classes))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="benchmarks/kws_stream.py", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--model", type=Path, default=REPO / "firmware" / "models" / "default" / "model.npz")
+    ap.add_argument("--model", type=Path, default=REPO / "firmware" / "models" / "kws_stream" / "model.npz",
+                    help="converted model (default: qsnn-listen's, the stream-tuned keyword spotter)")
     ap.add_argument("--data-root", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=0, help="seed of the stream's order, gaps and noise")
     ap.add_argument("--shifts", default="3,4,5", help="smoothing shifts W tried on validation")
@@ -65,8 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     model = load_converted(args.model)
     classes = list(model.classes)
     streams = {}
+    words: dict[str, list] = {}
     for split in ("val", "test"):
-        pcm, truth, secs = S.build_stream(list_split(args.data_root, split), classes, seed=args.seed)
+        words[split] = []
+        pcm, truth, secs = S.build_stream(list_split(args.data_root, split), classes, seed=args.seed,
+                                          words=words[split])
         streams[split] = (pcm, truth, secs)
         print(f"{split} stream: {secs / 60:.1f} min, {len(truth)} keywords", flush=True)
     shifts = [int(v) for v in args.shifts.split(",")]
@@ -84,13 +91,24 @@ def main(argv: list[str] | None = None) -> int:
     test_pcm, test_truth, test_secs = streams["test"]
     test_curve = curve(model, test_pcm, test_truth, test_secs / 3600, w_best, args.refractory)
     cfg = S.DetectConfig(th, args.refractory, S.keyword_mask(classes), w_best)
-    ref_scores, ref_dets = S.run_stream(model, test_pcm, cfg)
+    cfg.check(model.n_classes)
+    ref_scores = S.scores(readouts(model, test_pcm), cfg.smooth_shift)  # S.run_stream, without recomputing
+    ref_dets = S.detect(ref_scores, cfg)
     hits, fa = S.score_detections(ref_dets, test_truth)
+    fa_kinds = S.false_alarm_kinds(ref_dets, test_truth, words["test"], classes)
+    # where the false alarms fall along the test curve (its points between 20 and 200 FA/h)
+    fa_where = []
+    for r in test_curve:
+        if 20 <= r["fa_per_hour"] <= 200:
+            dets = S.detect(ref_scores, S.DetectConfig(r["threshold"], args.refractory, S.keyword_mask(classes), w_best))
+            fa_where.append({"threshold": r["threshold"], "hit_rate": r["hit_rate"], "fa_per_hour": r["fa_per_hour"],
+                             **S.false_alarm_kinds(dets, test_truth, words["test"], classes)})
     print(f"chosen on validation: W={w_best}, threshold {th} (val: hit {r_best['hit_rate']:.3f}, "
           f"{r_best['fa_per_hour']:.1f} FA/h)")
     print(f"qsnn-listen default (<= {args.listen_fa:g} FA/h on val): threshold {r_listen['threshold']} "
           f"(val: hit {r_listen['hit_rate']:.3f}, {r_listen['fa_per_hour']:.1f} FA/h)")
     print(f"test stream at the chosen setting: hit rate {hits / len(test_truth):.3f}, {fa / (test_secs / 3600):.1f} FA/h")
+    print(f"false alarms at the chosen setting: {fa_kinds}")
     print(f"{'threshold':>10} {'hit rate':>9} {'FA/h':>8}   (test stream, W={w_best})")
     for r in test_curve[::6]:
         print(f"{r['threshold']:>10} {r['hit_rate']:>9.3f} {r['fa_per_hour']:>8.1f}")
@@ -112,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         "listen_default": {"smooth_shift": w_best, "threshold": r_listen["threshold"], "on": "val",
                            "max_fa_per_hour": args.listen_fa, "val": r_listen},
         "test": {"hit_rate": hits / len(test_truth), "false_alarms": fa, "fa_per_hour": fa / (test_secs / 3600),
-                 "detections": len(ref_dets)},
+                 "detections": len(ref_dets), "false_alarms_where": fa_kinds},
+        "test_false_alarms_where": fa_where,
         "val_curves": {str(w): val[w] for w in shifts}, "test_curve": test_curve,
         "device": device,
         "target": {"hit_rate": 0.85, "fa_per_hour": 5.0},

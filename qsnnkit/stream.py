@@ -128,6 +128,23 @@ def detect(s: np.ndarray, cfg: DetectConfig) -> list[Detection]:
     return hits
 
 
+def detection_curve(s: np.ndarray, truth: list["Keyword"], hours: float, smooth_shift: int, refractory: int,
+                    class_mask: int) -> list[dict[str, float]]:
+    """Keywords hit and false alarms per hour at thresholds spread over the scores' margins
+    (percentiles 50 to 99.99): the hit-rate vs false-alarm curve of one stream's scores ``s``."""
+    _, margin = margins(s)
+    if not len(margin):
+        return []
+    qs = np.concatenate([np.linspace(50, 99.9, 60), [99.93, 99.96, 99.98, 99.99]])
+    rows = []
+    for th in np.unique(np.percentile(margin, qs).astype(np.int64)):
+        cfg = DetectConfig(int(max(1, th)), refractory, class_mask, smooth_shift)
+        hits, fa = score_detections(detect(s, cfg), truth)
+        rows.append({"threshold": int(cfg.threshold), "hit_rate": hits / max(1, len(truth)),
+                     "false_alarms": fa, "fa_per_hour": fa / hours})
+    return rows
+
+
 def run_stream(model: ConvertedModel, pcm: np.ndarray, cfg: DetectConfig) -> tuple[np.ndarray, list[Detection]]:
     """Scores [frames, classes] and detections of a whole stream, as the device computes them."""
     cfg.check(model.n_classes)
@@ -145,11 +162,12 @@ class Keyword:
 
 def build_stream(items: list[tuple[object, int]], classes: list[str], seed: int = 0,
                  gap_s: tuple[float, float] = (0.5, 2.0), noise_gain: tuple[float, float] = (0.1, 0.5),
-                 limit: int | None = None) -> tuple[np.ndarray, list[Keyword], float]:
+                 limit: int | None = None, words: list[Keyword] | None = None) -> tuple[np.ndarray, list[Keyword], float]:
     """A long stream from a split's clips: every keyword and `_unknown_` clip (in a seeded
     random order, at most ``limit``), each after a gap of gap_s seconds of the split's own
     `_silence_` recordings (background noise) at a random gain. Returns int16 PCM, the
-    keywords' places, and the seconds of audio."""
+    keywords' places, and the seconds of audio; ``words``, when given, receives the places of
+    every clip, `_unknown_` ones too (for false_alarm_kinds)."""
     from qsnnkit.data import read_wav
 
     rng = np.random.default_rng(seed)
@@ -172,6 +190,8 @@ def build_stream(items: list[tuple[object, int]], classes: list[str], seed: int 
         parts.append(x)
         if classes[lab] not in NON_KEYWORDS:
             truth.append(Keyword(lab, pos, pos + x.size))
+        if words is not None:
+            words.append(Keyword(lab, pos, pos + x.size))
         pos += x.size
     parts.append(np.zeros(spec.SAMPLE_RATE // 2, np.int16))  # the last word can still fire
     pcm = np.concatenate(parts)
@@ -194,3 +214,28 @@ def score_detections(dets: list[Detection], truth: list[Keyword], late_s: float 
         else:
             hit.add(j)
     return len(hit), fa
+
+
+def false_alarm_kinds(dets: list[Detection], truth: list[Keyword], words: list[Keyword],
+                      classes: list[str], late_s: float = 0.5) -> dict[str, int]:
+    """Where the false alarms of ``dets`` fall (score_detections' rule): during an `_unknown_`
+    word, during a keyword (another keyword's name, or the same keyword again), or in the
+    noise between words (no clip within ``late_s`` before)."""
+    late = int(late_s * spec.SAMPLE_RATE)
+    hit: set[int] = set()
+    out = {"unknown_word": 0, "keyword": 0, "noise": 0}
+    for d in dets:
+        t = (d.frame + 2) * spec.HOP_LEN
+        j = next((j for j, k in enumerate(truth)
+                  if j not in hit and k.label == d.label and k.start <= t <= k.end + late), None)
+        if j is not None:
+            hit.add(j)
+            continue
+        near = [w for w in words if w.start <= t <= w.end + late]
+        if any(classes[w.label] == "_unknown_" for w in near):
+            out["unknown_word"] += 1
+        elif near:
+            out["keyword"] += 1
+        else:
+            out["noise"] += 1
+    return out

@@ -135,14 +135,15 @@ def test_stream_status_packs_and_unpacks() -> None:
         P.StreamStatus.unpack(raw[:-1])
 
 
-def test_listen_defaults_are_the_measured_operating_point_of_the_default_model() -> None:
+def test_listen_defaults_are_the_measured_operating_point_of_its_model() -> None:
     """qsnn-listen's threshold and smoothing are the ones benchmarks/kws_stream.py chose on the
-    validation stream for the committed default model: a refreshed model without a rerun of
-    the benchmark fails here instead of shipping its predecessor's operating point."""
+    validation stream for the model qsnn-listen runs by default (the stream-tuned one): a
+    refreshed model without a rerun of the benchmark fails here instead of shipping its
+    predecessor's operating point."""
     from qsnnkit.host import listen
 
     rec = json.loads((REPO_ROOT / "docs" / "results" / "kws_stream.json").read_text())
-    model = load_converted(REPO_ROOT / "firmware" / "models" / "default" / "model.npz")
+    model = load_converted(listen.DEFAULT_MODEL)
     assert rec["model_hash"] == model.short_hash
     assert (listen.DEFAULT_THRESHOLD, listen.DEFAULT_SHIFT) == (rec["listen_default"]["threshold"],
                                                                 rec["listen_default"]["smooth_shift"])

@@ -101,3 +101,30 @@ def test_scores_stay_bounded_however_long_the_stream() -> None:
         s = S.scores(r, w)
         assert s[:, 0].max() <= (r_max + 1) << w and s[:, 1].min() >= -((r_max + 1) << w)
         assert s.max() < 2**31 and s.min() >= -(2**31)
+
+
+def test_false_alarms_are_placed_by_the_hit_rule() -> None:
+    classes = ["yes", "no", "_unknown_", "_silence_"]
+    yes = S.Keyword(0, 16000, 32000)
+    unk = S.Keyword(2, 48000, 64000)
+    no = S.Keyword(1, 80000, 96000)
+    truth, words = [yes, no], [yes, unk, no]
+
+    def at(sample: int, label: int) -> S.Detection:  # a detection whose frame ends at `sample`
+        return S.Detection(sample // spec.HOP_LEN - 2, label, 1)
+
+    dets = [at(20000, 0),   # hits "yes"
+            at(24000, 0),   # "yes" again: already hit, a false alarm during a keyword
+            at(40000, 1),   # 0.5 s after "yes" ended: still counted at that keyword
+            at(42000, 1),   # nothing within 0.5 s: noise
+            at(50000, 0),   # during the unknown word
+            at(84000, 0)]   # the wrong keyword during "no"
+    assert S.score_detections(dets, truth) == (1, 5)
+    assert S.false_alarm_kinds(dets, truth, words, classes) == {"unknown_word": 1, "keyword": 3, "noise": 1}
+    # words as build_stream places them: every clip, keywords as in truth
+    from qsnnkit.data import list_split
+
+    placed: list[S.Keyword] = []
+    cls = list(load_converted(MODEL_DIR / "model.npz").classes)
+    _, tr, _ = S.build_stream(list_split(None, "test"), cls, seed=0, limit=30, words=placed)
+    assert len(placed) == 30 and [w for w in placed if cls[w.label] not in S.NON_KEYWORDS] == tr

@@ -60,7 +60,7 @@ def test_checkpoint_is_safetensors_with_config(tmp_path: Path) -> None:
         checkpoint.load(tmp_path / "bad.safetensors")
 
 
-@pytest.mark.parametrize("module", ["qsnnkit.train.cli", "qsnnkit.convert.cli", "qsnnkit.train.sweep",
+@pytest.mark.parametrize("module", ["qsnnkit.train.cli", "qsnnkit.convert.cli", "qsnnkit.train.sweep", "qsnnkit.train.stream_tune",
                                     "qsnnkit.generated", "qsnnkit.dataset"])
 def test_cli_help(module: str) -> None:
     r = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)

@@ -178,6 +178,9 @@ class ForwardOut:
     rates: list[Tensor] = field(default_factory=list)  # per hidden layer, mean firing rate (scalar)
     trace_mem: list[Tensor] = field(default_factory=list)  # [B, T, N] stored membrane codes (trace only)
     trace_spk: list[Tensor] = field(default_factory=list)  # [B, T, N] spikes (trace only)
+    #: [B, T, C] the readout of each frame alone (readout_scale * r_k(t) of docs/contract.md
+    #: section 11): what the streaming detector's leaky sum adds up
+    per_frame: Tensor | None = None
 
 
 class QSNN(nn.Module):
@@ -384,7 +387,7 @@ class QSNN(nn.Module):
             logits = per_frame.max(dim=1).values
         else:
             logits = per_frame.sum(dim=1)
-        res = ForwardOut(logits_sum=logits, rates=rates)
+        res = ForwardOut(logits_sum=logits, rates=rates, per_frame=per_frame)
         if trace:
             res.trace_mem = tm
             res.trace_spk = ts
