@@ -287,7 +287,6 @@ def tune(init: Path, out_dir: Path, st: StreamTuneSettings, data_root: str | Non
     others = [p for n, p in model.named_parameters() if not n.startswith("gain")]
     opt = torch.optim.AdamW([{"params": others}, {"params": gains, "weight_decay": 0.0}], lr=st.lr,
                             weight_decay=st.weight_decay)
-    per_epoch = math.ceil(len(clips) / (st.batch_size * max(1.0, (st.seq_seconds - 0.5) / (1.0 + sum(st.gap_s) / 2))))
     sched: torch.optim.lr_scheduler.LRScheduler | None = None
     best = (start["select"], -start["fa_per_hour"], -1, copy.deepcopy(model.state_dict()), start)
     history: list[dict[str, float]] = [{"epoch": -1, **start}]
@@ -295,7 +294,7 @@ def tune(init: Path, out_dir: Path, st: StreamTuneSettings, data_root: str | Non
         kinds = st.augment
         aug = augment(clips, noise, rng, kinds) if kinds else clips
         batches = build_sequences(aug, labels, rng.permutation(len(labels)), noise, classes, st, rng)
-        if sched is None:
+        if sched is None:  # sized by the first epoch; later ones may differ by a batch (random gaps)
             per_epoch = len(batches)
             sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=st.lr, total_steps=st.epochs * per_epoch + 1)
         model.train()
