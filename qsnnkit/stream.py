@@ -198,22 +198,27 @@ def build_stream(items: list[tuple[object, int]], classes: list[str], seed: int 
     return pcm, truth, pcm.size / spec.SAMPLE_RATE
 
 
-def score_detections(dets: list[Detection], truth: list[Keyword], late_s: float = 0.5) -> tuple[int, int]:
-    """(keywords hit, false alarms): a detection hits a keyword when it names its class and
-    its stream time falls inside the clip or up to ``late_s`` after it (each keyword once);
-    every other detection is a false alarm."""
+def match_detections(dets: list[Detection], truth: list[Keyword], late_s: float = 0.5) -> list[int | None]:
+    """Per detection, the index of the keyword it hits, or None for a false alarm: a detection
+    hits a keyword when it names its class and its stream time falls inside the clip or up to
+    ``late_s`` after it (each keyword once, in detection order)."""
     hit: set[int] = set()
-    fa = 0
     late = int(late_s * spec.SAMPLE_RATE)
+    out: list[int | None] = []
     for d in dets:
         t = (d.frame + 2) * spec.HOP_LEN
         j = next((j for j, k in enumerate(truth)
                   if j not in hit and k.label == d.label and k.start <= t <= k.end + late), None)
-        if j is None:
-            fa += 1
-        else:
+        if j is not None:
             hit.add(j)
-    return len(hit), fa
+        out.append(j)
+    return out
+
+
+def score_detections(dets: list[Detection], truth: list[Keyword], late_s: float = 0.5) -> tuple[int, int]:
+    """(keywords hit, false alarms) by match_detections' rule."""
+    m = match_detections(dets, truth, late_s)
+    return sum(j is not None for j in m), sum(j is None for j in m)
 
 
 def false_alarm_kinds(dets: list[Detection], truth: list[Keyword], words: list[Keyword],
@@ -222,15 +227,11 @@ def false_alarm_kinds(dets: list[Detection], truth: list[Keyword], words: list[K
     word, during a keyword (another keyword's name, or the same keyword again), or in the
     noise between words (no clip within ``late_s`` before)."""
     late = int(late_s * spec.SAMPLE_RATE)
-    hit: set[int] = set()
     out = {"unknown_word": 0, "keyword": 0, "noise": 0}
-    for d in dets:
-        t = (d.frame + 2) * spec.HOP_LEN
-        j = next((j for j, k in enumerate(truth)
-                  if j not in hit and k.label == d.label and k.start <= t <= k.end + late), None)
+    for d, j in zip(dets, match_detections(dets, truth, late_s)):
         if j is not None:
-            hit.add(j)
             continue
+        t = (d.frame + 2) * spec.HOP_LEN
         near = [w for w in words if w.start <= t <= w.end + late]
         if any(classes[w.label] == "_unknown_" for w in near):
             out["unknown_word"] += 1
