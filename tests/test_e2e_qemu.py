@@ -1,5 +1,6 @@
 """End to end: build the firmware, boot it in QEMU, and run the real CLI (host/eval.py as a
-subprocess) on 50 test clips through the emulated serial port. The device's per-class
+subprocess) on 100 test clips through the emulated serial port (one run, shared with the
+faulty-line test: conftest.clean_m4_eval). The device's per-class
 outputs must equal the integer reference's exactly on every clip."""
 from __future__ import annotations
 
@@ -16,27 +17,18 @@ from qsnnkit.paths import REPO_ROOT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import firmware_support as fw  # noqa: E402
+from conftest import CLEAN_M4_CLIPS, EvalRun  # noqa: E402
 
-N_CLIPS = 50
 N_OTHER = 25
 KEYS = {"samples", "accuracy", "reference_accuracy", "agreement", "latency", "ram_bytes", "flash_bytes",
         "model_hash", "target", "wall_s_per_clip"}
 
 
-def test_eval_on_qemu_is_bit_exact(tmp_path: Path) -> None:
-    model_dir = fw.model_dir_for_tests()
-    elf = fw.built_firmware(model_dir)
-    model = load_converted(model_dir / "model.npz")
-    out = tmp_path / "eval.json"
-    cmd = [sys.executable, str(REPO_ROOT / "host" / "eval.py"), "--port", "qemu", "--elf", str(elf),
-           "--model", str(model_dir / "model.npz"), "--split", "test", "--limit", str(N_CLIPS),
-           "--jobs", "2", "--json", str(out), "--quiet"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ))
-    print(res.stdout)
-    assert res.returncode == 0, f"eval failed ({res.returncode}):\n{res.stdout}\n{res.stderr[-4000:]}"
-    s = json.loads(out.read_text())
+def test_eval_on_qemu_is_bit_exact(clean_m4_eval: EvalRun) -> None:
+    model = load_converted(fw.model_dir_for_tests() / "model.npz")
+    s, out = clean_m4_eval.summary, clean_m4_eval.json_path
     assert KEYS <= set(s), KEYS - set(s)
-    assert s["samples"] == N_CLIPS
+    assert s["samples"] == CLEAN_M4_CLIPS
     if s["agreement"] != 1.0:
         m = s["mismatches"][0]
         raise AssertionError(f"first mismatch {m['path']}: device {m['device_outputs']} != "
@@ -56,11 +48,11 @@ def test_eval_on_qemu_is_bit_exact(tmp_path: Path) -> None:
     assert s["target"].startswith("qemu:")
     # the report follows the shared results schema (../shared/tools/check_results.py)
     checker = REPO_ROOT.parent / "shared" / "tools" / "check_results.py"
-    chk = subprocess.run([sys.executable, str(checker), str(tmp_path), str(out)], capture_output=True, text=True)
+    chk = subprocess.run([sys.executable, str(checker), str(out.parent), str(out)], capture_output=True, text=True)
     assert chk.returncode == 0, chk.stdout + chk.stderr
     # every clip is in the report, and the confusion matrix counts each once
-    assert len(s["clips"]) == N_CLIPS and sum(map(sum, s["confusion"])) == N_CLIPS
-    assert sum(s["confusion"][k][k] for k in range(len(s["confusion"]))) == round(s["accuracy"] * N_CLIPS)
+    assert len(s["clips"]) == CLEAN_M4_CLIPS and sum(map(sum, s["confusion"])) == CLEAN_M4_CLIPS
+    assert sum(s["confusion"][k][k] for k in range(len(s["confusion"]))) == round(s["accuracy"] * CLEAN_M4_CLIPS)
 
 
 @pytest.mark.parametrize("target,env,board,hz,ram,clips", [

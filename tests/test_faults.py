@@ -28,12 +28,13 @@ from qsnnkit.paths import REPO_ROOT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import firmware_support as fw  # noqa: E402
+from conftest import CLEAN_M4_CLIPS, EvalRun, run_eval  # noqa: E402
 
 #: clips through the faulty line in CI: the host issue's target, 100. Audio goes packed
 #: (AUDIO_PACKED, about half the bytes), so 100 clips take about the time 60 took before, and
 #: the device-to-host direction, which carries the same ACKs per clip either way, needs that
 #: many to see every fault kind at least 10 times at 0.1% per byte (60 gave 9 in one kind).
-N_FAULTY = 100
+N_FAULTY = CLEAN_M4_CLIPS
 #: compared per clip between runs: what the device computed and counted
 SAME = ("id", "label", "predicted", "outputs", "frames", "frontend_ticks", "network_ticks", "worst_hop_ticks")
 
@@ -104,17 +105,10 @@ def test_relay_refuses_bad_rates() -> None:
 
 # -- the evaluator through it --------------------------------------------------------------
 def _eval(tmp: Path, name: str, *extra: str, limit: int, check: bool = True) -> tuple[dict, subprocess.CompletedProcess]:
-    model_dir = fw.model_dir_for_tests()
-    elf = fw.built_firmware(model_dir)
-    out = tmp / f"{name}.json"
-    cmd = [sys.executable, str(REPO_ROOT / "host" / "eval.py"), "--port", "qemu", "--elf", str(elf),
-           "--model", str(model_dir / "model.npz"), "--split", "test", "--limit", str(limit),
-           "--jobs", "2", "--json", str(out), "--quiet", *extra]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ))
-    print(res.stdout, res.stderr[-2000:])
+    s, res = run_eval(tmp / f"{name}.json", *extra, limit=limit)
     if check:
         assert res.returncode == 0, f"eval failed ({res.returncode}):\n{res.stdout}\n{res.stderr[-4000:]}"
-    return (json.loads(out.read_text()) if out.is_file() else {}), res
+    return s, res
 
 
 def _per_clip(summary: dict) -> dict[str, tuple]:
@@ -125,8 +119,8 @@ def _per_clip(summary: dict) -> dict[str, tuple]:
 
 
 @pytest.fixture(scope="module")
-def clean_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    s, _ = _eval(tmp_path_factory.mktemp("clean"), "clean", limit=N_FAULTY)
+def clean_run(clean_m4_eval: EvalRun) -> dict:
+    s = clean_m4_eval.summary
     assert s["agreement"] == 1.0 and s["samples"] == N_FAULTY
     assert sum(s["link"]["injected"].values()) == 0
     return s
