@@ -24,10 +24,13 @@ def _sweep(tmp: Path, data_root: Path, *extra: str) -> subprocess.CompletedProce
 
 
 def test_sweep_runs_resumes_and_summarizes(tmp_path: Path, data_root: Path) -> None:
+    # no espeak-ng keywords (--synthetic 0): each seed would synthesize its 1,100 clips (about 25 s);
+    # the runner, not the recipe, is under test
     cfg = {"runs": [
-        {"name": "dense16", "args": ["--conv", "", "--hidden", "16", "--recurrent", "1", "--batch-size", "8"], "seeds": [0, 1]},
-        {"name": "conv4", "args": ["--conv", "4:3:5:2", "--hidden", "", "--recurrent", "", "--batch-size", "8"],
-         "seeds": [0]},
+        {"name": "dense16", "args": ["--conv", "", "--hidden", "16", "--recurrent", "1", "--batch-size", "8",
+                                     "--synthetic", "0"], "seeds": [0, 1]},
+        {"name": "conv4", "args": ["--conv", "4:3:5:2", "--hidden", "", "--recurrent", "", "--batch-size", "8",
+                                   "--synthetic", "0"], "seeds": [0]},
     ]}
     (tmp_path / "sweep.json").write_text(json.dumps(cfg))
     res = _sweep(tmp_path, data_root)
