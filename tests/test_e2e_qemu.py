@@ -169,3 +169,7 @@ def test_m4_first_conv_layer_kernels_on_odd_geometries(tmp_path: Path, c_out: in
     assert tr is not None and 0.05 < tr.spk[0].mean() < 0.95  # lively: the outputs depend on the kernel
     r = network_cost.measure(tmp_path, clips=2)
     assert r["agreement"] == 1.0 and r["parts"][0]["kernel"] == "CONV_W8"
+    # each layer splits into its sums and its neuron loops, both measured
+    for part in r["parts"][:2]:
+        assert 0 < part["neuron_instructions_per_frame"] < part["instructions_per_frame"], part
+        assert part["per_step"]["neurons_min"] > 0 and part["per_step"]["sums_min"] > 0, part

@@ -32,13 +32,20 @@
 #endif
 
 /* Benchmarks (benchmarks/network_cost.py) build with -DQSNN_PROFILE and provide the hook:
- * point 0 at the start of a step, 1 + l after layer l, QSNN_MAX_LAYERS + 1 after the readout. */
+ * point 0 at the start of a step, 1 + l after layer l, QSNN_MAX_LAYERS + 1 after the readout;
+ * QSNN_PROFILE_FIRE_BEGIN / _END around the fast kernels' neuron loops (fire_group,
+ * fire_group2, which may nest), so that a layer's instructions split into its synaptic sums
+ * and its neuron updates. Without QSNN_PROFILE no mark is compiled in. */
 #ifdef QSNN_PROFILE
 void qsnn_profile_mark(uint32_t point);
 #define QSNN_MARK(p) qsnn_profile_mark(p)
+#define QSNN_PROFILE_FIRE_BEGIN 0x100u
+#define QSNN_PROFILE_FIRE_END 0x101u
 #else
 #define QSNN_MARK(p) ((void)0)
 #endif
+#define QSNN_MARK_FIRE_BEGIN() QSNN_MARK(QSNN_PROFILE_FIRE_BEGIN)
+#define QSNN_MARK_FIRE_END() QSNN_MARK(QSNN_PROFILE_FIRE_END)
 
 /* ---- packed weight access: qsnn_unpack() from qsnn_pack.h (contract section 8) ---- */
 
@@ -1111,6 +1118,7 @@ static void fire_group(const neuron_k_t *k, const int32_t *ff, const int32_t *re
                        uint32_t pstep, uint32_t i0, uint32_t istep, uint8_t *mem, uint32_t *spk_out)
 {
     const int adapt = k->adapt != NULL, has_rec = k->sh_rec != NULL;
+    QSNN_MARK_FIRE_BEGIN();
     if (k->mem_bits == 4u) {
         if (has_rec) {
             if (adapt) {
@@ -1126,6 +1134,7 @@ static void fire_group(const neuron_k_t *k, const int32_t *ff, const int32_t *re
     } else {
         fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 0, adapt, has_rec);
     }
+    QSNN_MARK_FIRE_END();
 }
 
 #ifndef QSNN_NO_CONV /* the conv kernels' two-position neuron loop */
@@ -1181,6 +1190,7 @@ __attribute__((noinline))
 static void fire_group2(const neuron_k_t *k, const int32_t *a, const int32_t *b, uint32_t n, uint32_t p0,
                         uint32_t i0, uint32_t istep, uint8_t *mem, uint32_t *spk_out)
 {
+    QSNN_MARK_FIRE_BEGIN();
     if (k->mem_bits == 4u && k->adapt == NULL && k->sh_rec == NULL && ((i0 | istep) & 1u) == 0u) {
         const int8_t *sh = k->sh_ff + p0;
         const int16_t *bias = k->bias + p0;
@@ -1194,10 +1204,12 @@ static void fire_group2(const neuron_k_t *k, const int32_t *a, const int32_t *b,
                 spk_out[i >> 5] |= s << (i & 31u); /* i even: i and i + 1 in one word */
             }
         }
+        QSNN_MARK_FIRE_END();
         return;
     }
     fire_group(k, a, NULL, n, p0, 1u, i0, istep, mem, spk_out);
     fire_group(k, b, NULL, n, p0, 1u, i0 + 1u, istep, mem, spk_out);
+    QSNN_MARK_FIRE_END();
 }
 #endif
 
