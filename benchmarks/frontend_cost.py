@@ -302,6 +302,22 @@ M4_MAIN = r"""
 #include "bench_data.h"
 
 """ + M4_RUNTIME_HEAD + r"""
+#ifdef QSNN_PROFILE
+/* the front end's step marks (qsnn_fe_frame): each interval, less the hook's own cost, goes to
+ * the step that ends it */
+static uint32_t fe_last, fe_ovh, fe_acc[5], fe_frames;
+void qsnn_fe_profile_mark(uint32_t point)
+{
+    const uint32_t t = now();
+    if (point != 0u) {
+        fe_acc[point] += t - fe_last - fe_ovh;
+    } else {
+        fe_frames++;
+    }
+    fe_last = now();
+}
+#endif
+
 static int bench(void)
 {
     qsnn_fe_state_t st;
@@ -316,6 +332,13 @@ static int bench(void)
     t0 = now();
     t1 = now();
     ovh = t1 - t0;
+#ifdef QSNN_PROFILE
+    qsnn_fe_profile_mark(0u);
+    qsnn_fe_profile_mark(1u);
+    fe_ovh = fe_acc[1];
+    fe_acc[1] = 0u;
+    fe_frames = 0u;
+#endif
 
     __asm__ volatile("mov %0, sp" : "=r"(sp));
     for (p = &_ebss; p < (uint32_t *)(sp - 64u); p++) *p = PAINT;
@@ -347,6 +370,11 @@ static int bench(void)
     }
     for (p = &_ebss; p < (uint32_t *)(sp - 64u) && *p == PAINT; p++) { }
     put_kv("timer_overhead", ovh);
+#ifdef QSNN_PROFILE
+    for (i = 1u; i < 5u; i++) put_kv("fe_step", fe_acc[i]);
+    put_kv("fe_frames", fe_frames);
+    put_kv("fe_hook_overhead", fe_ovh);
+#endif
     put_kv("stack_painted", sp - (uint32_t)p);
     put_kv("state_bytes", (uint32_t)sizeof(qsnn_fe_state_t));
     put_kv("mismatches", bad);
@@ -371,14 +399,18 @@ SECTIONS {
 """
 
 
-def m4_measure(work: Path, clips: list[np.ndarray]) -> dict[str, object] | str:
+def m4_measure(work: Path, clips: list[np.ndarray], profile: bool = False) -> dict[str, object] | str:
     """Instructions per frame for each 1 s clip, stack by painting, sizeof(state); raises if the
-    emulated Cortex-M4 computes different features than the host."""
+    emulated Cortex-M4 computes different features than the host. ``profile``: the front end
+    built with -DQSNN_PROFILE, and the instructions of each of its steps summed over all frames
+    (``fe_steps``: window, block floating point with the FFT's first two stages, the FFT's other
+    six stages, split + power + mel + log)."""
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         if shutil.which(tool) is None:
             return f"{tool} not installed"
-    d = work / "m4"
+    d = work / ("m4_profile" if profile else "m4")
     d.mkdir()
+    prof = ["-DQSNN_PROFILE"] if profile else []
     expect = [frontend.clip_features(c) for c in clips]
     data = ["#include <stdint.h>", f"#define BENCH_CLIPS {len(clips)}u",
             f"static const int16_t BENCH_PCM[{len(clips)}][16000] = {{"
@@ -390,9 +422,9 @@ def m4_measure(work: Path, clips: list[np.ndarray]) -> dict[str, object] | str:
     (d / "main.c").write_text(M4_MAIN)
     (d / "m4.ld").write_text(M4_LD)
     cpu = ["-mcpu=cortex-m4", "-mthumb"]
-    _run(["arm-none-eabi-gcc", *cpu, *TARGET_FLAGS, "-I", str(QSNN_INCLUDE_DIR), "-c", str(FE_C),
+    _run(["arm-none-eabi-gcc", *cpu, *TARGET_FLAGS, *prof, "-I", str(QSNN_INCLUDE_DIR), "-c", str(FE_C),
           "-o", str(d / "fe.o")])
-    _run(["arm-none-eabi-gcc", *cpu, "-std=gnu99", "-O2", "-ffreestanding", "-Wall", "-Wextra", "-Werror",
+    _run(["arm-none-eabi-gcc", *cpu, "-std=gnu99", "-O2", "-ffreestanding", "-Wall", "-Wextra", "-Werror", *prof,
           "-I", str(QSNN_INCLUDE_DIR), "-I", str(d), "-c", str(d / "main.c"), "-o", str(d / "main.o")])
     elf = d / "bench.elf"
     _run(["arm-none-eabi-gcc", *cpu, "-nostdlib", "-nostartfiles", "-T", str(d / "m4.ld"), str(d / "main.o"),
@@ -403,10 +435,12 @@ def m4_measure(work: Path, clips: list[np.ndarray]) -> dict[str, object] | str:
     pairs = re.findall(r"(\w+)=(\d+)", res.stdout + res.stderr)
     if res.returncode != 0 or not pairs:
         return f"QEMU run failed (exit {res.returncode}): {(res.stdout + res.stderr)[-400:]}"
-    out: dict[str, object] = {"clips": []}
+    out: dict[str, object] = {"clips": [], "fe_steps": []}
     for key, val in pairs:
         if key == "clip":
             out["clips"].append({})  # type: ignore[union-attr]
+        elif key == "fe_step":
+            out["fe_steps"].append(int(val))  # type: ignore[union-attr]
         elif out["clips"] and key in ("frames", "instr_total", "instr_min", "instr_max"):
             out["clips"][-1][key] = int(val)  # type: ignore[index]
         else:
@@ -504,6 +538,7 @@ def report() -> str:
         clip_labels = ["the speech clip", "full-scale noise", "the speech clip >> 12 (left-shift path)",
                        "all zeros (early exit)"]
         m4 = m4_measure(work, [pcm, loud, quiet, np.zeros(16000, dtype=np.int16)])
+        m4_steps = m4_measure(work, [pcm], profile=True)
         sizes = target_sizes(work)
 
     meas = []
@@ -523,6 +558,20 @@ def report() -> str:
         meas.append(["Cortex-M4 QEMU", "not measured", "-", m4])
     parts += ["**Measured instructions per frame:**", "",
               md_table(["build", "method", "instructions / frame", "note"], meas), ""]
+    if isinstance(m4_steps, dict) and m4_steps["fe_steps"]:
+        frames = int(m4_steps["fe_frames"])  # type: ignore[call-overload]
+        per = [v / frames for v in m4_steps["fe_steps"]]  # type: ignore[union-attr]
+        names = ["1 window (480 products, bit-reversed placement, zero padding)",
+                 "2 block floating point, with the FFT's first two stages (radix-4, exact)",
+                 "3 FFT stages 3-8 (256 complex, 64-bit twiddle products)",
+                 "4-6 split to 512-point bins 1..127, power, mel, log"]
+        tot = sum(per)
+        parts += [f"**Where a frame's instructions go** (Cortex-M4, the front end built with `-DQSNN_PROFILE`: "
+                  f"marks between the steps of `qsnn_fe_frame`, the hook's own cost subtracted; the speech clip, "
+                  f"{frames} frames; the rest of `qsnn_fe_push` is the history copy and the call):", "",
+                  md_table(["step", "instructions / frame", "share"],
+                           [[n, f"{v:,.0f}", f"{100 * v / tot:.1f}%"] for n, v in zip(names, per)]
+                           + [["**qsnn_fe_frame**", f"**{tot:,.0f}**", "100%"]]), ""]
 
     state = m4["state_bytes"] if isinstance(m4, dict) else None
     parts += ["**Memory:**", "",

@@ -335,12 +335,26 @@ static void fe_mel_log(const int32_t *buf, int sh, uint8_t feat[QSNN_N_BANDS])
     }
 }
 
+/* benchmarks/frontend_cost.py builds with -DQSNN_PROFILE and provides the hook: point 0 on
+ * entry to qsnn_fe_frame, then 1 after step 1 (window), 2 after step 2 (block floating point
+ * and the FFT's first two stages), 3 after the rest of step 3, 4 after steps 4-6. Without
+ * QSNN_PROFILE no mark is compiled in. */
+#ifdef QSNN_PROFILE
+void qsnn_fe_profile_mark(uint32_t point);
+#define FE_MARK(p) qsnn_fe_profile_mark(p)
+#else
+#define FE_MARK(p) ((void)0)
+#endif
+
 void qsnn_fe_frame(const int16_t head[QSNN_FE_HISTORY_LEN], const int16_t tail[QSNN_HOP_LEN],
                    uint8_t feat[QSNN_N_BANDS])
 {
     int32_t buf[2u * FE_NFFT_C]; /* 256 complex values: re, im */
-    const uint32_t peak = fe_window(head, tail, buf);
+    uint32_t peak;
     int sh;
+    FE_MARK(0u);
+    peak = fe_window(head, tail, buf);
+    FE_MARK(1u);
     if (peak == 0u) {
         uint32_t i;
         for (i = 0u; i < QSNN_N_BANDS; i++) {
@@ -349,8 +363,11 @@ void qsnn_fe_frame(const int16_t head[QSNN_FE_HISTORY_LEN], const int16_t tail[Q
         return;
     }
     sh = fe_normalise(buf, peak);
+    FE_MARK(2u);
     fe_fft256(buf);
+    FE_MARK(3u);
     fe_mel_log(buf, sh, feat);
+    FE_MARK(4u);
 }
 
 void qsnn_fe_reset(qsnn_fe_state_t *st)
