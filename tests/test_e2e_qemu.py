@@ -65,8 +65,8 @@ def test_eval_on_qemu_is_bit_exact(clean_m4_eval: EvalRun) -> None:
     ("lx106", "qemu_lx106", "qemu-xtensa-sim-lx106", 40_000_000, 128 * 1024, N_OTHER),
 ])
 def test_eval_on_other_cores_is_bit_exact(tmp_path: Path, target: str, env: str, board: str, hz: int,
-                                          ram: int, clips: int) -> None:
-    """The same model on QEMU's microbit (nRF51822, Cortex-M0: no DSP extension, no 64-bit
+                                          ram: int, clips: int, clean_m4_eval: EvalRun) -> None:
+    """The same model, on the same clips as the M4's run (tests/conftest.py clean_m4_eval), on QEMU's microbit (nRF51822, Cortex-M0: no DSP extension, no 64-bit
     multiply instruction, 16 KB of RAM), mps2-an500 (Cortex-M7) and sifive_e (FE310, rv32imac,
     16 KB) and sim (Xtensa lx106: no 32-bit divide or 64-bit multiply in its libgcc, the
     project's own helpers), through `--port qemu:<core>`: the same outputs as the reference on
@@ -86,6 +86,11 @@ def test_eval_on_other_cores_is_bit_exact(tmp_path: Path, target: str, env: str,
     assert s["target"] == f"qemu:{board}" and s["latency"]["unit"] == ("timer" if hz else "instructions")
     assert s["latency"]["counter_hz"] == hz and s["latency"]["network"]["median"] > 0
     assert 0 < s["ram_bytes"]["static"] + s["ram_bytes"]["stack_reserved"] <= ram
+    # the same clips as the M4's run (25 spread clips are every fourth of its 100), and the same outputs
+    m4 = {c["id"]: c for c in clean_m4_eval.summary["clips"]}
+    for c in s["clips"]:
+        assert c["id"] in m4, f"{c['id']} is not among the M4 run's clips"
+        assert c["outputs"] == m4[c["id"]]["outputs"] and c["predicted"] == m4[c["id"]]["predicted"], c["id"]
 
 
 def test_eval_refuses_an_unknown_emulated_target(tmp_path: Path) -> None:
