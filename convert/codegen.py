@@ -13,6 +13,7 @@ from pathlib import Path
 from qsnnkit import bounds, cgen, packing
 from qsnnkit.ccore import CCore
 from qsnnkit.model import ConvertedModel
+from qsnnkit.spec import KERNELS
 
 
 def arena_bytes(model: ConvertedModel) -> int:
@@ -25,6 +26,14 @@ def layer_kernels(model: ConvertedModel, kernels: list[str] | None = None) -> li
     per-layer choices ``kernels`` (names of qsnnkit.spec.KERNELS, default AUTO); ValueError
     when the C core refuses a choice for its layer."""
     return CCore(model, kernels=kernels).layer_kernels()
+
+
+def kernel_mask(names: list[str]) -> int:
+    """The bit mask of the kernels ``names`` (bit k: the kernel with id k, qsnnkit.spec.KERNELS)."""
+    mask = 0
+    for n in names:
+        mask |= 1 << KERNELS[n][0]
+    return mask
 
 
 def weight_bytes(model: ConvertedModel) -> dict[str, int]:
@@ -133,6 +142,9 @@ def emit(model: ConvertedModel, out_dir: str | Path, kernels: list[str] | None =
         + cgen.define("QSNN_MODEL_HAS_CONV", int(any(L.is_conv for L in model.layers)),
                       "0: the firmware build leaves the conv kernels out (-DQSNN_NO_CONV, firmware/scripts/pio_pre.py)",
                       "uint32_t")
+        + cgen.define("QSNN_MODEL_KERNELS", cgen.int_literal(kernel_mask(core.layer_kernels()), "uint32_t", 4),
+                      "bit k: kernel QSNN_KERNEL_* k runs a layer; the firmware build compiles only these "
+                      "(-DQSNN_KERNELS_ONLY, firmware/scripts/pio_pre.py)")
         + _input_defines(model)
         + "\nextern const qsnn_model_t qsnn_model;\n"
         + f"extern const char *const qsnn_model_classes[{model.n_classes}];\n"

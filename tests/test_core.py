@@ -578,3 +578,44 @@ def test_converter_picks_kernels_per_layer(default_model, tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="kernel B1_POPCOUNT cannot run layer 0"):
         codegen.emit(default_model, tmp_path / "bad", ["B1_POPCOUNT", "AUTO", "AUTO"])
     assert not (tmp_path / "bad" / "qsnn_model.c").exists()
+
+
+def test_a_build_links_only_its_models_kernels(default_model, tmp_path: Path) -> None:
+    """The model header names the kernels its layers run (QSNN_MODEL_KERNELS); a core built
+    with -DQSNN_KERNELS_ONLY=<that mask> (the firmware build: firmware/scripts/pio_pre.py)
+    accepts the model, is smaller, and has no qsnn_step_ref unless REF is in the mask; a mask
+    that lacks one of the model's kernels makes qsnn_model_check() refuse the model."""
+    import re
+
+    codegen.emit(default_model, tmp_path)
+    hdr = (tmp_path / "qsnn_model.h").read_text()
+    mask = int(re.search(r"#define QSNN_MODEL_KERNELS 0x([0-9A-F]+)u", hdr).group(1), 16)  # type: ignore[union-attr]
+    assert mask == codegen.kernel_mask(codegen.layer_kernels(default_model)) == (1 << 5) | (1 << 8) | (1 << 9)
+    main = tmp_path / "main.c"
+    main.write_text('#include "qsnn_model.h"\nint main(void) { return qsnn_model_check(&qsnn_model) == QSNN_OK ? 0 : 3; }\n')
+    core = REPO_ROOT / "firmware" / "lib" / "qsnn" / "src" / "qsnn_core.c"
+
+    def build(name: str, *defines: str) -> tuple[Path, Path]:
+        obj, exe = tmp_path / f"{name}.o", tmp_path / name
+        inc = ["-I", str(QSNN_INCLUDE_DIR), "-I", str(tmp_path)]
+        subprocess.run(["cc", *clib.STRICT_CFLAGS, *defines, *inc, "-c", str(core), "-o", str(obj)], check=True)
+        subprocess.run(["cc", *clib.STRICT_CFLAGS, *inc, str(main), str(obj), str(tmp_path / "qsnn_model.c"), "-o",
+                        str(exe)], check=True)
+        return obj, exe
+
+    def text_bytes(obj: Path) -> int:
+        out = subprocess.run(["size", "-A", str(obj)], capture_output=True, text=True, check=True).stdout
+        return sum(int(m.group(1)) for m in re.finditer(r"^\.text\S*\s+(\d+)", out, re.M))
+
+    def symbols(obj: Path) -> str:
+        return subprocess.run(["nm", str(obj)], capture_output=True, text=True, check=True).stdout
+
+    all_obj, all_exe = build("all")
+    own_obj, own_exe = build("own", f"-DQSNN_KERNELS_ONLY=0x{mask:X}u")
+    assert subprocess.run([str(all_exe)]).returncode == 0 and subprocess.run([str(own_exe)]).returncode == 0
+    assert text_bytes(own_obj) < text_bytes(all_obj), (text_bytes(own_obj), text_bytes(all_obj))
+    assert "qsnn_step_ref" in symbols(all_obj) and "qsnn_step_ref" not in symbols(own_obj)
+    with_ref, _ = build("ref", f"-DQSNN_KERNELS_ONLY=0x{mask | 2:X}u")
+    assert "qsnn_step_ref" in symbols(with_ref)
+    _, short_exe = build("short", f"-DQSNN_KERNELS_ONLY=0x{mask & ~(1 << 5):X}u")  # without CONV_W8
+    assert subprocess.run([str(short_exe)]).returncode == 3

@@ -9,6 +9,7 @@ the env's `custom_linkflags` to the link (build_flags only reach the compiler fo
 such as -nostartfiles or --specs, when a registry platform builds the program).
 """
 import os
+import re
 import sys
 
 Import("env")  # noqa: F821  (SCons/PlatformIO injects Import)
@@ -37,6 +38,12 @@ with open(os.path.join(model_dir, "qsnn_model.h")) as f:
 if "#define QSNN_MODEL_HAS_CONV 0u" in model_h:
     env.Append(CPPDEFINES=["QSNN_NO_CONV"])  # noqa: F821
     print("qsnnkit model: no conv layers, core built without the conv kernels")
+# and of those, only the kernels its layers run (QSNN_MODEL_KERNELS, a bit mask; a header from
+# before it existed builds every kernel)
+kernels = re.search(r"#define QSNN_MODEL_KERNELS (0x[0-9A-Fa-f]+)u", model_h)
+if kernels:
+    env.Append(CPPDEFINES=[("QSNN_KERNELS_ONLY", kernels.group(1) + "u")])  # noqa: F821
+    print(f"qsnnkit model: core built with the kernels in mask {kernels.group(1)} only")
 # An audio model's requests carry at most one hop of PCM (IDENT announces it, the host obeys):
 # the request frame buffer and the receive ring are sized to that, not to the protocol's 1024
 # bytes (firmware/include/proto_limits.h). Event models keep the full payload.

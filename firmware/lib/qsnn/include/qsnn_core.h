@@ -102,7 +102,9 @@ void qsnn_reset(qsnn_state_t *st);
  * qsnn_step() runs every layer with its selected kernel (qsnn_layer_kernel()); the
  * readout is event-driven. qsnn_step_ref() runs the plain reference kernel everywhere: the
  * oracle every other kernel is checked against, per step (tests/test_core.py). Both give
- * identical results.
+ * identical results. A build with -DQSNN_KERNELS_ONLY=<mask> (the firmware's: the model
+ * header's QSNN_MODEL_KERNELS) compiles only the kernels in the mask, and qsnn_step_ref()
+ * only when REF is among them.
  */
 void qsnn_step(qsnn_state_t *st, const uint8_t *feat);
 void qsnn_step_ref(qsnn_state_t *st, const uint8_t *feat);

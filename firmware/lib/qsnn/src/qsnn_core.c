@@ -47,6 +47,23 @@ void qsnn_profile_mark(uint32_t point);
 #define QSNN_MARK_FIRE_BEGIN() QSNN_MARK(QSNN_PROFILE_FIRE_BEGIN)
 #define QSNN_MARK_FIRE_END() QSNN_MARK(QSNN_PROFILE_FIRE_END)
 
+/* Kernels compiled in: every one, or only those in the bit mask QSNN_KERNELS_ONLY (bit k:
+ * kernel QSNN_KERNEL_* k), which firmware/scripts/pio_pre.py sets from the model header's
+ * QSNN_MODEL_KERNELS, so that a firmware links only the kernels its model runs.
+ * qsnn_model_check() refuses a model that needs a kernel left out, and without REF in the mask
+ * qsnn_step_ref() is not compiled (a call to it fails to link). */
+#if defined(QSNN_KERNELS_ONLY) && !defined(QSNN_KERNELS_REF) /* a REF-everywhere build keeps them all */
+#define QSNN_HAS_KERNEL(k) ((((uint32_t)(QSNN_KERNELS_ONLY)) >> (k)) & 1u)
+#if ((QSNN_KERNELS_ONLY) >> 1) & 1
+#define QSNN_WITH_REF 1
+#else
+#define QSNN_WITH_REF 0
+#endif
+#else
+#define QSNN_HAS_KERNEL(k) 1u
+#define QSNN_WITH_REF 1
+#endif
+
 /* ---- packed weight access: qsnn_unpack() from qsnn_pack.h (contract section 8) ---- */
 
 #define unpack_elem(row, j, bits) qsnn_unpack((row), (j), (unsigned)(bits))
@@ -448,6 +465,9 @@ int qsnn_model_check(const qsnn_model_t *m)
         }
         if (!kernel_fits(L->kernel, L, l == 0u)) {
             return QSNN_ERR_MODEL;
+        }
+        if (!QSNN_HAS_KERNEL(qsnn_layer_kernel(m, l))) {
+            return QSNN_ERR_MODEL; /* a kernel this build left out (QSNN_KERNELS_ONLY) */
         }
         if (!columns_match(L) || !quads_match(L)) {
             return QSNN_ERR_MODEL;
@@ -1802,33 +1822,46 @@ QSNN_NOINLINE static void dense_layer(const qsnn_layer_t *L, uint32_t kernel, qs
 #if QSNN_DSP
     uint32_t pairs[128]; /* SMLAD operands of up to 256 features (first dense layer) */
 #endif
+    /* a kernel left out of the build (QSNN_HAS_KERNEL 0) is dead code: qsnn_model_check()
+     * refused every model that would reach it */
     switch (kernel) {
     case QSNN_KERNEL_W8_DENSE:
+        if (QSNN_HAS_KERNEL(QSNN_KERNEL_W8_DENSE)) {
 #if QSNN_DSP
-        if (in->n <= 256u) {
-            pair_inputs(in->x, in->n, pairs);
-            in->xp = pairs; /* step() clears it after the layer */
-        }
+            if (in->n <= 256u) {
+                pair_inputs(in->x, in->n, pairs);
+                in->xp = pairs; /* step() clears it after the layer */
+            }
 #endif
-        run_layer(L, in, rec, dot_w8_dense, dot_b1_popcount, mem, adapt, spk_out);
+            run_layer(L, in, rec, dot_w8_dense, dot_b1_popcount, mem, adapt, spk_out);
+        }
         break;
     case QSNN_KERNEL_B1_POPCOUNT:
-        run_layer(L, in, rec, dot_b1_popcount, dot_b1_popcount, mem, adapt, spk_out);
+        if (QSNN_HAS_KERNEL(QSNN_KERNEL_B1_POPCOUNT)) {
+            run_layer(L, in, rec, dot_b1_popcount, dot_b1_popcount, mem, adapt, spk_out);
+        }
         break;
     case QSNN_KERNEL_EVENT:
-        run_layer(L, in, rec, dot_event, dot_b1_popcount, mem, adapt, spk_out);
+        if (QSNN_HAS_KERNEL(QSNN_KERNEL_EVENT)) {
+            run_layer(L, in, rec, dot_event, dot_b1_popcount, mem, adapt, spk_out);
+        }
         break;
     case QSNN_KERNEL_B1_COLUMN:
-        dense_b1_column(L, in, rec, mem, adapt, spk_out);
+        if (QSNN_HAS_KERNEL(QSNN_KERNEL_B1_COLUMN)) {
+            dense_b1_column(L, in, rec, mem, adapt, spk_out);
+        }
         break;
     default: /* QSNN_KERNEL_REF */
-        run_layer(L, in, rec, dot_ref, dot_ref, mem, adapt, spk_out);
+        if (QSNN_WITH_REF) {
+            run_layer(L, in, rec, dot_ref, dot_ref, mem, adapt, spk_out);
+        }
         break;
     }
 }
 
-static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
+static void step(qsnn_state_t *st, const uint8_t *feat, int ref_step)
 {
+    const int reference = QSNN_WITH_REF && ref_step; /* a constant 0 in a build without REF */
     const qsnn_model_t *m = st->model;
     uint32_t l;
     uint32_t off = 0;
@@ -1858,26 +1891,36 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
 #ifndef QSNN_NO_CONV
         if (L->kind == QSNN_LAYER_CONV) {
             conv_push(st, l, &in);
-            switch (kernel) {
+            switch (kernel) { /* a kernel left out of the build is dead code, as in dense_layer() */
             case QSNN_KERNEL_CONV_W8:
+                if (QSNN_HAS_KERNEL(QSNN_KERNEL_CONV_W8)) {
 #if QSNN_DSP
-                if (conv_w8_quads(st, l, mem, st->spk[l])) { /* the layer fits the int16-pair path */
-                    break;
-                }
+                    if (conv_w8_quads(st, l, mem, st->spk[l])) { /* the layer fits the int16-pair path */
+                        break;
+                    }
 #endif
-                conv_w8(st, l, mem, st->spk[l]);
+                    conv_w8(st, l, mem, st->spk[l]);
+                }
                 break;
             case QSNN_KERNEL_CONV_EVENT:
-                conv_event(st, l, mem, st->spk[l]);
+                if (QSNN_HAS_KERNEL(QSNN_KERNEL_CONV_EVENT)) {
+                    conv_event(st, l, mem, st->spk[l]);
+                }
                 break;
             case QSNN_KERNEL_CONV_B1_POPCOUNT:
-                conv_b1_popcount(st, l, mem, st->spk[l]);
+                if (QSNN_HAS_KERNEL(QSNN_KERNEL_CONV_B1_POPCOUNT)) {
+                    conv_b1_popcount(st, l, mem, st->spk[l]);
+                }
                 break;
             case QSNN_KERNEL_CONV_B1_COLUMN:
-                conv_b1_column(st, l, mem, st->spk[l]);
+                if (QSNN_HAS_KERNEL(QSNN_KERNEL_CONV_B1_COLUMN)) {
+                    conv_b1_column(st, l, mem, st->spk[l]);
+                }
                 break;
             default: /* QSNN_KERNEL_REF */
-                conv_ref(st, l, mem, st->spk[l]);
+                if (QSNN_WITH_REF) {
+                    conv_ref(st, l, mem, st->spk[l]);
+                }
                 break;
             }
         } else
@@ -1897,10 +1940,12 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int reference)
     st->steps++;
 }
 
+#if QSNN_WITH_REF
 void qsnn_step_ref(qsnn_state_t *st, const uint8_t *feat)
 {
     step(st, feat, 1);
 }
+#endif
 
 void qsnn_step(qsnn_state_t *st, const uint8_t *feat)
 {
