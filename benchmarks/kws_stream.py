@@ -25,23 +25,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-_READOUTS: dict[int, np.ndarray] = {}
-
-
-def readouts(model, pcm: np.ndarray) -> np.ndarray:  # noqa: ANN001
-    """The reference's per-frame readouts of a whole stream, computed once per stream."""
+def curve(readouts: np.ndarray, truth, hours: float, shift: int, refractory: int,  # noqa: ANN001
+          classes: list[str]) -> list[dict[str, float]]:
+    """Hit rate against false alarms per hour over thresholds, from a stream's per-frame readouts."""
     from qsnnkit import stream as S
 
-    if id(pcm) not in _READOUTS:
-        _READOUTS[id(pcm)] = S.frame_readouts(model, S.stream_features(pcm))
-    return _READOUTS[id(pcm)]
-
-
-def curve(model, pcm: np.ndarray, truth, hours: float, shift: int, refractory: int) -> list[dict[str, float]]:  # noqa: ANN001
-    from qsnnkit import stream as S
-
-    s = S.scores(readouts(model, pcm), shift)
-    return S.detection_curve(s, truth, hours, shift, refractory, S.keyword_mask(model.classes))
+    s = S.scores(readouts, shift)
+    return S.detection_curve(s, truth, hours, shift, refractory, S.keyword_mask(classes))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                                           words=words[split])
         streams[split] = (pcm, truth, secs)
         print(f"{split} stream: {secs / 60:.1f} min, {len(truth)} keywords", flush=True)
+    # the reference's per-frame readouts of each whole stream, computed once
+    ro = {split: S.frame_readouts(model, S.stream_features(streams[split][0])) for split in streams}
     shifts = [int(v) for v in args.shifts.split(",")]
-    val = {w: curve(model, *streams["val"][:2], streams["val"][2] / 3600, w, args.refractory) for w in shifts}
+    val = {w: curve(ro["val"], streams["val"][1], streams["val"][2] / 3600, w, args.refractory, classes) for w in shifts}
     ok = [(r["hit_rate"], -r["fa_per_hour"], w, r) for w in shifts for r in val[w] if r["fa_per_hour"] <= args.max_fa]
     if ok:
         _, _, w_best, r_best = max(ok, key=lambda t: (t[0], t[1]))
@@ -89,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     loose = [r for r in val[w_best] if r["fa_per_hour"] <= args.listen_fa]
     r_listen = max(loose, key=lambda r: (r["hit_rate"], -r["fa_per_hour"])) if loose else r_best
     test_pcm, test_truth, test_secs = streams["test"]
-    test_curve = curve(model, test_pcm, test_truth, test_secs / 3600, w_best, args.refractory)
+    test_curve = curve(ro["test"], test_truth, test_secs / 3600, w_best, args.refractory, classes)
     cfg = S.DetectConfig(th, args.refractory, S.keyword_mask(classes), w_best)
     cfg.check(model.n_classes)
-    ref_scores = S.scores(readouts(model, test_pcm), cfg.smooth_shift)  # S.run_stream, without recomputing
+    ref_scores = S.scores(ro["test"], cfg.smooth_shift)  # S.run_stream, without recomputing
     ref_dets = S.detect(ref_scores, cfg)
     hits, fa = S.score_detections(ref_dets, test_truth)
     fa_kinds = S.false_alarm_kinds(ref_dets, test_truth, words["test"], classes)
