@@ -214,6 +214,10 @@ def measure(model_dir: Path, clips: int) -> dict[str, object]:
                  "-DQSNN_PROFILE", "-I", str(QSNN_INCLUDE_DIR), "-I", str(model_dir), "-I", str(d)]
         if not any(L.is_conv for L in model.layers):
             flags.append("-DQSNN_NO_CONV")
+        # as the firmware build: only the kernels the model runs (firmware/scripts/pio_pre.py)
+        mask = re.search(r"#define QSNN_MODEL_KERNELS (0x[0-9A-Fa-f]+)u", (model_dir / "qsnn_model.h").read_text())
+        if mask:
+            flags.append(f"-DQSNN_KERNELS_ONLY={mask.group(1)}u")
         objs = []
         for src in (QSNN_SRC_DIR / "qsnn_core.c", model_dir / "qsnn_model.c"):
             o = d / (src.stem + ".o")
