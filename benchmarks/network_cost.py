@@ -125,17 +125,6 @@ static int bench(void)
 """
 
 
-def _reach(L) -> np.ndarray:  # noqa: ANN001
-    """For each input position of a conv layer, the output windows that read it."""
-    reach = np.zeros(L.f_in, np.int64)
-    for f in range(L.f_out):
-        for df in range(L.kf):
-            p = f * L.stride - L.pad + df
-            if 0 <= p < L.f_in:
-                reach[p] += 1
-    return reach
-
-
 def layer_operations(model, feats: np.ndarray) -> tuple[list[dict[str, float | None]], list[np.ndarray | None]]:  # noqa: ANN001
     """What each layer (and the readout) receives per frame on these features, from the
     integer reference's spikes: its synaptic operations (8-bit MACs for a first layer on
@@ -151,7 +140,7 @@ def layer_operations(model, feats: np.ndarray) -> tuple[list[dict[str, float | N
     for li, L in enumerate(model.layers):
         if li == 0:
             if L.is_conv:
-                macs = float(int(_reach(L).sum()) * L.kt * L.rows * L.c_in)
+                macs = float(int(reference.input_reach(L).sum()) * L.kt * L.rows * L.c_in)
             else:
                 macs = float(L.n_in * L.n_out)
             if L.recurrent:  # and its binary recurrence on the step before's spikes
@@ -162,7 +151,7 @@ def layer_operations(model, feats: np.ndarray) -> tuple[list[dict[str, float | N
             continue
         spk_in = tr.spk[li - 1].astype(np.int64)  # [B, T, n_in]
         if L.is_conv:  # the window holds this step's spikes and the kt - 1 before
-            now = (spk_in * np.tile(_reach(L), L.c_in)).sum(axis=2)
+            now = (spk_in * np.tile(reference.input_reach(L), L.c_in)).sum(axis=2)
             taps = np.zeros_like(now)
             for dt in range(L.kt):
                 taps[:, dt:] += now[:, :now.shape[1] - dt]

@@ -144,13 +144,18 @@ def fan_out(model: ConvertedModel, li: int) -> np.ndarray:
     nxt = model.layers[li + 1]
     if not nxt.is_conv:
         return out + nxt.n_out
-    reach = np.zeros(nxt.f_in, np.int64)  # windows (f, df) that read each input position
-    for f in range(nxt.f_out):
-        for df in range(nxt.kf):
-            p = f * nxt.stride - nxt.pad + df
-            if 0 <= p < nxt.f_in:
+    return out + np.tile(input_reach(nxt), nxt.c_in) * nxt.rows * nxt.kt
+
+
+def input_reach(L: IntLayer) -> np.ndarray:
+    """For each input position of a conv layer, the output windows (f, df) that read it."""
+    reach = np.zeros(L.f_in, np.int64)
+    for f in range(L.f_out):
+        for df in range(L.kf):
+            p = f * L.stride - L.pad + df
+            if 0 <= p < L.f_in:
                 reach[p] += 1
-    return out + np.tile(reach, nxt.c_in) * nxt.rows * nxt.kt
+    return reach
 
 
 def operation_counts(model: ConvertedModel, trace: Trace, frames: int | None = None) -> dict[str, float]:
