@@ -125,16 +125,14 @@ static int bench(void)
 """
 
 
-def layer_operations(model, feats: np.ndarray) -> tuple[list[dict[str, float | None]], list[np.ndarray | None]]:  # noqa: ANN001
-    """What each layer (and the readout) receives per frame on these features, from the
-    integer reference's spikes: its synaptic operations (8-bit MACs for a first layer on
+def layer_operations(model, tr: reference.Trace) -> tuple[list[dict[str, float | None]], list[np.ndarray | None]]:  # noqa: ANN001
+    """What each layer (and the readout) receives per frame, from the integer reference's
+    spikes (its trace over the benchmark's clips): its synaptic operations (8-bit MACs for a first layer on
     features, plus its recurrent synapses' operations if it has them; otherwise active input x synapses it drives, recurrence included, a conv
     layer's history spikes once per step they are read) and its active input taps (an input
     spike and one window reading it: the unit of work of the column kernels), as means and,
     for the taps, per step ([clips * frames], step-major within a clip; None for a layer on
     features)."""
-    _, tr = reference.run_batch(model, feats, trace=True)
-    assert tr is not None
     rows: list[dict[str, float | None]] = []
     per_step: list[np.ndarray | None] = []
     for li, L in enumerate(model.layers):
@@ -186,7 +184,8 @@ def measure(model_dir: Path, clips: int) -> dict[str, object]:
         sp = load_split(None, "test")
         idx = spread(list(range(len(sp.labels))), clips)  # the clips host/eval.py --limit picks
         feats = features(sp.pcm[idx])
-    out, _ = reference.run_batch(model, feats)
+    out, tr = reference.run_batch(model, feats, trace=True)  # the outputs to match, and the spikes for the operations
+    assert tr is not None
     T = feats.shape[1]
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
@@ -244,7 +243,7 @@ def measure(model_dir: Path, clips: int) -> dict[str, object]:
         raise RuntimeError(f"the Cortex-M4 outputs differ from the reference on {info.get('mismatches')} values")
     kernels = CCore(model).layer_kernels()
     steps = clips * T
-    ops, taps = layer_operations(model, feats)
+    ops, taps = layer_operations(model, tr)
     n_pts = MAX_LAYERS + 1
     if len(per_step["sa"]) != steps * n_pts or len(per_step["sf"]) != steps * n_pts:
         raise RuntimeError(f"expected {steps * n_pts} per-step counts, got {len(per_step['sa'])}")
