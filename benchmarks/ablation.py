@@ -1,7 +1,7 @@
 """The seed paper's claim, tested: WS-DR ablation and bit-width sweep per dataset, one command.
 
     python benchmarks/ablation.py [--datasets speech_commands,fsdd,nmnist] [--phase all|run|summarize]
-                                  [--seeds 0,1,2] [--lrs 0.005,0.01] [--epochs N] [--jobs 2]
+                                  [--seeds 0,1,2] [--lrs 0.005,0.01] [--epochs N] [--jobs N]
                                   [--device-samples 20] [--limit N]
 
 Rows (each dataset's default architecture and recipe, ``qsnn-train --dataset D``, N-MNIST with a
@@ -17,7 +17,8 @@ over seeds, the test split reported at that rate only):
   the ``wsdr`` row chose at 4-bit membranes.
 
 Phases: ``run`` trains and converts every (row, rate, seed) not yet finished through the
-resumable sweep runner (``qsnn-sweep``: --jobs runs at once, one torch thread each; results
+resumable sweep runner (``qsnn-sweep``: --jobs runs at once, each with the recipe's 2 torch
+threads, by default cores / 2 so that threads do not outnumber cores; results
 appended to docs/results/ablation-<dataset>.jsonl; an interrupted run continues where it
 stopped, so the tables can be built over days); ``summarize`` writes
 docs/results/ablation-<dataset>.json (one row per configuration in the shared results schema
@@ -48,8 +49,8 @@ BOOTSTRAP = 2000
 #: binary hidden weights exist there too (a second, binary layer; the recurrence on the first)
 DATASET_ARGS = {"speech_commands": [], "fsdd": [], "nmnist": ["--hidden", "128,128", "--recurrent", "1,0"]}
 #: the stated epoch budget of every run, per dataset (--epochs overrides it for all): FSDD's is
-#: half, since a run there costs about 30 s of one core per epoch (the whole 90-run table at 40
-#: epochs would be about 15 hours of both cores on the project's 2-core machine)
+#: half, since an epoch there takes about 18 s of both cores (the whole 90-run table at 40
+#: epochs would be about 19 hours of the project's 2-core machine)
 DATASET_EPOCHS = {"speech_commands": 40, "fsdd": 20, "nmnist": 40}
 ABLATION_MEM = (2, 4)
 SWEEP_W = (1, 2, 4, 8)
@@ -256,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=None,
                    help="the stated epoch budget of every run (default per dataset: "
                         + ", ".join(f"{k} {v}" for k, v in DATASET_EPOCHS.items()) + ")")
-    p.add_argument("--jobs", type=int, default=2, help="runs at once, one torch thread each (default 2)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs at once, each with the recipe's 2 torch threads (default: cores / 2, at least 1)")
     p.add_argument("--device-samples", type=int, default=20, help="test samples on the emulated M4 (default 20)")
     p.add_argument("--limit", type=int, default=None, help="train on the first N samples (smoke runs only)")
     p.add_argument("--only", default=None, help="comma-separated configuration names (smoke runs: e.g. "
@@ -298,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = work / f"{stage}.json"
                 cfg.write_text(json.dumps({"runs": runs}, indent=1))
                 print(f"{ds}: {stage}: {len(runs)} configurations x {len(seeds)} seeds -> {jsonl}", flush=True)
-                failures += sweep.Sweep(runs, jsonl, work, a.data_root, a.limit, None).run(a.jobs)
+                jobs = a.jobs if a.jobs is not None else sweep.default_jobs(runs)
+                failures += sweep.Sweep(runs, jsonl, work, a.data_root, a.limit, None).run(jobs)
         if a.phase in ("all", "summarize"):
             results = sweep.read_rows(jsonl)
             other = sorted({r["name"] for r in results if run_epochs(r) != epochs})

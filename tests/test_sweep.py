@@ -111,3 +111,20 @@ def test_ablation_smoke_writes_the_schema_with_paired_intervals(tmp_path: Path) 
         assert lo <= rows[name]["twin_minus_row"]["mean"] <= hi
     assert rows["bits-w2-m4"]["model_bytes"] > rows["wsdr-m4"]["model_bytes"]  # 2-bit hidden weights take room
     assert (tmp_path / "ablation-nmnist.png").exists()
+
+
+def test_default_jobs_keep_threads_within_the_cores() -> None:
+    """Runs at once by default: the cores over the threads a run uses (qsnn-train's --threads,
+    2 by default), at least one, so runs never ask for more threads than there are cores."""
+    from qsnnkit.train.trainer import TrainSettings
+
+    plain = [{"name": "a", "args": ["--hidden", "16"]}]
+    one = [{"name": "b", "args": ["--threads", "1"]}]
+    four = [{"name": "c", "args": ["--threads", "4"]}]
+    assert sweep.run_threads(["--hidden", "16"]) == TrainSettings().threads == 2
+    assert sweep.default_jobs(plain, cores=2) == 1
+    assert sweep.default_jobs(plain, cores=8) == 4
+    assert sweep.default_jobs(plain, cores=1) == 1
+    assert sweep.default_jobs(one, cores=2) == 2
+    assert sweep.default_jobs(one + four, cores=8) == 2  # the widest run decides
+    assert sweep.default_jobs(four, cores=2) == 1

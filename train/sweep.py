@@ -1,13 +1,14 @@
 """qsnn-sweep: train a list of configurations x seeds, resumably, spread over the cores.
 
-    qsnn-sweep run CONFIG.json --out results.jsonl [--jobs 2] [--work build/sweeps]
+    qsnn-sweep run CONFIG.json --out results.jsonl [--jobs N] [--work build/sweeps]
     qsnn-sweep summarize results.jsonl [--json pareto.json]
 
 CONFIG.json holds ``{"runs": [{"name": "conv-32-64", "args": ["--conv", "32:5:5:2,64:3:5:2",
 "--hidden", "128", "--recurrent", "1", "--epochs", "40"], "seeds": [0, 1, 2]}, ...]}``:
 ``args`` are qsnn-train arguments (everything but --seed, --out and --data-root). Each
 (name, seed) is one job: ``qsnn-train`` then ``qsnn-convert --split val,test`` as
-subprocesses (one torch thread each unless the args say otherwise), and one JSON line
+subprocesses (each with qsnn-train's torch threads: its --threads, 2 unless the args say
+otherwise, part of the recipe since results depend on it), and one JSON line
 appended to the results file when it finishes: validation and test accuracy of the integer
 model (the test split is read once per finished candidate; select on validation), model
 and state bytes, synaptic operations and 8-bit MACs per inference, firing rates, which test
@@ -15,6 +16,11 @@ samples it got right (``test_correct``, a 0/1 string in split order, for paired 
 hash, command and commit. A job whose line exists is skipped, so an interrupted sweep continues
 where it stopped; a job that was running starts again from its last finished stage (a
 trained checkpoint, marked by trained.json beside it, is converted without retraining).
+
+``--jobs`` defaults to the cores divided by the threads a run uses (one run at a time on 2
+cores): runs that together ask for more threads than there are cores are far slower in total
+than the same runs one after the other (measured on 2 cores with FSDD: 18 s per epoch alone,
+about 100 s per epoch each with two at once).
 
 ``summarize`` prints one row per configuration (mean and standard deviation over its
 seeds) and writes the shared results schema: model, model_hash (seed 0's, or the first),
@@ -50,6 +56,21 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("-dirty" if dirty else "")
+
+
+def run_threads(args: list[str]) -> int:
+    """The torch threads a run of these qsnn-train arguments uses (its --threads, else the default)."""
+    if "--threads" in args[:-1]:
+        return int(args[args.index("--threads") + 1])
+    from qsnnkit.train.trainer import TrainSettings
+
+    return TrainSettings().threads
+
+
+def default_jobs(runs: list[dict], cores: int | None = None) -> int:
+    """Runs at once so that their threads do not outnumber the cores (at least one)."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores // max((run_threads(list(r["args"])) for r in runs), default=1))
 
 
 def load_config(path: Path) -> list[dict[str, object]]:
@@ -234,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--out", type=Path, required=True, help="results file (JSON lines; appended, resumable)")
     r.add_argument("--work", type=Path, default=None, help="where runs keep checkpoints and logs "
                                                            "(default: build/sweeps/<results file stem>)")
-    r.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 1)), help="runs at once (default: cores)")
+    r.add_argument("--jobs", type=int, default=None,
+                   help="runs at once (default: cores / the torch threads a run uses, at least 1)")
     r.add_argument("--data-root", default=None, help="dataset root (default: $QSNN_DATA_ROOT or ../shared/data)")
     r.add_argument("--limit", type=int, default=None, help="train on the first N clips of each split (smoke runs)")
     r.add_argument("--epochs", type=int, default=None, help="override every run's epochs (smoke runs)")
@@ -252,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"qsnn-sweep: {e}", file=sys.stderr)
             return 2
         work = a.work or build_dir() / "sweeps" / a.out.stem
-        failures = Sweep(runs, a.out, work, a.data_root, a.limit, a.epochs).run(a.jobs)
+        jobs = a.jobs if a.jobs is not None else default_jobs(runs)
+        failures = Sweep(runs, a.out, work, a.data_root, a.limit, a.epochs).run(jobs)
         return 1 if failures else 0
     rows = read_rows(a.results)
     if not rows:
