@@ -178,3 +178,22 @@ def test_m4_first_conv_layer_kernels_on_odd_geometries(tmp_path: Path, c_out: in
     for part in r["parts"][:2]:
         assert 0 < part["neuron_instructions_per_frame"] < part["instructions_per_frame"], part
         assert part["per_step"]["neurons_min"] > 0 and part["per_step"]["sums_min"] > 0, part
+
+
+def test_throughput_benchmark_holds_its_settings_to_identical_clips(tmp_path: Path) -> None:
+    """benchmarks/eval_throughput.py at its smallest: plain and packed frames on 2 clips, the same
+    per-clip numbers from both (the benchmark's own check), its JSON as documented; a baseline
+    revision that does not exist is refused before any board boots."""
+    bench = REPO_ROOT / "benchmarks" / "eval_throughput.py"
+    out = tmp_path / "tp.json"
+    bad = subprocess.run([sys.executable, str(bench), "--limit", "2", "--settings", "1x320", "--baseline",
+                          "no-such-revision", "--json", str(out)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "--baseline: 'no-such-revision' is not a revision" in bad.stderr
+    assert not out.exists()
+    res = subprocess.run([sys.executable, str(bench), "--limit", "2", "--settings", "1x320raw,1x320", "--json",
+                          str(out)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    assert [(r["frames"], r["clips"], r["identical_to_first"]) for r in doc["rows"]] == [("AUDIO", 2, True),
+                                                                                       ("packed", 2, True)]
+    assert doc["rows"][0]["agreement"] == 1.0 and "baseline" not in doc
