@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -86,8 +87,10 @@ def rows_for(dataset: str) -> list[dict]:
 
 def run_epochs(row: dict) -> int | None:
     """The --epochs a finished run was trained with, read from its recorded command."""
-    words = str(row.get("command", "")).split()
-    return int(words[words.index("--epochs") + 1]) if "--epochs" in words[:-1] else None
+    from qsnnkit.train.sweep import arg_value
+
+    given = arg_value(shlex.split(str(row.get("command", ""))), "--epochs")
+    return None if given is None else int(given)
 
 
 def lr_tag(lr: float) -> str:

@@ -47,25 +47,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", metavar="REV", default=None,
                     help="also time the evaluation of git revision REV (its code, model and firmware) on this machine")
     args = ap.parse_args(argv)
+    settings: list[tuple[int, int, bool]] = []  # (boards, samples per frame, plain frames only)
+    for setting in args.settings.split(","):
+        setting = setting.strip().lower()
+        try:
+            jobs, chunk = (int(v) for v in setting.removesuffix("raw").split("x"))
+        except ValueError:
+            ap.error(f"--settings: {setting!r} is not JOBSxCHUNK or JOBSxCHUNKraw")
+        settings.append((jobs, chunk, setting.endswith("raw")))
     rows, first = [], None
     print(f"{'jobs':>4} {'chunk':>6} {'frames':>7} {'clips':>6} {'wall s':>8} {'clips/s':>8} {'PCM kB/s per board':>19}"
           "  identical")
     baseline = None
     if args.baseline:
-        jobs0 = int(args.settings.split(",")[0].strip().lower().removesuffix("raw").split("x")[0])
-        baseline = time_revision(args.baseline, jobs0, args.limit, args.port)
+        baseline = time_revision(args.baseline, settings[0][0], args.limit, args.port)
         if baseline is None:
             return 1
         b = baseline
         print(f"{b['jobs']:>4} {'(rev)':>6} {b['frames']:>7} {b['clips']:>6} {b['wall_s']:>8.1f} {b['clips_per_s']:>8.2f} "
               f"{b['pcm_kB_per_s_per_board']:>19.1f}  (baseline {b['revision']})", flush=True)
-    for setting in args.settings.split(","):
-        setting = setting.strip().lower()
-        raw = setting.endswith("raw")
-        try:
-            jobs, chunk = (int(v) for v in setting.removesuffix("raw").split("x"))
-        except ValueError:
-            ap.error(f"--settings: {setting!r} is not JOBSxCHUNK or JOBSxCHUNKraw")
+    for jobs, chunk, raw in settings:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "eval.json"
             cmd = [sys.executable, str(REPO / "host" / "eval.py"), "--port", args.port, "--jobs", str(jobs),

@@ -128,3 +128,6 @@ def test_default_jobs_keep_threads_within_the_cores() -> None:
     assert sweep.default_jobs(one, cores=2) == 2
     assert sweep.default_jobs(one + four, cores=8) == 2  # the widest run decides
     assert sweep.default_jobs(four, cores=2) == 1
+    # a flag's value as argparse reads it: the last occurrence wins, a trailing flag gives none
+    assert sweep.arg_value(["--epochs", "40", "--lr", "0.01", "--epochs", "1"], "--epochs") == "1"
+    assert sweep.arg_value(["--lr", "0.01", "--epochs"], "--epochs") is None

@@ -58,10 +58,18 @@ def git_commit() -> str:
     return head + ("-dirty" if dirty else "")
 
 
+def arg_value(args: list[str], flag: str) -> str | None:
+    """The value a qsnn-train argument list gives FLAG (its last occurrence wins, as in
+    argparse), or None when it does not give one."""
+    at = [i for i, w in enumerate(args[:-1]) if w == flag]
+    return args[at[-1] + 1] if at else None
+
+
 def run_threads(args: list[str]) -> int:
     """The torch threads a run of these qsnn-train arguments uses (its --threads, else the default)."""
-    if "--threads" in args[:-1]:
-        return int(args[args.index("--threads") + 1])
+    given = arg_value(args, "--threads")
+    if given is not None:
+        return int(given)
     from qsnnkit.train.trainer import TrainSettings
 
     return TrainSettings().threads
