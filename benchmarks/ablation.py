@@ -1,20 +1,24 @@
 """The seed paper's claim, tested: WS-DR ablation and bit-width sweep per dataset, one command.
 
     python benchmarks/ablation.py [--datasets speech_commands,fsdd,nmnist] [--phase all|run|summarize]
-                                  [--seeds 0,1,2] [--lrs A,B,...] [--epochs N] [--jobs N]
+                                  [--seeds 0,1,2] [--scan-seeds 0] [--lrs A,B,...] [--epochs N] [--jobs N]
                                   [--device-samples 20] [--limit N]
 
 Rows (each dataset's default architecture and recipe, ``qsnn-train --dataset D``, N-MNIST with a
-second hidden layer (DATASET_ARGS), the stated
-epoch budget; every row at every rate of --lrs, the rate chosen per row on the validation mean
-over seeds, the test split reported at that rate only):
+second hidden layer (DATASET_ARGS), the stated epoch budget). The learning-rate search is the
+same for every row: the scan seeds (--scan-seeds, default the first of --seeds) run at every
+rate of --lrs; the rate with the best validation mean over the seeds run at every rate is the
+row's; its other seeds run at that rate only; the test split is reported at that rate only.
+(N-MNIST's table was built with every seed at every rate, so its rates are chosen on the mean
+of all three.)
 
 - ``fp32``: the full-precision twin (``--fp32``: float weights and membranes, same architecture);
 - at 1-bit hidden weights and 2- and 4-bit membranes: ``naive`` (``--no-weight-reg
   --lambda-sr 0``: sign of the latent weight, plain rounding of membranes, no regulation),
   ``wreg`` (weight regulation only), ``sreg`` (spike regulation only), ``wsdr`` (both);
 - the sweep: hidden weight bits 1, 2, 4, 8 x membrane bits 2, 4, 8 with WS-DR, at the rate
-  the ``wsdr`` row chose at 4-bit membranes.
+  the ``wsdr`` row chose at 4-bit membranes. Its 1-bit cells are the ``wsdr`` rows' own
+  command (1-bit hidden weights are the default), so they are those runs, not trained twice.
 
 Phases: ``run`` trains and converts every (row, rate, seed) not yet finished through the
 resumable sweep runner (``qsnn-sweep``: --jobs runs at once, each with the recipe's 2 torch
@@ -78,8 +82,9 @@ def rows_for(dataset: str) -> list[dict]:
                          "weight_reg": wreg, "spike_reg": sreg, "fp32": False, "kind": "ablation"})
     for w in SWEEP_W:
         for m in SWEEP_M:
-            rows.append({"name": f"bits-w{w}-m{m}", "args": base + ["--hidden-bits", str(w), "--mem-bits", str(m),
-                                                                   "--lambda-sr", str(LAMBDA_SR)],
+            width = [] if w == 1 else ["--hidden-bits", str(w)]  # 1 is the default: the wsdr rows' command
+            rows.append({"name": f"bits-w{w}-m{m}", "args": base + width + ["--mem-bits", str(m),
+                                                                           "--lambda-sr", str(LAMBDA_SR)],
                          "weight_bits": w, "membrane_bits": m, "weight_reg": True, "spike_reg": True, "fp32": False,
                          "kind": "sweep"})
     return rows
@@ -97,37 +102,56 @@ def lr_tag(lr: float) -> str:
     return f"lr{lr:g}"
 
 
-def plan(dataset: str, seeds: list[int], lrs: list[float], epochs: int, sweep_lr: float | None) -> list[dict]:
-    """qsnn-sweep runs: every ablation row at every rate; the sweep rows at `sweep_lr` (once the
-    wsdr-m4 row has chosen it; before that, not yet)."""
-    runs = []
+def run_name(row: dict, lr: float) -> str:
+    """The name a (row, rate) is run and recorded under: a 1-bit sweep cell is its wsdr row's run
+    (the same qsnn-train command), so that it is trained once."""
+    if row["kind"] == "sweep" and row["weight_bits"] == 1 and row["membrane_bits"] in ABLATION_MEM:
+        return f"wsdr-m{row['membrane_bits']}-{lr_tag(lr)}"
+    return f"{row['name']}-{lr_tag(lr)}"
+
+
+def plan(dataset: str, seeds: list[int], scan: list[int], lrs: list[float], epochs: int,
+         rates: dict[str, float], stage: str, only: set[str] | None = None) -> list[dict]:
+    """qsnn-sweep runs of one stage: "scan", the scan seeds of every ablation row at every rate;
+    "seeds", every seed of each ablation row at its chosen rate (rows not yet decided wait);
+    "sweep", every seed of the sweep cells at the rate the wsdr-m4 row chose (once it has).
+    ``only``: these configurations' runs alone (row names, e.g. bits-w1-m4)."""
+    runs: list[dict] = []
+    seen: set[str] = set()
     for r in rows_for(dataset):
-        rates = lrs if r["kind"] == "ablation" else ([sweep_lr] if sweep_lr is not None else [])
-        for lr in rates:
-            runs.append({"name": f"{r['name']}-{lr_tag(lr)}", "args": r["args"] + ["--lr", repr(lr),
-                                                                                  "--epochs", str(epochs)],
-                         "seeds": seeds})
+        if only is not None and r["name"] not in only:
+            continue
+        if stage == "scan" and r["kind"] == "ablation":
+            todo = [(lr, scan) for lr in lrs]
+        elif stage == "seeds" and r["kind"] == "ablation" and r["name"] in rates:
+            todo = [(rates[r["name"]], seeds)]
+        elif stage == "sweep" and r["kind"] == "sweep" and "wsdr-m4" in rates:
+            todo = [(rates["wsdr-m4"], seeds)]
+        else:
+            todo = []
+        for lr, ss in todo:
+            name = run_name(r, lr)
+            if name in seen:
+                continue
+            seen.add(name)
+            runs.append({"name": name, "args": r["args"] + ["--lr", repr(lr), "--epochs", str(epochs)], "seeds": list(ss)})
     return runs
 
 
-def chosen_rates(results: list[dict], lrs: list[float], min_seeds: int) -> dict[str, float]:
-    """Per ablation row, the rate with the best validation mean over its finished seeds (rows
-    with a rate short of min_seeds are not decided yet)."""
+def chosen_rates(results: list[dict], lrs: list[float], scan: list[int]) -> dict[str, float]:
+    """Per ablation row, the rate with the best validation mean over the seeds it has finished
+    at every rate; a row waits until every scan seed has finished at every rate."""
     out = {}
     for r in rows_for(DATASETS[0]):  # the rows' names do not depend on the dataset
         if r["kind"] != "ablation":
             continue
-        best = None
-        for lr in lrs:
-            rs = [x for x in results if x["name"] == f"{r['name']}-{lr_tag(lr)}"]
-            if len(rs) < min_seeds:
-                best = None
-                break
-            v = float(np.mean([x["val_accuracy"] for x in rs]))
-            if best is None or v > best[0]:
-                best = (v, lr)
-        if best is not None:
-            out[r["name"]] = best[1]
+        val = {lr: {x["seed"]: x["val_accuracy"] for x in results if x["name"] == f"{r['name']}-{lr_tag(lr)}"}
+               for lr in lrs}
+        common = set.intersection(*(set(v) for v in val.values()))
+        if not set(scan) <= common:
+            continue
+        means = [(float(np.mean([val[lr][sd] for sd in sorted(common)])), lr) for lr in lrs]
+        out[r["name"]] = max(means, key=lambda t: t[0])[1]  # the first rate of --lrs on a tie
     return out
 
 
@@ -148,21 +172,34 @@ def paired_bootstrap(twin: list[str], row: list[str], n: int = BOOTSTRAP, seed: 
     return float(a.mean() - b.mean()), float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
 
 
-def summarize(dataset: str, results: list[dict], lrs: list[float], seeds: list[int]) -> list[dict]:
+def lr_search(results: list[dict], name: str, lrs: list[float]) -> tuple[dict[str, float], list[int]]:
+    """The validation means a row's rate was chosen on (over the seeds it finished at every rate)."""
+    val = {lr: {x["seed"]: x["val_accuracy"] for x in results if x["name"] == f"{name}-{lr_tag(lr)}"} for lr in lrs}
+    common = sorted(set.intersection(*(set(v) for v in val.values())))
+    return ({f"{lr:g}": float(np.mean([val[lr][sd] for sd in common])) if common else float("nan") for lr in lrs},
+            common)
+
+
+def summarize(dataset: str, results: list[dict], lrs: list[float], seeds: list[int], scan: list[int]) -> list[dict]:
     from qsnnkit.train.sweep import git_commit
 
-    rates = chosen_rates(results, lrs, len(seeds))
+    rates = chosen_rates(results, lrs, scan)
     sweep_lr = rates.get("wsdr-m4")
-    twin = [x for x in results if "fp32" in rates and x["name"] == f"fp32-{lr_tag(rates['fp32'])}"]
+    twin = [x for x in results if "fp32" in rates and x["name"] == f"fp32-{lr_tag(rates['fp32'])}"
+            and x["seed"] in seeds]
     twin = sorted(twin, key=lambda x: x["seed"])
     out = []
     for r in rows_for(dataset):
         lr = rates.get(r["name"]) if r["kind"] == "ablation" else sweep_lr
         if lr is None:
             continue
-        rs = sorted([x for x in results if x["name"] == f"{r['name']}-{lr_tag(lr)}"], key=lambda x: x["seed"])
+        own = [x for x in results if x["name"] == f"{r['name']}-{lr_tag(lr)}"]  # N-MNIST ran its 1-bit cells too
+        rs = sorted(own or [x for x in results if x["name"] == run_name(r, lr)], key=lambda x: x["seed"])
+        rs = [x for x in rs if x["seed"] in seeds]
         if not rs:
             continue
+        search, search_seeds = (lr_search(results, r["name"], lrs) if r["kind"] == "ablation"
+                                else ({f"{lr:g}": float(np.mean([x["val_accuracy"] for x in rs]))}, [x["seed"] for x in rs]))
         acc = [float(x["test_accuracy"]) for x in rs]
         first = rs[0]
         row = {
@@ -170,9 +207,7 @@ def summarize(dataset: str, results: list[dict], lrs: list[float], seeds: list[i
             "seeds": [x["seed"] for x in rs], "accuracies": acc, "mean": float(np.mean(acc)),
             "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
             "val_mean": float(np.mean([x["val_accuracy"] for x in rs])), "lr": lr,
-            "lr_search": {f"{g:g}": float(np.mean([x["val_accuracy"] for x in results
-                                                   if x["name"] == f"{r['name']}-{lr_tag(g)}"] or [float("nan")]))
-                          for g in (lrs if r["kind"] == "ablation" else [lr])},
+            "lr_search": search, "lr_search_seeds": search_seeds,
             "model_bytes": first["model_bytes"], "state_bytes": first["state_bytes"],
             "sops_per_inference": (None if first["sops_per_inference"] is None
                                    else float(np.mean([x["sops_per_inference"] for x in rs]))),
@@ -261,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated: {', '.join(DATASETS)}")
     p.add_argument("--phase", choices=("all", "run", "summarize"), default="all")
     p.add_argument("--seeds", default="0,1,2", help="seeds per configuration (default 0,1,2)")
+    p.add_argument("--scan-seeds", default=None,
+                   help="seeds run at every rate of --lrs (the learning-rate search); the other seeds run at "
+                        "the rate chosen on them (default: the first of --seeds)")
     p.add_argument("--lrs", default=None,
                    help="peak learning rates searched per row (default per dataset: "
                         + "; ".join(f"{k} {','.join(f'{x:g}' for x in v)}" for k, v in DATASET_LRS.items()) + ")")
@@ -281,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     if bad or not datasets:
         p.error(f"--datasets: choose from {', '.join(DATASETS)}, got {a.datasets!r}")
     seeds = [int(s) for s in a.seeds.split(",") if s]
+    scan = seeds[:1] if a.scan_seeds is None else [int(s) for s in a.scan_seeds.split(",") if s]
+    if not scan or not set(scan) <= set(seeds):
+        p.error(f"--scan-seeds must be a non-empty subset of --seeds ({a.seeds}), got {a.scan_seeds!r}")
     lrs_arg = None if a.lrs is None else [float(x) for x in a.lrs.split(",") if x]
     if not seeds or lrs_arg == [] or (a.epochs is not None and a.epochs < 1):
         p.error("--seeds and --lrs must be non-empty and --epochs >= 1")
@@ -299,18 +340,20 @@ def main(argv: list[str] | None = None) -> int:
         work = (build_dir() / "sweeps" / f"ablation-{ds}" if a.results.resolve() == RESULTS.resolve()
                 else a.results / "work" / ds)
         if a.phase in ("all", "run"):
-            for stage in ("ablation", "sweep"):  # the sweep's rate comes from the ablation's wsdr-m4 row
-                rates = chosen_rates(sweep.read_rows(jsonl), lrs, len(seeds))
-                runs = plan(ds, seeds, lrs, epochs, rates.get("wsdr-m4"))
-                runs = [r for r in runs if (stage == "sweep") == r["name"].startswith("bits-")
-                        and (only is None or r["name"].rsplit("-lr", 1)[0] in only)]
+            # each stage's rates come from the one before: the scan decides each row's rate, the
+            # wsdr-m4 row's decides the sweep's
+            for stage in ("scan", "seeds", "sweep"):
+                rates = chosen_rates(sweep.read_rows(jsonl), lrs, scan)
+                runs = plan(ds, seeds, scan, lrs, epochs, rates, stage, only)
                 if not runs:
-                    print(f"{ds}: the sweep waits for the wsdr-m4 row's learning-rate search", flush=True)
+                    print(f"{ds}: {stage}: nothing to run yet" + (" (the scan has not decided the rows' rates)"
+                                                                 if stage != "scan" else ""), flush=True)
                     continue
                 work.mkdir(parents=True, exist_ok=True)
                 cfg = work / f"{stage}.json"
                 cfg.write_text(json.dumps({"runs": runs}, indent=1))
-                print(f"{ds}: {stage}: {len(runs)} configurations x {len(seeds)} seeds -> {jsonl}", flush=True)
+                print(f"{ds}: {stage}: {len(runs)} configurations x {len(runs[0]['seeds'])} seeds -> {jsonl}",
+                      flush=True)
                 jobs = a.jobs if a.jobs is not None else sweep.default_jobs(runs)
                 failures += sweep.Sweep(runs, jsonl, work, a.data_root, a.limit, None).run(jobs)
         if a.phase in ("all", "summarize"):
@@ -324,10 +367,11 @@ def main(argv: list[str] | None = None) -> int:
             if not results:
                 print(f"{ds}: no finished runs in {jsonl}", flush=True)
                 continue
-            rows = summarize(ds, results, lrs, seeds)
-            rates = chosen_rates(results, lrs, len(seeds))
+            rows = summarize(ds, results, lrs, seeds, scan)
+            rates = chosen_rates(results, lrs, scan)
             dev = device_check(ds, results, rates, a.device_samples) if a.limit is None else None
-            doc = {"rows": rows, "dataset": ds, "epochs": epochs, "seeds": seeds, "lrs": lrs, "device": dev,
+            doc = {"rows": rows, "dataset": ds, "epochs": epochs, "seeds": seeds, "scan_seeds": scan, "lrs": lrs,
+                   "device": dev,
                    "command": "python benchmarks/ablation.py " + " ".join(sys.argv[1:] if argv is None else argv)}
             (a.results / f"ablation-{ds}.json").write_text(json.dumps(doc, indent=1) + "\n")
             default_out = a.results.resolve() == RESULTS.resolve()

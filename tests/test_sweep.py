@@ -98,7 +98,10 @@ def test_ablation_smoke_writes_the_schema_with_paired_intervals(tmp_path: Path) 
     assert rc == 0
     doc = json.loads((tmp_path / "ablation-nmnist.json").read_text())
     rows = {r["model"]: r for r in doc["rows"]}
-    assert set(rows) == {"fp32", "naive-m4", "wsdr-m4", "bits-w2-m4"}
+    assert set(rows) == {"fp32", "naive-m4", "wsdr-m4", "bits-w1-m4", "bits-w2-m4"}
+    # the 1-bit sweep cell is the wsdr row's command, so it is that run (trained once)
+    assert rows["bits-w1-m4"]["model_hash"] == rows["wsdr-m4"]["model_hash"]
+    assert rows["bits-w1-m4"]["command"] == rows["wsdr-m4"]["command"]
     for k in ("model", "model_hash", "dataset", "accuracies", "mean", "std", "model_bytes", "state_bytes",
               "sops_per_inference", "command", "commit", "weight_bits", "membrane_bits", "weight_reg",
               "spike_reg", "fp32", "firing_rate"):
@@ -131,3 +134,47 @@ def test_default_jobs_keep_threads_within_the_cores() -> None:
     # a flag's value as argparse reads it: the last occurrence wins, a trailing flag gives none
     assert sweep.arg_value(["--epochs", "40", "--lr", "0.01", "--epochs", "1"], "--epochs") == "1"
     assert sweep.arg_value(["--lr", "0.01", "--epochs"], "--epochs") is None
+
+
+def test_ablation_plan_scans_rates_on_scan_seeds_then_runs_the_rest_at_the_chosen_rate() -> None:
+    """The learning-rate search of benchmarks/ablation.py: the scan seeds at every rate, the
+    row's other seeds at the rate with the best validation mean over the seeds it finished at
+    every rate, the sweep at the wsdr-m4 row's rate, its 1-bit cells the wsdr rows' own runs."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import ablation
+
+    lrs, seeds, scan = [0.002, 0.01], [0, 1, 2], [0]
+    scan_runs = ablation.plan("fsdd", seeds, scan, lrs, 20, {}, "scan")
+    assert len(scan_runs) == 9 * 2 and all(r["seeds"] == [0] for r in scan_runs)
+    assert {r["name"] for r in scan_runs} >= {"fp32-lr0.002", "wsdr-m4-lr0.01", "naive-m2-lr0.002"}
+    assert all(r["args"][-4:] == ["--lr", repr(float(r["name"].rsplit("-lr", 1)[1])), "--epochs", "20"]
+               for r in scan_runs)
+    assert ablation.plan("fsdd", seeds, scan, lrs, 20, {}, "seeds") == []  # nothing decided yet
+    assert ablation.plan("fsdd", seeds, scan, lrs, 20, {}, "sweep") == []
+
+    def row(name: str, seed: int, val: float) -> dict:
+        return {"name": name, "seed": seed, "val_accuracy": val}
+
+    results = [row("fp32-lr0.002", 0, 0.90), row("fp32-lr0.01", 0, 0.95),
+               row("wsdr-m4-lr0.002", 0, 0.80), row("wsdr-m4-lr0.01", 0, 0.80),  # a tie: the first rate
+               row("naive-m4-lr0.002", 0, 0.70)]  # not finished at every rate: undecided
+    assert ablation.chosen_rates(results, lrs, scan) == {"fp32": 0.01, "wsdr-m4": 0.002}
+    # once more seeds ran at every rate, the choice is on their mean
+    more = results + [row("fp32-lr0.002", 1, 0.99), row("fp32-lr0.01", 1, 0.80)]
+    assert ablation.chosen_rates(more, lrs, scan)["fp32"] == 0.002
+    # a seed at one rate only does not enter the choice
+    assert ablation.chosen_rates(results + [row("fp32-lr0.002", 1, 1.0)], lrs, scan)["fp32"] == 0.01
+    rates = ablation.chosen_rates(results, lrs, scan)
+    seeded = ablation.plan("fsdd", seeds, scan, lrs, 20, rates, "seeds")
+    assert [(r["name"], r["seeds"]) for r in seeded] == [("fp32-lr0.01", seeds), ("wsdr-m4-lr0.002", seeds)]
+    swept = {r["name"]: r for r in ablation.plan("fsdd", seeds, scan, lrs, 20, rates, "sweep")}
+    assert len(swept) == 12 and all(n.endswith("-lr0.002") for n in swept)
+    # 1-bit cells run under the wsdr rows' names with the wsdr rows' exact arguments
+    assert {"wsdr-m2-lr0.002", "wsdr-m4-lr0.002", "bits-w1-m8-lr0.002"} <= set(swept)
+    wsdr_m4 = next(r for r in ablation.plan("fsdd", seeds, scan, lrs, 20, rates, "seeds") if r["name"].startswith("wsdr"))
+    assert swept["wsdr-m4-lr0.002"]["args"] == wsdr_m4["args"]
+    assert "--hidden-bits" not in swept["bits-w1-m8-lr0.002"]["args"]
+    assert swept["bits-w2-m8-lr0.002"]["args"][swept["bits-w2-m8-lr0.002"]["args"].index("--hidden-bits") + 1] == "2"
+    # --only picks configurations by row name, the aliased 1-bit cell included
+    only = ablation.plan("fsdd", seeds, scan, lrs, 20, rates, "sweep", {"bits-w1-m4"})
+    assert [r["name"] for r in only] == ["wsdr-m4-lr0.002"]

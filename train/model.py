@@ -357,8 +357,9 @@ class QSNN(nn.Module):
             adapting = cfg.adapts(L)
             adapt = torch.zeros(B, n_out, device=dev)
             spikes, mems = [], []
-            for t in range(T):
-                c = cur[:, t]
+            # unbind, not cur[:, t]: its backward stacks the T step gradients once, where T
+            # indexings would each zero-fill and add a whole [B, T, N] gradient (same values)
+            for c in cur.unbind(1):
                 if q["rec"][li] is not None:
                     r = spk @ q["rec"][li].t()
                     c = c + (r if fw else quant.to_fine_grid(r))
