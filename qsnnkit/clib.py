@@ -45,16 +45,22 @@ def build_shared(extra_flags: list[str] | None = None) -> Path:
     srcs = c_sources()
     if not srcs:
         raise RuntimeError(f"no C sources in {QSNN_SRC_DIR}")
-    flags = STRICT_CFLAGS + ["-fPIC", "-shared"] + list(extra_flags or [])
+    return build_library("libqsnn", srcs, list(extra_flags or []))
+
+
+def build_library(stem: str, srcs: list[Path], extra_flags: list[str]) -> Path:
+    """Compile C sources (with the project's headers on the include path) into a shared
+    library in the cache, named by a hash of the sources, headers and flags; return its path."""
+    flags = STRICT_CFLAGS + ["-fPIC", "-shared"] + extra_flags
     out_dir = cache_dir() / "clib"
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"libqsnn-{_digest(srcs, flags)}.so"
+    out = out_dir / f"{stem}-{_digest(srcs, flags)}.so"
     if not out.exists():
         tmp = out.with_suffix(f".{os.getpid()}.tmp")
-        cmd = [_compiler(), *flags, "-I", str(QSNN_INCLUDE_DIR), *map(str, srcs), "-o", str(tmp)]
+        cmd = [_compiler(), *flags, "-I", str(QSNN_INCLUDE_DIR), *map(str, srcs), "-o", str(tmp), "-lm"]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
-            raise RuntimeError("building the host C library failed:\n" + " ".join(cmd) + "\n" + res.stderr)
+            raise RuntimeError(f"building the host C library {stem} failed:\n" + " ".join(cmd) + "\n" + res.stderr)
         tmp.replace(out)
     return out
 

@@ -276,3 +276,83 @@ def test_ddp_on_two_gloo_processes_equals_one_process_with_the_same_global_batch
     h1, h2 = checkpoint.load(tmp_path / "one" / "model.safetensors")[1]["history"][0], meta["history"][0]
     assert h1["clips"] == h2["clips"] == 140 and h1["train_acc"] == h2["train_acc"]
     assert abs(h1["loss"] - h2["loss"]) <= 1e-5 * abs(h1["loss"])
+
+
+def _first_mismatch(a: torch.Tensor, b: torch.Tensor) -> str:
+    bad = (a != b).nonzero()
+    if len(bad) == 0:
+        return "equal"
+    i = tuple(bad[0].tolist())
+    return f"{len(bad)} elements differ, first at {i}: {a[i].item()!r} vs {b[i].item()!r}"
+
+
+@pytest.mark.parametrize("mem_bits,fm,sat", [(4, False, True), (2, False, True), (8, False, True),
+                                             (4, True, True), (4, True, False)])
+def test_lif_sequence_kernel_equals_the_per_step_path_bit_for_bit(mem_bits: int, fm: bool, sat: bool) -> None:
+    """train/lif_seq.py's C kernel against the time loop of quant.py's steps: the same spikes
+    and the same gradient of the currents, exactly, on currents that reach the saturation,
+    the threshold exactly, the membrane codes' ends and rounding ties."""
+    from qsnnkit.train import lif_seq, quant
+
+    if not lif_seq.available():
+        pytest.fail("the C LIF sequence kernel did not build (a C compiler is part of the test setup)")
+    g = torch.Generator().manual_seed(mem_bits * 10 + fm + 2 * sat)
+    B, T, N = 5, 23, 37
+    cur = torch.randn(B, T, N, generator=g) * 0.9 + 0.2
+    q = float(2 ** (mem_bits - 1))
+    edges = torch.tensor([1.0, 0.5, -1.0, 1.0 + 1 / q, -1.0 - 0.5 / q, 0.5 / q, -0.5 / q, 200.0, -200.0, 1e4, -1e4])
+    cur[:, :, : len(edges)] = edges  # exact threshold, ties, code ends, beyond the int16 range
+    cur = (cur * 256).round() / 256  # on a fine grid, as the model's currents are
+    up = torch.randn(B, T, N, generator=g)
+    up[0, 3] = 0.0  # zero gradients too
+
+    def per_step(c_all: torch.Tensor) -> torch.Tensor:
+        u = torch.zeros(B, N)
+        out = []
+        for c in c_all.unbind(1):
+            c = quant.sat16_fine(c) if sat else c
+            u, s = quant.lif_step_float(u, c, 1) if fm else quant.lif_step(u, c, 1, mem_bits)
+            out.append(s)
+        return torch.stack(out, dim=1)
+
+    a_in = cur.clone().requires_grad_()
+    b_in = cur.clone().requires_grad_()
+    a = per_step(a_in)
+    b = lif_seq.lif_seq(b_in, 1, None if fm else mem_bits, saturate=sat)
+    assert torch.equal(a, b), _first_mismatch(a, b)
+    assert 0.05 < float(a.detach().mean()) < 0.95  # both spiking and silent steps are exercised
+    (a * up).sum().backward()
+    (b * up).sum().backward()
+    assert a_in.grad is not None and b_in.grad is not None
+    assert torch.equal(a_in.grad, b_in.grad), _first_mismatch(a_in.grad, b_in.grad)
+    assert bool((a_in.grad != 0).any())
+
+
+@pytest.mark.parametrize("extra", [{}, {"float_weights": True, "float_membranes": True}, {"mem_bits": 2,
+                                   "weight_reg": False}, {"hidden": (16, 8), "recurrent": (False, True)}])
+def test_model_gives_the_same_outputs_and_gradients_with_the_sequence_kernel(monkeypatch: pytest.MonkeyPatch,
+                                                                            extra: dict) -> None:
+    """The whole model, one training step, with and without the sequence kernel: the same
+    outputs and the same gradient of every parameter, exactly (training results do not depend
+    on which path ran)."""
+    from qsnnkit.train import model as model_mod
+
+    cfg = QSNNConfig(**{"n_classes": 4, "hidden": (16,), "recurrent": (True,), "conv": ((4, 3, 5, 2), (6, 3, 3, 2)),
+                        "adapt_shift": 3, **extra})
+    x = torch.randint(0, 256, (6, 20, cfg.n_bands), generator=torch.Generator().manual_seed(1)).float()
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
+    got = []
+    for on in (False, True):
+        monkeypatch.setattr(model_mod, "SEQUENCE_KERNEL", on)
+        torch.manual_seed(0)
+        m = QSNN(cfg)
+        m.train()
+        o = m(x)
+        loss = torch.nn.functional.cross_entropy(o.logits_sum, y) + torch.stack([(r - 0.5) ** 2 for r in o.rates]).mean()
+        loss.backward()
+        got.append((o.logits_sum.detach(), {n: p.grad for n, p in m.named_parameters() if p.grad is not None}))
+    (la, ga), (lb, gb) = got
+    assert torch.equal(la, lb), _first_mismatch(la, lb)
+    assert ga.keys() == gb.keys() and ga
+    for k in ga:
+        assert torch.equal(ga[k], gb[k]), f"{k}: {_first_mismatch(ga[k], gb[k])}"

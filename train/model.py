@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from qsnnkit import spec
 from qsnnkit.spec import FRAC_BITS
-from qsnnkit.train import quant
+from qsnnkit.train import lif_seq, quant
 
 
 NORMS = ("none", "bn")
@@ -29,6 +29,10 @@ NORMS = ("none", "bn")
 READOUTS = ("sum", "late", "max")
 #: Which spiking layers adapt when cfg.adapt_shift > 0.
 ADAPT_LAYERS = ("dense", "all")
+#: Layers without recurrence or adaptation run their time loop in one C kernel each way
+#: (train/lif_seq.py: bit-identical spikes and gradients, faster on the CPU); False: always
+#: the per-step loop (the tests compare the two).
+SEQUENCE_KERNEL = True
 #: Running-statistics momentum and epsilon of the power-of-two batch norm.
 BN_MOMENTUM = 0.1
 BN_EPS = 1e-5
@@ -352,9 +356,16 @@ class QSNN(nn.Module):
                 cur = (acc if fw else quant.to_fine_grid(acc)) + q["bias"][li].view(1, 1, -1, 1)
             cur = cur.reshape(B, T, -1)  # neuron n = c * f_out + f
             n_out = cur.shape[2]
+            adapting = cfg.adapts(L)
+            if SEQUENCE_KERNEL and q["rec"][li] is None and not adapting and not trace and lif_seq.usable(cur):
+                # the same numbers as the time loop below, in one C pass each way (train/lif_seq.py)
+                sp = lif_seq.lif_seq(cur, cfg.leak_shift, None if cfg.float_membranes else cfg.mem_bits,
+                                     saturate=not (cfg.float_membranes and fw))
+                rates.append(sp.mean())
+                seq = sp.view(B, T, int(L["rows"]), -1)
+                continue
             u = torch.zeros(B, n_out, device=dev)
             spk = torch.zeros(B, n_out, device=dev)
-            adapting = cfg.adapts(L)
             adapt = torch.zeros(B, n_out, device=dev)
             spikes, mems = [], []
             # unbind, not cur[:, t]: its backward stacks the T step gradients once, where T
