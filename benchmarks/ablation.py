@@ -2,6 +2,7 @@
 
     python benchmarks/ablation.py [--datasets speech_commands,fsdd,nmnist] [--phase all|run|summarize]
                                   [--seeds 0,1,2] [--scan-seeds 0] [--lrs A,B,...] [--epochs N] [--jobs N]
+                                  [--gpus none|auto|0,1]
                                   [--device-samples 20] [--limit N]
 
 Rows (each dataset's default architecture and recipe, ``qsnn-train --dataset D``, N-MNIST with a
@@ -307,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
                         + ", ".join(f"{k} {v}" for k, v in DATASET_EPOCHS.items()) + ")")
     p.add_argument("--jobs", type=int, default=None,
                    help="runs at once, each with the recipe's 2 torch threads (default: cores / 2, at least 1)")
+    p.add_argument("--gpus", default="none",
+                   help="train runs on CUDA devices (qsnn-sweep --gpus: auto, or indices like 0,1; default none, "
+                        "the CPU: the committed tables were trained on the CPU, and a GPU's float rounding differs, "
+                        "so a table should not mix the two)")
     p.add_argument("--device-samples", type=int, default=20, help="test samples on the emulated M4 (default 20)")
     p.add_argument("--limit", type=int, default=None, help="train on the first N samples (smoke runs only)")
     p.add_argument("--only", default=None, help="comma-separated configuration names (smoke runs: e.g. "
@@ -327,6 +332,11 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--seeds and --lrs must be non-empty and --epochs >= 1")
     from qsnnkit.paths import build_dir
     from qsnnkit.train import sweep
+
+    try:
+        gpus = sweep.parse_gpus(a.gpus)
+    except ValueError as e:
+        p.error(str(e))
 
     only = None if a.only is None else {x for x in a.only.split(",") if x}
     known = {r["name"] for r in rows_for(DATASETS[0])}
@@ -354,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
                 cfg.write_text(json.dumps({"runs": runs}, indent=1))
                 print(f"{ds}: {stage}: {len(runs)} configurations x {len(runs[0]['seeds'])} seeds -> {jsonl}",
                       flush=True)
-                jobs = a.jobs if a.jobs is not None else sweep.default_jobs(runs)
-                failures += sweep.Sweep(runs, jsonl, work, a.data_root, a.limit, None).run(jobs)
+                jobs = a.jobs if a.jobs is not None else sweep.default_jobs(runs, gpus=gpus)
+                failures += sweep.Sweep(runs, jsonl, work, a.data_root, a.limit, None, gpus).run(jobs)
         if a.phase in ("all", "summarize"):
             results = sweep.read_rows(jsonl)
             other = sorted({r["name"] for r in results if run_epochs(r) != epochs})

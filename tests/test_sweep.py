@@ -178,3 +178,48 @@ def test_ablation_plan_scans_rates_on_scan_seeds_then_runs_the_rest_at_the_chose
     # --only picks configurations by row name, the aliased 1-bit cell included
     only = ablation.plan("fsdd", seeds, scan, lrs, 20, rates, "sweep", {"bits-w1-m4"})
     assert [r["name"] for r in only] == ["wsdr-m4-lr0.002"]
+
+
+def test_runs_spread_over_gpus_one_device_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--gpus: which devices runs go to, and how a run is placed on one (its own
+    CUDA_VISIBLE_DEVICES and --device cuda, unless it names a device); jobs default to one per
+    GPU. A sweep's runs take a free GPU each, never two runs on one at once. This machine has
+    no GPU, so the training subprocess is replaced by a recorder of what it was given."""
+    assert sweep.parse_gpus("none", visible=4) == []
+    assert sweep.parse_gpus("auto", visible=0) == []
+    assert sweep.parse_gpus("auto", visible=3) == [0, 1, 2]
+    assert sweep.parse_gpus("1,0", visible=2) == [1, 0]
+    for bad, msg in (("2", "has 2 CUDA device"), ("0,0", "each index once"), ("gpu0", "expected none, auto")):
+        with pytest.raises(ValueError, match=msg):
+            sweep.parse_gpus(bad, visible=2)
+    assert sweep.default_jobs([{"name": "a", "args": []}], cores=16, gpus=[0, 1, 2]) == 3
+    args, env = sweep.device_args(["--hidden", "16"], 1)
+    assert args == ["--hidden", "16", "--device", "cuda"] and env["CUDA_VISIBLE_DEVICES"] == "1"
+    assert sweep.device_args(["--device", "cuda:0"], 0)[0] == ["--device", "cuda:0"]
+    assert sweep.device_args(["--hidden", "16"], None)[0] == ["--hidden", "16"]
+
+    import threading as th
+    import time as tm
+
+    busy: set[str] = set()
+    seen: list[tuple[str, list[str]]] = []
+    guard = th.Lock()
+
+    def fake_run(self: sweep.Sweep, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        assert "qsnnkit.train.cli" in cmd
+        dev = (env or {})["CUDA_VISIBLE_DEVICES"]
+        with guard:
+            assert dev not in busy, f"two runs on GPU {dev} at once"
+            busy.add(dev)
+            seen.append((dev, cmd))
+        tm.sleep(0.05)
+        with guard:
+            busy.discard(dev)
+        raise RuntimeError("no real training here")  # as a failed run: the GPU must come back all the same
+
+    monkeypatch.setattr(sweep.Sweep, "_run", fake_run)
+    runs = [{"name": f"r{i}", "args": ["--hidden", "16"], "seeds": [0, 1]} for i in range(3)]
+    failures = sweep.Sweep(runs, tmp_path / "rows.jsonl", tmp_path / "work", None, None, None, [0, 1]).run(2)
+    assert failures == 6 and len(seen) == 6  # every run was placed, even after others failed
+    assert {d for d, _ in seen} == {"0", "1"}
+    assert all(c[c.index("--device") + 1] == "cuda" for _, c in seen)
