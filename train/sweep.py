@@ -107,7 +107,9 @@ def parse_gpus(spec: str, visible: int | None = None) -> list[int]:
         raise ValueError(f"--gpus: expected none, auto or device indices like 0,1; got {spec!r}") from None
     missing = [i for i in ids if not 0 <= i < visible]
     if not ids or missing or len(set(ids)) != len(ids):
-        raise ValueError(f"--gpus {spec}: this machine has {visible} CUDA device(s) (indices 0..{visible - 1}); "
+        have = (f"this machine has {visible} CUDA device(s) (indices 0..{visible - 1})" if visible
+                else "this machine has no CUDA device (--gpus none or auto train on the CPU)")
+        raise ValueError(f"--gpus {spec}: {have}; "
                          f"{'not there: ' + ', '.join(map(str, missing)) if missing else 'each index once, at least one'}")
     return ids
 
