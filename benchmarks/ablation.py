@@ -148,13 +148,10 @@ def chosen_rates(results: list[dict], lrs: list[float], scan: list[int]) -> dict
     for r in rows_for(DATASETS[0]):  # the rows' names do not depend on the dataset
         if r["kind"] != "ablation":
             continue
-        val = {lr: {x["seed"]: x["val_accuracy"] for x in results if x["name"] == f"{r['name']}-{lr_tag(lr)}"}
-               for lr in lrs}
-        common = set.intersection(*(set(v) for v in val.values()))
-        if not set(scan) <= common:
+        means, common = lr_search(results, r["name"], lrs)
+        if not set(scan) <= set(common):
             continue
-        means = [(float(np.mean([val[lr][sd] for sd in sorted(common)])), lr) for lr in lrs]
-        out[r["name"]] = max(means, key=lambda t: t[0])[1]  # the first rate of --lrs on a tie
+        out[r["name"]] = max(lrs, key=lambda lr: means[f"{lr:g}"])  # the first rate of --lrs on a tie
     return out
 
 

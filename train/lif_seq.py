@@ -24,6 +24,7 @@ from torch import Tensor
 
 from qsnnkit import clib
 from qsnnkit.spec import FRAC_BITS
+from qsnnkit.train import quant
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "lif_seq.c"
 #: -ffp-contract=off: no fused multiply-add, so each float32 operation rounds as PyTorch's does;
@@ -57,8 +58,8 @@ def _ptr(t: Tensor) -> "ctypes._Pointer[ctypes.c_float]":
 
 
 #: the current's saturation (quant.sat16_fine): int16 fine units, in threshold units
-SAT_LO = -32768 / float(2**FRAC_BITS)
-SAT_HI = 32767 / float(2**FRAC_BITS)
+SAT_LO = quant.I16_MIN / float(2**FRAC_BITS)
+SAT_HI = quant.I16_MAX / float(2**FRAC_BITS)
 
 
 class _LIFSeq(torch.autograd.Function):
