@@ -28,7 +28,9 @@ appended to docs/results/ablation-<dataset>.jsonl; an interrupted run continues 
 stopped, so the tables can be built over days); ``summarize`` writes
 docs/results/ablation-<dataset>.json (one row per configuration in the shared results schema
 plus weight_bits, membrane_bits, weight_reg, spike_reg, fp32, firing_rate and, for quantized
-rows, the 95% paired-bootstrap interval of twin - row over test samples and seeds), prints
+rows, the 95% paired-bootstrap interval of twin - row over test samples and seeds, paired by
+seed; for the regulated ablation rows also that of row - naive at the same membrane width,
+which is what the regulation buys), prints
 the tables, plots accuracy against model bytes (docs/ablation-<dataset>.png), and runs
 --device-samples test samples of the WS-DR model (seed 0, 4-bit membranes) on the emulated
 M4 (agreement must be 1.0). Configurations with fewer finished seeds than asked are printed
@@ -219,20 +221,43 @@ def summarize(dataset: str, results: list[dict], lrs: list[float], seeds: list[i
             "command": str(first["command"]).replace(f"--seed {first['seed']}", "--seed S"),
             "commit": git_commit(),
         }
-        if not r["fp32"] and twin and all(x.get("test_correct") for x in twin + rs):
-            d, lo, hi = paired_bootstrap([x["test_correct"] for x in twin], [x["test_correct"] for x in rs])
-            row["twin_minus_row"] = {"mean": d, "ci95": [lo, hi], "resamples": BOOTSTRAP}
+        tm = paired_interval(twin, rs) if not r["fp32"] else None
+        if tm is not None:
+            row["twin_minus_row"] = tm
+        if r["kind"] == "ablation" and (r["weight_reg"] or r["spike_reg"]):
+            # what regulation buys over the naive row of the same membrane width, paired the same way
+            naive = f"naive-m{r['membrane_bits']}"
+            if naive in rates:
+                base = sorted([x for x in results if x["name"] == f"{naive}-{lr_tag(rates[naive])}"
+                               and x["seed"] in seeds], key=lambda x: x["seed"])
+                rn = paired_interval(rs, base)
+                if rn is not None:
+                    row["row_minus_naive"] = rn
         out.append(row)
     return out
 
 
+def paired_interval(a: list[dict], b: list[dict]) -> dict | None:
+    """The paired bootstrap of accuracy(a) - accuracy(b) over the seeds both finished (paired by
+    seed) and their test samples; None when they share no seed or a run lacks its per-sample record."""
+    by_seed = {x["seed"]: x for x in b}
+    pairs = [(x, by_seed[x["seed"]]) for x in a if x["seed"] in by_seed]
+    if not pairs or not all(x.get("test_correct") and y.get("test_correct") for x, y in pairs):
+        return None
+    d, lo, hi = paired_bootstrap([x["test_correct"] for x, _ in pairs], [y["test_correct"] for _, y in pairs])
+    return {"mean": d, "ci95": [lo, hi], "resamples": BOOTSTRAP, "seeds": [x["seed"] for x, _ in pairs]}
+
+
 def table(rows: list[dict]) -> str:
     head = ("| configuration | W bits | U bits | weight reg | spike reg | lr | test acc % (seeds) | std | "
-            "twin - row [95% CI] | model B | state B | firing rate per layer | SOPs / inference |")
-    lines = [head, "|" + "---|" * 13]
+            "twin - row [95% CI] | row - naive [95% CI] | model B | state B | firing rate per layer | SOPs / inference |")
+    lines = [head, "|" + "---|" * 14]
+
+    def interval(d: dict | None) -> str:
+        return f"{100 * d['mean']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" if d else "-"
+
     for r in rows:
-        tm = r.get("twin_minus_row")
-        ci = f"{100 * tm['mean']:+.1f} [{100 * tm['ci95'][0]:+.1f}, {100 * tm['ci95'][1]:+.1f}]" if tm else "-"
+        ci = f"{interval(r.get('twin_minus_row'))} | {interval(r.get('row_minus_naive'))}"
         accs = ", ".join(f"{100 * a:.1f}" for a in r["accuracies"])
         sops = "-" if r["sops_per_inference"] is None else f"{r['sops_per_inference'] / 1e6:.2f} M"
         lines.append(f"| {r['model']}{' (partial)' if r['partial'] else ''} | {r['weight_bits']} | "

@@ -112,8 +112,31 @@ def test_ablation_smoke_writes_the_schema_with_paired_intervals(tmp_path: Path) 
     for name in ("naive-m4", "wsdr-m4", "bits-w2-m4"):
         lo, hi = rows[name]["twin_minus_row"]["ci95"]
         assert lo <= rows[name]["twin_minus_row"]["mean"] <= hi
+    # what regulation buys: the regulated row against the naive row of its membrane width, only there
+    rn = rows["wsdr-m4"]["row_minus_naive"]
+    assert rn["seeds"] == [0] and rn["ci95"][0] <= rn["mean"] <= rn["ci95"][1]
+    assert "row_minus_naive" not in rows["naive-m4"] and "row_minus_naive" not in rows["bits-w2-m4"]
     assert rows["bits-w2-m4"]["model_bytes"] > rows["wsdr-m4"]["model_bytes"]  # 2-bit hidden weights take room
     assert (tmp_path / "ablation-nmnist.png").exists()
+
+
+def test_paired_intervals_pair_runs_by_seed() -> None:
+    """A row missing a seed is paired with the twin's runs of the same seeds, not by position;
+    the interval brackets the difference of the paired runs' means and is exact when every
+    sample agrees; a run without its per-sample record gives no interval."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import ablation
+
+    twin = [{"seed": 0, "test_correct": "1111"}, {"seed": 1, "test_correct": "0000"}, {"seed": 2, "test_correct": "1100"}]
+    row = [{"seed": 0, "test_correct": "1111"}, {"seed": 2, "test_correct": "1100"}]
+    got = ablation.paired_interval(twin, row)
+    assert got is not None and got["seeds"] == [0, 2]
+    assert got["mean"] == 0.0 and got["ci95"] == [0.0, 0.0]  # seed 1's 0000 would make it +0.375 by position
+    lower = [{"seed": 0, "test_correct": "1110"}, {"seed": 2, "test_correct": "1000"}]
+    d = ablation.paired_interval(twin, lower)
+    assert d is not None and d["mean"] == 0.25 and 0.0 <= d["ci95"][0] <= 0.25 <= d["ci95"][1] <= 0.5
+    assert ablation.paired_interval(twin, [{"seed": 3, "test_correct": "1111"}]) is None
+    assert ablation.paired_interval(twin, [{"seed": 0, "test_correct": ""}]) is None
 
 
 def test_default_jobs_keep_threads_within_the_cores() -> None:
