@@ -161,10 +161,11 @@ def paired_bootstrap(twin: list[str], row: list[str], n: int = BOOTSTRAP, seed: 
     """Mean and 95% interval of accuracy(twin) - accuracy(row), resampling test samples and seeds
     together: each draw picks seeds (with replacement, the twin's and the row's paired by
     position) and samples (with replacement, the same samples for both)."""
+    if len(twin) != len(row):
+        raise ValueError(f"paired bootstrap: {len(twin)} runs against {len(row)}; pair them by seed first")
     a = np.array([[c == "1" for c in s] for s in twin], dtype=np.float64)  # [seeds, samples]
     b = np.array([[c == "1" for c in s] for s in row], dtype=np.float64)
-    k = min(len(a), len(b))
-    a, b = a[:k], b[:k]
+    k = len(a)
     rng = np.random.default_rng(seed)
     diffs = np.empty(n)
     for i in range(n):
@@ -187,9 +188,7 @@ def summarize(dataset: str, results: list[dict], lrs: list[float], seeds: list[i
 
     rates = chosen_rates(results, lrs, scan)
     sweep_lr = rates.get("wsdr-m4")
-    twin = [x for x in results if "fp32" in rates and x["name"] == f"fp32-{lr_tag(rates['fp32'])}"
-            and x["seed"] in seeds]
-    twin = sorted(twin, key=lambda x: x["seed"])
+    twin = chosen_runs(results, rates, "fp32", seeds)
     out = []
     for r in rows_for(dataset):
         lr = rates.get(r["name"]) if r["kind"] == "ablation" else sweep_lr
@@ -226,22 +225,25 @@ def summarize(dataset: str, results: list[dict], lrs: list[float], seeds: list[i
             row["twin_minus_row"] = tm
         if r["kind"] == "ablation" and (r["weight_reg"] or r["spike_reg"]):
             # what regulation buys over the naive row of the same membrane width, paired the same way
-            naive = f"naive-m{r['membrane_bits']}"
-            if naive in rates:
-                base = sorted([x for x in results if x["name"] == f"{naive}-{lr_tag(rates[naive])}"
-                               and x["seed"] in seeds], key=lambda x: x["seed"])
-                rn = paired_interval(rs, base)
-                if rn is not None:
-                    row["row_minus_naive"] = rn
+            rn = paired_interval(rs, chosen_runs(results, rates, f"naive-m{r['membrane_bits']}", seeds))
+            if rn is not None:
+                row["row_minus_naive"] = rn
         out.append(row)
     return out
+
+
+def chosen_runs(results: list[dict], rates: dict[str, float], name: str, seeds: list[int]) -> list[dict]:
+    """An ablation row's finished runs of these seeds at its chosen rate ([] while undecided)."""
+    if name not in rates:
+        return []
+    return [x for x in results if x["name"] == f"{name}-{lr_tag(rates[name])}" and x["seed"] in seeds]
 
 
 def paired_interval(a: list[dict], b: list[dict]) -> dict | None:
     """The paired bootstrap of accuracy(a) - accuracy(b) over the seeds both finished (paired by
     seed) and their test samples; None when they share no seed or a run lacks its per-sample record."""
     by_seed = {x["seed"]: x for x in b}
-    pairs = [(x, by_seed[x["seed"]]) for x in a if x["seed"] in by_seed]
+    pairs = sorted([(x, by_seed[x["seed"]]) for x in a if x["seed"] in by_seed], key=lambda xy: xy[0]["seed"])
     if not pairs or not all(x.get("test_correct") and y.get("test_correct") for x, y in pairs):
         return None
     d, lo, hi = paired_bootstrap([x["test_correct"] for x, _ in pairs], [y["test_correct"] for _, y in pairs])

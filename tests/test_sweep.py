@@ -137,6 +137,9 @@ def test_paired_intervals_pair_runs_by_seed() -> None:
     assert d is not None and d["mean"] == 0.25 and 0.0 <= d["ci95"][0] <= 0.25 <= d["ci95"][1] <= 0.5
     assert ablation.paired_interval(twin, [{"seed": 3, "test_correct": "1111"}]) is None
     assert ablation.paired_interval(twin, [{"seed": 0, "test_correct": ""}]) is None
+    assert ablation.paired_interval(list(reversed(twin)), row) == got  # the runs' order does not matter
+    with pytest.raises(ValueError, match="pair them by seed"):  # no silent pairing by position
+        ablation.paired_bootstrap(["1111", "0000"], ["1111"])
 
 
 def test_default_jobs_keep_threads_within_the_cores() -> None:
