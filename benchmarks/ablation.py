@@ -1,6 +1,6 @@
 """The seed paper's claim, tested: WS-DR ablation and bit-width sweep per dataset, one command.
 
-    python benchmarks/ablation.py [--datasets speech_commands,fsdd,nmnist] [--phase all|run|summarize]
+    python benchmarks/ablation.py [--datasets speech_commands,fsdd,nmnist] [--phase all|run|summarize|status]
                                   [--seeds 0,1,2] [--scan-seeds 0] [--lrs A,B,...] [--epochs N] [--jobs N]
                                   [--gpus none|auto|0,1]
                                   [--device-samples 20] [--limit N]
@@ -35,6 +35,9 @@ the tables, plots accuracy against model bytes (docs/ablation-<dataset>.png), an
 --device-samples test samples of the WS-DR model (seed 0, 4-bit membranes) on the emulated
 M4 (agreement must be 1.0). Configurations with fewer finished seeds than asked are printed
 but marked partial.
+``status`` writes nothing: per dataset, the runs finished, the runs left per stage (scan,
+seeds, sweep; rows the scan has not decided count the seeds they will run) with the hours
+that is at the median run's training time, and the interim table.
 """
 from __future__ import annotations
 
@@ -141,6 +144,37 @@ def plan(dataset: str, seeds: list[int], scan: list[int], lrs: list[float], epoc
             seen.add(name)
             runs.append({"name": name, "args": r["args"] + ["--lr", repr(lr), "--epochs", str(epochs)], "seeds": list(ss)})
     return runs
+
+
+def remaining(dataset: str, results: list[dict], seeds: list[int], scan: list[int], lrs: list[float],
+              epochs: int, only: set[str] | None = None) -> dict[str, int]:
+    """Runs (one seed of one configuration at one rate) still to train, per stage, for the table of
+    these seeds, rates and epoch budget. Rows whose rate the scan has not decided yet count the
+    seeds they will run once it has (the sweep waits on the wsdr-m4 row). A 1-bit sweep cell is
+    its wsdr row's runs, counted once, as if that row chose wsdr-m4's rate; should wsdr-m2 choose
+    another, its other seeds run at both rates and the count grows by them."""
+    done = {(str(r["name"]), r["seed"]) for r in results if run_epochs(r) == epochs}
+    rates = chosen_rates(results, lrs, scan)
+    left = {"scan": 0, "seeds": 0, "sweep": 0}
+    pending: set[tuple[str, int]] = set()  # a run two stages name (a sweep cell's scan run) counts once
+    for stage in left:
+        for run in plan(dataset, seeds, scan, lrs, epochs, rates, stage, only):
+            new = {(run["name"], s) for s in run["seeds"]} - done - pending
+            left[stage] += len(new)
+            pending |= new
+    rest = [s for s in seeds if s not in scan]
+    for r in rows_for(dataset):
+        if only is not None and r["name"] not in only:
+            continue
+        if r["kind"] == "ablation" and r["name"] not in rates:
+            # the scan runs its seeds at every rate; the rest wait for its choice (a wsdr row's rest
+            # may already be pending as a sweep cell at wsdr-m4's rate: counted there, once)
+            left["seeds"] += sum(not any(n.startswith(f"{r['name']}-lr") and t == s for n, t in pending)
+                                 for s in rest)
+        if r["kind"] == "sweep" and "wsdr-m4" not in rates and not (
+                r["weight_bits"] == 1 and r["membrane_bits"] in ABLATION_MEM):  # 1-bit cells are the wsdr rows
+            left["sweep"] += len(seeds)
+    return left
 
 
 def chosen_rates(results: list[dict], lrs: list[float], scan: list[int]) -> dict[str, float]:
@@ -321,7 +355,9 @@ def device_check(dataset: str, results: list[dict], rates: dict[str, float], sam
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated: {', '.join(DATASETS)}")
-    p.add_argument("--phase", choices=("all", "run", "summarize"), default="all")
+    p.add_argument("--phase", choices=("all", "run", "summarize", "status"), default="all",
+                   help="all (default): run, then summarize; status: print what is finished, what is left "
+                        "and the interim table, writing nothing")
     p.add_argument("--seeds", default="0,1,2", help="seeds per configuration (default 0,1,2)")
     p.add_argument("--scan-seeds", default=None,
                    help="seeds run at every rate of --lrs (the learning-rate search); the other seeds run at "
@@ -392,6 +428,19 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
                 jobs = a.jobs if a.jobs is not None else sweep.default_jobs(runs, gpus=gpus)
                 failures += sweep.Sweep(runs, jsonl, work, a.data_root, a.limit, None, gpus).run(jobs)
+        if a.phase == "status":
+            results = [r for r in sweep.read_rows(jsonl) if run_epochs(r) == epochs]
+            left = remaining(ds, results, seeds, scan, lrs, epochs, only)
+            secs = [float(r["train_seconds"]) for r in results if r.get("train_seconds")]
+            took = f", median training {np.median(secs) / 60:.1f} min a run" if secs else ""
+            eta = (f", about {sum(left.values()) * float(np.median(secs)) / 3600 / (a.jobs or 1):.1f} h of training "
+                   f"at that median" if secs and sum(left.values()) else "")
+            print(f"## {ds} ({jsonl}, {epochs} epochs)\n\n{len(results)} runs finished{took}; left: "
+                  + ", ".join(f"{k} {v}" for k, v in left.items()) + f" ({sum(left.values())} in all{eta})")
+            rows = summarize(ds, results, lrs, seeds, scan) if results else []
+            if rows:
+                print(f"\n{table(rows)}\n")
+            continue
         if a.phase in ("all", "summarize"):
             results = sweep.read_rows(jsonl)
             other = sorted({r["name"] for r in results if run_epochs(r) != epochs})

@@ -206,6 +206,32 @@ def test_ablation_plan_scans_rates_on_scan_seeds_then_runs_the_rest_at_the_chose
     assert [r["name"] for r in only] == ["wsdr-m4-lr0.002"]
 
 
+
+def test_ablation_status_counts_the_runs_left_once_each() -> None:
+    """--phase status: the runs still to train per stage, for rows decided or not, each run once
+    (a 1-bit sweep cell is its wsdr row's run), runs of another epoch budget not counted as done."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import ablation
+
+    lrs, seeds, scan = [0.002, 0.01], [0, 1, 2], [0]
+    # nothing run: 9 rows x 2 rates at the scan seed, 9 x 2 other seeds, sweep 12 cells - the 2 wsdr ones, x 3
+    assert ablation.remaining("fsdd", [], seeds, scan, lrs, 20) == {"scan": 18, "seeds": 18, "sweep": 30}
+    ep = "qsnn-train --epochs 20"
+
+    def row(name: str, seed: int, val: float = 0.5, command: str = ep) -> dict:
+        return {"name": name, "seed": seed, "val_accuracy": val, "command": command}
+
+    done = [row(f"{n}-lr{lr:g}", 0, 0.9 if lr == 0.01 else 0.5) for n in ("fp32", "wsdr-m4") for lr in lrs]
+    done += [row("fp32-lr0.01", 1), row("bits-w8-m8-lr0.01", 2), row("naive-m4-lr0.01", 0, command="qsnn-train --epochs 5")]
+    left = ablation.remaining("fsdd", done, seeds, scan, lrs, 20)
+    # scan: 7 undecided rows x 2 rates (naive-m4's 5-epoch run is another table's);
+    # seeds: fp32's seed 2, wsdr-m4's 1 and 2, the 7 undecided rows' 2 each but wsdr-m2's, which the
+    # sweep runs at wsdr-m4's rate; sweep: 10 cells x 3 - the finished one, + wsdr-m2 at 1e-2 seeds 1-2
+    assert left == {"scan": 14, "seeds": 1 + 2 + 6 * 2, "sweep": 29 + 2}
+    assert ablation.remaining("fsdd", done, seeds, scan, lrs, 20, {"fp32"}) == {"scan": 0, "seeds": 1, "sweep": 0}
+    rc = ablation.main(["--datasets", "fsdd", "--phase", "status", "--results", str(REPO_ROOT / "no-such-dir")])
+    assert rc == 0
+
 def test_runs_spread_over_gpus_one_device_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--gpus: which devices runs go to, and how a run is placed on one (its own
     CUDA_VISIBLE_DEVICES and --device cuda, unless it names a device); jobs default to one per
