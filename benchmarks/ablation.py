@@ -168,9 +168,9 @@ def remaining(dataset: str, results: list[dict], seeds: list[int], scan: list[in
             continue
         if r["kind"] == "ablation" and r["name"] not in rates:
             # the scan runs its seeds at every rate; the rest wait for its choice (a wsdr row's rest
-            # may already be pending as a sweep cell at wsdr-m4's rate: counted there, once)
-            left["seeds"] += sum(not any(n.startswith(f"{r['name']}-lr") and t == s for n, t in pending)
-                                 for s in rest)
+            # may already be the sweep's, run or pending, at wsdr-m4's rate: counted there, once)
+            cell = f"{r['name']}-{lr_tag(rates['wsdr-m4'])}" if "wsdr-m4" in rates else None
+            left["seeds"] += sum((cell, s) not in done | pending for s in rest)
         if r["kind"] == "sweep" and "wsdr-m4" not in rates and not (
                 r["weight_bits"] == 1 and r["membrane_bits"] in ABLATION_MEM):  # 1-bit cells are the wsdr rows
             left["sweep"] += len(seeds)
@@ -433,8 +433,9 @@ def main(argv: list[str] | None = None) -> int:
             left = remaining(ds, results, seeds, scan, lrs, epochs, only)
             secs = [float(r["train_seconds"]) for r in results if r.get("train_seconds")]
             took = f", median training {np.median(secs) / 60:.1f} min a run" if secs else ""
-            eta = (f", about {sum(left.values()) * float(np.median(secs)) / 3600 / (a.jobs or 1):.1f} h of training "
-                   f"at that median" if secs and sum(left.values()) else "")
+            jobs = a.jobs if a.jobs is not None else sweep.default_jobs(rows_for(ds), gpus=gpus)  # as --phase run
+            eta = (f", about {sum(left.values()) * float(np.median(secs)) / 3600 / jobs:.1f} h of training "
+                   f"at that median, {jobs} at once" if secs and sum(left.values()) else "")
             print(f"## {ds} ({jsonl}, {epochs} epochs)\n\n{len(results)} runs finished{took}; left: "
                   + ", ".join(f"{k} {v}" for k, v in left.items()) + f" ({sum(left.values())} in all{eta})")
             rows = summarize(ds, results, lrs, seeds, scan) if results else []

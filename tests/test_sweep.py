@@ -206,7 +206,6 @@ def test_ablation_plan_scans_rates_on_scan_seeds_then_runs_the_rest_at_the_chose
     assert [r["name"] for r in only] == ["wsdr-m4-lr0.002"]
 
 
-
 def test_ablation_status_counts_the_runs_left_once_each() -> None:
     """--phase status: the runs still to train per stage, for rows decided or not, each run once
     (a 1-bit sweep cell is its wsdr row's run), runs of another epoch budget not counted as done."""
@@ -228,9 +227,13 @@ def test_ablation_status_counts_the_runs_left_once_each() -> None:
     # seeds: fp32's seed 2, wsdr-m4's 1 and 2, the 7 undecided rows' 2 each but wsdr-m2's, which the
     # sweep runs at wsdr-m4's rate; sweep: 10 cells x 3 - the finished one, + wsdr-m2 at 1e-2 seeds 1-2
     assert left == {"scan": 14, "seeds": 1 + 2 + 6 * 2, "sweep": 29 + 2}
+    # once the sweep has run that cell's seed 1, it is left neither to the sweep nor to wsdr-m2's seeds
+    assert ablation.remaining("fsdd", done + [row("wsdr-m2-lr0.01", 1)], seeds, scan, lrs, 20) == {
+        "scan": 14, "seeds": 1 + 2 + 6 * 2, "sweep": 29 + 1}
     assert ablation.remaining("fsdd", done, seeds, scan, lrs, 20, {"fp32"}) == {"scan": 0, "seeds": 1, "sweep": 0}
     rc = ablation.main(["--datasets", "fsdd", "--phase", "status", "--results", str(REPO_ROOT / "no-such-dir")])
     assert rc == 0
+
 
 def test_runs_spread_over_gpus_one_device_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--gpus: which devices runs go to, and how a run is placed on one (its own
