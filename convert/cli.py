@@ -84,6 +84,8 @@ def provenance(ck: Path, model: QSNN, meta: dict[str, object], data_root: str | 
         "data": data.dataset_name(str(st.get("dataset", "speech_commands")), data_root),  # type: ignore[union-attr]
         "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
         "machine": platform.machine(),
+        # where the checkpoint was trained (older checkpoints do not record it)
+        **({"trained_on": meta["platform"]} if isinstance(meta.get("platform"), dict) else {}),
         **({"stream_tune": {k: v for k, v in meta["stream_tune"].items() if k != "history"}}  # type: ignore[union-attr]
            if isinstance(meta.get("stream_tune"), dict) else {}),
     }

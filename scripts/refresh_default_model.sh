@@ -4,7 +4,8 @@
 #   scripts/refresh_default_model.sh                    # firmware/models/default (keywords)
 #   scripts/refresh_default_model.sh --dataset nmnist   # firmware/models/nmnist (event camera)
 # Extra arguments go to qsnn-train. The same seed and thread count on the same software give
-# the same model hash (scripts/main.sh trains the same way, into build/).
+# the same model hash on a CPU with the same vector extensions (the report's provenance.trained_on;
+# scripts/main.sh trains the same way, into build/).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DIR=firmware/models/default; TRAIN=build/default_train

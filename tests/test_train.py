@@ -31,6 +31,29 @@ def test_same_seed_and_threads_give_the_same_model_hash(tmp_path: Path, data_roo
     assert a != c  # the hash does depend on the training run
 
 
+def test_each_epoch_is_written_as_it_ends_and_the_platform_is_recorded(tmp_path: Path, data_root: Path) -> None:
+    """history.jsonl holds one line per epoch, equal to the checkpoint's history (a stopped run
+    keeps its curve); the checkpoint records what its float results depend on beyond the
+    settings (the CPU's kernels, the threads), and the converter's report carries it on."""
+    import json
+
+    from qsnnkit.convert.cli import provenance
+
+    st = TrainSettings(epochs=2, batch_size=16, threads=1, limit=32, augment="", synthetic=0)
+    res = train(QSNNConfig(conv=(), hidden=(16,), recurrent=(True,)), st, data_root, tmp_path)
+    model, meta = checkpoint.load(res.checkpoint)
+    lines = (tmp_path / "history.jsonl").read_text().splitlines()
+    assert [json.loads(x) for x in lines] == meta["history"] == res.history
+    assert [h["epoch"] for h in meta["history"]] == [0, 1]
+    plat = meta["platform"]
+    assert plat["threads"] == 1 and plat["device"] == "cpu" and plat["torch"] == torch.__version__
+    assert plat["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert provenance(res.checkpoint, model, meta, str(data_root))["trained_on"] == plat
+    # a checkpoint from before the platform was recorded converts without it
+    old = {k: v for k, v in meta.items() if k != "platform"}
+    assert "trained_on" not in provenance(res.checkpoint, model, old, str(data_root))
+
+
 def test_fsdd_trains_converts_and_the_model_knows_its_dataset(tmp_path: Path, data_root: Path) -> None:
     """The spoken digits go through the same front end: 10 classes, FSDD's split, and the
     converted model names its dataset (the host evaluates it on FSDD's clips)."""

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
+import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -162,6 +164,19 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, temp: float) -> t
                     reduction="batchmean", log_target=True) * temp * temp
 
 
+def training_platform(device: str = "cpu") -> dict[str, object]:
+    """What a run's float results depend on besides the code, the data and the settings:
+    PyTorch picks its CPU kernels by the vector extensions it finds (``cpu_capability``) and
+    splits reductions by the thread count, so the same seed gives the same model only where
+    these match too. Recorded in the checkpoint's metadata; the converter's report copies it."""
+    out: dict[str, object] = {"torch": torch.__version__, "machine": platform.machine(),
+                              "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                              "threads": torch.get_num_threads(), "device": device}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        out["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return out
+
+
 def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_dir: str | Path,
           bank: FeatureBank | None = None) -> TrainResult:
     t0 = time.time()
@@ -266,6 +281,12 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
     best: tuple[float, int, dict] = (-1.0, -1, {})
     history: list[dict[str, float]] = []
     bar = tqdm(range(st.epochs), desc="training", unit="epoch", disable=dist is not None and not dist.main)
+    # the curve as it goes, one JSON line per epoch: a long run that is stopped still leaves it,
+    # and two runs can be compared epoch by epoch (the checkpoint's metadata keeps it too)
+    hist_file = out_dir / "history.jsonl"
+    if dist is None or dist.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        hist_file.write_text("")
     for ep in bar:
         # Backward sharpness of the binary sign, log-uniform 0.1 -> 10 (Q-SNN schedule).
         model.tanh_t = float(10 ** (-1 + 2 * ep / max(1, st.epochs - 1)))
@@ -319,6 +340,8 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
         rec = {"epoch": ep, "clips": n, "loss": tot_loss / n, "train_acc": correct / n,
                "val_acc": va_acc, **{f"rate{i}": r for i, r in enumerate(rate_sum / n)}}
         history.append(rec)
+        with hist_file.open("a") as f:
+            f.write(json.dumps(rec, sort_keys=True) + "\n")
         bar.set_postfix(loss=f"{rec['loss']:.3f}", train=f"{rec['train_acc']:.3f}", val=f"{va_acc:.3f}")
         if va_acc > best[0]:
             best = (va_acc, ep, copy.deepcopy(model.state_dict()))
@@ -329,7 +352,8 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
     model.load_state_dict(best[2])
     model.tanh_t = 10.0
     meta = {"settings": asdict(st), "best_epoch": best[1], "val_accuracy": best[0],
-            "classes": list(DATASETS[st.dataset]), "torch": torch.__version__, "history": history}
+            "classes": list(DATASETS[st.dataset]), "torch": torch.__version__, "history": history,
+            "platform": training_platform(st.device)}
     model.to("cpu")
     if dist is not None:
         meta["distributed"] = {"world_size": dist.world, "backend": dist.backend,
