@@ -74,6 +74,43 @@ def test_sweep_runs_resumes_and_summarizes(tmp_path: Path, data_root: Path) -> N
     assert len(d["accuracies"]) == 2 and "--seed S" in d["command"]
 
 
+def test_a_run_stopped_mid_training_continues_from_its_last_epoch(tmp_path: Path, data_root: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session ends during a run's second epoch: the next sweep continues that run from its
+    state after epoch 0 (qsnn-train --resume), keeps the stopped attempt's log, and the row equals
+    the one of a sweep that was never stopped (same integer model hash)."""
+    from qsnnkit.train import cli, resume
+
+    args = ["--conv", "", "--hidden", "16", "--recurrent", "1", "--batch-size", "8", "--synthetic", "0"]
+    cfg = {"runs": [{"name": "dense16", "args": args, "seeds": [0]}]}
+    for d in ("whole", "cut"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "sweep.json").write_text(json.dumps(cfg))
+    res = _sweep(tmp_path / "whole", data_root, "--epochs", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    run_dir = tmp_path / "cut" / "work" / "dense16" / "seed0"
+    run_dir.mkdir(parents=True)
+    real = resume.save
+
+    def stop_after_first(path: Path, s: resume.State, identity: dict) -> None:
+        real(path, s, identity)
+        raise KeyboardInterrupt  # the stop, with epoch 0's state on disk
+
+    with monkeypatch.context() as m:
+        m.setattr(resume, "save", stop_after_first)
+        with pytest.raises(KeyboardInterrupt):  # the same command the sweep gives qsnn-train
+            cli.main([*args, "--limit", "24", "--epochs", "2", "--seed", "0", "--out", str(run_dir / "train"),
+                      "--data-root", str(data_root)])
+    (run_dir / "train.log").write_text("the stopped attempt's output\n")
+    res = _sweep(tmp_path / "cut", data_root, "--epochs", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = (run_dir / "train.log").read_text()
+    assert log.startswith("the stopped attempt's output") and "continuing" in log and "at epoch 1 of 2" in log
+    [whole], [cut] = sweep.read_rows(tmp_path / "whole" / "rows.jsonl"), sweep.read_rows(tmp_path / "cut" / "rows.jsonl")
+    assert cut["model_hash"] == whole["model_hash"] and cut["test_correct"] == whole["test_correct"]
+    assert cut["val_accuracy"] == whole["val_accuracy"]
+
+
 @pytest.mark.parametrize("text,msg", [
     ("not json", "not a readable JSON"),
     ('{"runs": []}', "expected"),
@@ -260,8 +297,9 @@ def test_runs_spread_over_gpus_one_device_each(tmp_path: Path, monkeypatch: pyte
     seen: list[tuple[str, list[str]]] = []
     guard = th.Lock()
 
-    def fake_run(self: sweep.Sweep, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        assert "qsnnkit.train.cli" in cmd
+    def fake_run(self: sweep.Sweep, cmd: list[str], log: Path, env: dict[str, str] | None = None,
+                 append: bool = False) -> None:
+        assert "qsnnkit.train.cli" in cmd and "--resume" in cmd and append  # a stopped run continues, its log kept
         dev = (env or {})["CUDA_VISIBLE_DEVICES"]
         with guard:
             assert dev not in busy, f"two runs on GPU {dev} at once"

@@ -54,6 +54,97 @@ def test_each_epoch_is_written_as_it_ends_and_the_platform_is_recorded(tmp_path:
     assert "trained_on" not in provenance(res.checkpoint, model, old, str(data_root))
 
 
+def _interrupt_after(monkeypatch: pytest.MonkeyPatch, epochs_done: int) -> None:
+    """Stop training (as a killed process would) right after the state of epoch epochs_done - 1 is on disk."""
+    from qsnnkit.train import resume
+
+    real = resume.save
+
+    def save_then_stop(path: Path, st: resume.State, identity: dict) -> None:
+        real(path, st, identity)
+        if st.next_epoch == epochs_done:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(resume, "save", save_then_stop)
+
+
+def test_an_interrupted_run_resumes_to_the_same_bits(tmp_path: Path, data_root: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Stopped after 2 of 3 epochs and resumed, a run ends with exactly the weights, best epoch
+    and history of the same run never stopped: the optimizer's moments, the schedule's position
+    and the NumPy draws of augmentation, masks and batch order all continue where they were."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from qsnnkit.train import resume
+
+    st = TrainSettings(epochs=3, batch_size=16, threads=1, limit=32, augment="speed,volume,shift,noise,mask",
+                       synthetic=0, lambda_sr=0.05)
+    cfg = QSNNConfig(conv=(), hidden=(16,), recurrent=(True,))
+    # the last epoch's live state too (the checkpoint holds the best epoch's weights, which may
+    # come from before the stop): model, optimizer moments, schedule
+    last: dict[str, resume.State] = {}
+    real = resume.save
+
+    def keep_last(path: Path, s: resume.State, identity: dict) -> None:
+        real(path, s, identity)
+        if s.next_epoch == st.epochs:
+            last[path.parent.name] = s
+
+    monkeypatch.setattr(resume, "save", keep_last)
+    whole = train(cfg, st, data_root, tmp_path / "whole")
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 2)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, st, data_root, tmp_path / "cut")
+    assert (tmp_path / "cut" / "resume.safetensors").is_file()
+    assert not (tmp_path / "cut" / "model.safetensors").exists()
+    assert len((tmp_path / "cut" / "history.jsonl").read_text().splitlines()) == 2  # the curve so far
+    capsys.readouterr()
+    cont = train(cfg, st, data_root, tmp_path / "cut", resume=True)
+    assert "continuing" in capsys.readouterr().out and cont.resumed_at == 2
+    a, b = load_file(whole.checkpoint), load_file(cont.checkpoint)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k}: {_first_mismatch(a[k], b[k])}"
+    assert (cont.best_epoch, cont.val_accuracy, cont.history) == (whole.best_epoch, whole.val_accuracy, whole.history)
+    x, y = last["whole"], last["cut"]
+    for k in x.model:
+        assert torch.equal(x.model[k], y.model[k]), f"last epoch's {k}: {_first_mismatch(x.model[k], y.model[k])}"
+    assert x.scheduler == y.scheduler and x.optimizer["param_groups"] == y.optimizer["param_groups"]
+    for i, mom in x.optimizer["state"].items():  # type: ignore[union-attr]
+        for n, v in mom.items():
+            assert torch.equal(v, y.optimizer["state"][i][n]), f"optimizer state {i}.{n}"  # type: ignore[index]
+    assert x.numpy_rng == y.numpy_rng
+    lines = (tmp_path / "cut" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(x) for x in lines] == whole.history
+    assert not (tmp_path / "cut" / "resume.safetensors").exists()  # finished: nothing left to resume
+
+
+def test_a_state_left_by_another_run_is_not_continued(tmp_path: Path, data_root: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Other settings (here the learning rate), an unreadable file or none: epoch 0, and why."""
+    from dataclasses import replace
+
+    st = TrainSettings(epochs=2, batch_size=16, threads=1, limit=32, augment="", synthetic=0)
+    cfg = QSNNConfig(conv=(), hidden=(16,), recurrent=(True,))
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 1)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, st, data_root, tmp_path)
+    capsys.readouterr()
+    res = train(cfg, replace(st, lr=st.lr / 2), data_root, tmp_path, resume=True)
+    assert res.resumed_at == 0 and "left by a different run (settings differ)" in capsys.readouterr().out
+    res = train(cfg, st, data_root, tmp_path, resume=True)  # the finished run removed its state
+    assert res.resumed_at == 0 and "no resume.safetensors" in capsys.readouterr().out
+    (tmp_path / "resume.safetensors").write_bytes(b"not a state")
+    res = train(cfg, st, data_root, tmp_path, resume=True)
+    assert res.resumed_at == 0 and "not a readable resume state" in capsys.readouterr().out
+
+
 def test_fsdd_trains_converts_and_the_model_knows_its_dataset(tmp_path: Path, data_root: Path) -> None:
     """The spoken digits go through the same front end: 10 classes, FSDD's split, and the
     converted model names its dataset (the host evaluates it on FSDD's clips)."""

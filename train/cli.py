@@ -44,6 +44,10 @@ def parser() -> argparse.ArgumentParser:
                    help=f"events: step length, microseconds (default: {d.ev_window_us})")
     p.add_argument("--ev-steps", type=int, default=None, help=f"events: steps per sample (default: {d.ev_steps})")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: build/train)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from OUT/resume.safetensors (written after every epoch) "
+                        "to the same bits as an uninterrupted run; only the same settings and training code "
+                        "continue a state, anything else starts at epoch 0 and says why")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (AdamW, one-cycle)")
@@ -250,14 +254,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = a.out or build_dir() / "train"
     try:
-        res = train(cfg, st, a.data_root, out)
+        res = train(cfg, st, a.data_root, out, resume=a.resume)
     except (FileNotFoundError, ValueError, SynthError) as e:
         print(f"qsnn-train: {e}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports (it wrote the checkpoint)
         return 0
     summary = {"checkpoint": str(res.checkpoint), "command": command_for(cfg, st), "best_epoch": res.best_epoch,
-               "val_accuracy": res.val_accuracy, "seconds": round(res.seconds, 1)}
+               "val_accuracy": res.val_accuracy, "seconds": round(res.seconds, 1), "resumed_at_epoch": res.resumed_at,
+               "seconds_before_resume": round(res.seconds_before, 1)}
     (Path(out) / "train_summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     return 0

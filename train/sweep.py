@@ -14,8 +14,10 @@ model (the test split is read once per finished candidate; select on validation)
 and state bytes, synaptic operations and 8-bit MACs per inference, firing rates, which test
 samples it got right (``test_correct``, a 0/1 string in split order, for paired statistics),
 hash, command and commit. A job whose line exists is skipped, so an interrupted sweep continues
-where it stopped; a job that was running starts again from its last finished stage (a
-trained checkpoint, marked by trained.json beside it, is converted without retraining).
+where it stopped; a job that was running continues from its last finished stage: a trained
+checkpoint (marked by trained.json beside it) is converted without retraining, and a training
+run that was stopped continues from its last finished epoch (``qsnn-train --resume``, to the
+same bits as an uninterrupted run; its train_seconds add the epochs finished before the stop).
 
 ``--gpus`` (default auto) places runs on CUDA devices: each run trains on one GPU of its own
 (CUDA_VISIBLE_DEVICES, --device cuda unless its args name a device; the recorded command says
@@ -183,8 +185,8 @@ class Sweep:
                     todo.append((str(r["name"]), list(r.get("args", [])), int(seed)))  # type: ignore[arg-type]
         return todo
 
-    def _run(self, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        with log.open("w") as f:
+    def _run(self, cmd: list[str], log: Path, env: dict[str, str] | None = None, append: bool = False) -> None:
+        with log.open("a" if append else "w") as f:
             res = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
                                  env=env if env is not None else dict(os.environ))
         if res.returncode != 0:
@@ -211,9 +213,13 @@ class Sweep:
             try:
                 dargs, env = device_args(targs, gpu)
                 t0 = time.time()
+                # --resume: a run a stop interrupted continues from its last finished epoch
+                # (train/resume.py; a state left by other settings or code is not continued)
                 self._run([sys.executable, "-m", "qsnnkit.train.cli", *dargs, "--seed", str(seed), "--out",
-                           str(d / "train"), *extra], d / "train.log", env)
-                train_s = time.time() - t0
+                           str(d / "train"), "--resume", *extra], d / "train.log", env, append=True)
+                summary = json.loads((d / "train" / "train_summary.json").read_text())
+                # this attempt's wall time and the training the interrupted ones had finished
+                train_s = time.time() - t0 + float(summary.get("seconds_before_resume", 0.0))
             finally:
                 if gpu is not None:
                     self.gpus.put(gpu)

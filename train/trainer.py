@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from qsnnkit import data, nmnist
 from qsnnkit.events import EventConfig
-from qsnnkit.train import checkpoint, distributed
+from qsnnkit.train import checkpoint, distributed, resume as resume_state
 from qsnnkit.dataset import Split, features, load_split
 from qsnnkit.train.augment import augment, feature_mean, mask_features, parse_kinds
 from qsnnkit.train.synth import synthesize
@@ -100,7 +100,11 @@ class TrainResult:
     best_epoch: int
     val_accuracy: float
     history: list[dict[str, float]] = field(default_factory=list)
+    #: seconds of training, those of the interrupted attempts it resumed included
     seconds: float = 0.0
+    #: the epoch it continued at (0: a run from the start) and the seconds spent before it
+    resumed_at: int = 0
+    seconds_before: float = 0.0
 
 
 @torch.no_grad()
@@ -178,7 +182,11 @@ def training_platform(device: str = "cpu") -> dict[str, object]:
 
 
 def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_dir: str | Path,
-          bank: FeatureBank | None = None) -> TrainResult:
+          bank: FeatureBank | None = None, resume: bool = False) -> TrainResult:
+    """Train, keeping the best validation epoch's weights, into ``out_dir``/model.safetensors.
+    After every epoch the whole training state goes to ``out_dir``/resume.safetensors (removed
+    once the checkpoint is written); ``resume`` continues from it when this same run left it
+    (train/resume.py), to the same bits as a run that was never stopped."""
     t0 = time.time()
     if st.synthetic < 0:
         raise ValueError(f"synthetic clips per word must be >= 0, got {st.synthetic}")
@@ -192,7 +200,7 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
     if st.teacher_epochs > 0:
         tcfg, tst = teacher_settings(cfg, st)
         print(f"training the float teacher ({st.teacher_epochs} epochs)", flush=True)
-        tres = train(tcfg, tst, data_root, Path(out_dir) / "teacher", bank=bank)
+        tres = train(tcfg, tst, data_root, Path(out_dir) / "teacher", bank=bank, resume=resume)
         teacher, _ = checkpoint.load(tres.checkpoint)
         teacher.to(st.device)
         print(f"float teacher: validation {tres.val_accuracy:.3f} (epoch {tres.best_epoch})", flush=True)
@@ -280,13 +288,32 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lrs, total_steps=st.epochs * steps_per_epoch)
     best: tuple[float, int, dict] = (-1.0, -1, {})
     history: list[dict[str, float]] = []
-    bar = tqdm(range(st.epochs), desc="training", unit="epoch", disable=dist is not None and not dist.main)
+    plat = training_platform(st.device)
+    identity = {"config": cfg.to_json(), "settings": asdict(st), "code": resume_state.code_hash()}
+    state_file = out_dir / resume_state.STATE_FILE
+    start, seconds_before = 0, 0.0
+    if resume:
+        got = resume_state.load(state_file, identity, plat)
+        if got is not None:
+            model.load_state_dict(got.model)
+            opt.load_state_dict(got.optimizer)
+            sched.load_state_dict(got.scheduler)
+            torch.set_rng_state(got.torch_rng)
+            if got.cuda_rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(got.cuda_rng)
+            rng.bit_generator.state = got.numpy_rng
+            best = (got.best_val, got.best_epoch, got.best_model)
+            history, start, seconds_before = got.history, got.next_epoch, got.seconds
+            print(f"resume: continuing {out_dir} at epoch {start} of {st.epochs} "
+                  f"({seconds_before:.0f} s of training before)", flush=True)
+    bar = tqdm(range(start, st.epochs), desc="training", unit="epoch", initial=start, total=st.epochs,
+               disable=dist is not None and not dist.main)
     # the curve as it goes, one JSON line per epoch: a long run that is stopped still leaves it,
     # and two runs can be compared epoch by epoch (the checkpoint's metadata keeps it too)
     hist_file = out_dir / "history.jsonl"
     if dist is None or dist.main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        hist_file.write_text("")
+        hist_file.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in history))
     for ep in bar:
         # Backward sharpness of the binary sign, log-uniform 0.1 -> 10 (Q-SNN schedule).
         model.tanh_t = float(10 ** (-1 + 2 * ep / max(1, st.epochs - 1)))
@@ -345,20 +372,29 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
         bar.set_postfix(loss=f"{rec['loss']:.3f}", train=f"{rec['train_acc']:.3f}", val=f"{va_acc:.3f}")
         if va_acc > best[0]:
             best = (va_acc, ep, copy.deepcopy(model.state_dict()))
+        resume_state.save(state_file, resume_state.State(
+            next_epoch=ep + 1, seconds=seconds_before + time.time() - t0, history=history, best_val=best[0],
+            best_epoch=best[1], model=model.state_dict(), best_model=best[2], optimizer=opt.state_dict(),
+            scheduler=sched.state_dict(), torch_rng=torch.get_rng_state(),
+            cuda_rng=list(torch.cuda.get_rng_state_all()) if st.device.startswith("cuda") else [],
+            numpy_rng=resume_state.numpy_state(rng), platform=plat), identity)
     if dist is not None and not dist.main:  # rank 0 writes the checkpoint
         distributed.close(dist)
         return TrainResult(checkpoint=out_dir / "model.safetensors", best_epoch=-1, val_accuracy=float("nan"),
-                           history=[], seconds=time.time() - t0)
+                           history=[], seconds=seconds_before + time.time() - t0, resumed_at=start,
+                       seconds_before=seconds_before)
     model.load_state_dict(best[2])
     model.tanh_t = 10.0
     meta = {"settings": asdict(st), "best_epoch": best[1], "val_accuracy": best[0],
             "classes": list(DATASETS[st.dataset]), "torch": torch.__version__, "history": history,
-            "platform": training_platform(st.device)}
+            "platform": plat}
     model.to("cpu")
     if dist is not None:
         meta["distributed"] = {"world_size": dist.world, "backend": dist.backend,
                                "rank0_clips_per_epoch": shard_clips}
     ck = checkpoint.save(model, out_dir / "model.safetensors", meta)
+    state_file.unlink(missing_ok=True)  # finished: nothing to resume
     distributed.close(dist)
     return TrainResult(checkpoint=ck, best_epoch=best[1], val_accuracy=best[0], history=history,
-                       seconds=time.time() - t0)
+                       seconds=seconds_before + time.time() - t0, resumed_at=start,
+                       seconds_before=seconds_before)
