@@ -37,7 +37,9 @@ M4 (agreement must be 1.0). Configurations with fewer finished seeds than asked 
 but marked partial.
 ``status`` writes nothing: per dataset, the runs finished, the runs left per stage (scan,
 seeds, sweep; rows the scan has not decided count the seeds they will run) with the hours
-that is at the median run's training time, and the interim table.
+that is at the median run's training time, the runs a stop left mid-training (with the
+epochs they have; ``run`` continues them from there, qsnn-train --resume) and the interim
+table.
 """
 from __future__ import annotations
 
@@ -144,6 +146,19 @@ def plan(dataset: str, seeds: list[int], scan: list[int], lrs: list[float], epoc
             seen.add(name)
             runs.append({"name": name, "args": r["args"] + ["--lr", repr(lr), "--epochs", str(epochs)], "seeds": list(ss)})
     return runs
+
+
+def in_flight(work: Path) -> list[tuple[str, int, int]]:
+    """(run, seed, epochs finished) of each run stopped (or running) mid-training: a resume
+    state and no finished-training marker. --phase run continues each from its last epoch."""
+    out = []
+    for state in sorted(work.glob("*/seed*/train/resume.safetensors")):
+        d = state.parent.parent
+        if (d / "trained.json").exists() or not d.name[4:].isdigit():
+            continue
+        hist = d / "train" / "history.jsonl"
+        out.append((d.parent.name, int(d.name[4:]), len(hist.read_text().splitlines()) if hist.exists() else 0))
+    return out
 
 
 def remaining(dataset: str, results: list[dict], seeds: list[int], scan: list[int], lrs: list[float],
@@ -438,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
                    f"at that median, {jobs} at once" if secs and sum(left.values()) else "")
             print(f"## {ds} ({jsonl}, {epochs} epochs)\n\n{len(results)} runs finished{took}; left: "
                   + ", ".join(f"{k} {v}" for k, v in left.items()) + f" ({sum(left.values())} in all{eta})")
+            for name, seed, done_ep in in_flight(work):
+                print(f"in flight: {name} seed {seed}, {done_ep} of {epochs} epochs trained (--phase run "
+                      "continues it from there)")
             rows = summarize(ds, results, lrs, seeds, scan) if results else []
             if rows:
                 print(f"\n{table(rows)}\n")

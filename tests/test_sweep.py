@@ -272,6 +272,26 @@ def test_ablation_status_counts_the_runs_left_once_each() -> None:
     assert rc == 0
 
 
+def test_ablation_status_names_the_runs_a_stop_left_mid_training(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A run with a resume state and no finished marker is in flight, with the epochs its
+    history has; one whose training finished (trained.json) is not."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import ablation
+
+    work = tmp_path / "work" / "fsdd"
+    for name, seed, epochs, finished in (("wreg-m4-lr0.01", 0, 12, False), ("fp32-lr0.005", 1, 40, True)):
+        d = work / name / f"seed{seed}"
+        (d / "train").mkdir(parents=True)
+        (d / "train" / "resume.safetensors").write_bytes(b"state")
+        (d / "train" / "history.jsonl").write_text("{}\n" * epochs)
+        if finished:
+            (d / "trained.json").write_text("{}")
+    assert ablation.in_flight(work) == [("wreg-m4-lr0.01", 0, 12)]
+    assert ablation.main(["--datasets", "fsdd", "--phase", "status", "--results", str(tmp_path)]) == 0
+    assert "in flight: wreg-m4-lr0.01 seed 0, 12 of 40 epochs trained" in capsys.readouterr().out
+
+
 def test_runs_spread_over_gpus_one_device_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--gpus: which devices runs go to, and how a run is placed on one (its own
     CUDA_VISIBLE_DEVICES and --device cuda, unless it names a device); jobs default to one per
