@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from qsnnkit.paths import REPO_ROOT
 
@@ -98,9 +98,9 @@ def load(path: Path, identity: dict[str, object], platform: dict[str, object]) -
     try:
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="pt") as f:  # one read: metadata and tensors
             meta = json.loads((f.metadata() or {})["resume"])
-        tensors = load_file(str(path))
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # safetensors' own errors, a missing key, bad JSON
         print(f"resume: {path} is not a readable resume state ({e}); starting at epoch 0", flush=True)
         return None

@@ -382,7 +382,7 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
         distributed.close(dist)
         return TrainResult(checkpoint=out_dir / "model.safetensors", best_epoch=-1, val_accuracy=float("nan"),
                            history=[], seconds=seconds_before + time.time() - t0, resumed_at=start,
-                       seconds_before=seconds_before)
+                           seconds_before=seconds_before)
     model.load_state_dict(best[2])
     model.tanh_t = 10.0
     meta = {"settings": asdict(st), "best_epoch": best[1], "val_accuracy": best[0],
