@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import struct
 from dataclasses import asdict, dataclass, field
-from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from qsnnkit import spec
+
+if TYPE_CHECKING:  # numpy is imported where samples are encoded: the protocol alone stays light
+    import numpy as np
+    import numpy.typing as npt
 
 PROTOCOL_VERSION = spec.PROTOCOL_VERSION
 MAX_PAYLOAD = spec.MAX_PAYLOAD
@@ -35,9 +39,9 @@ MAX_ENCODED = spec.MAX_ENCODED
 #: Samples per AUDIO message the device accepts (payload bytes / 2).
 MAX_AUDIO_SAMPLES = MAX_PAYLOAD // 2
 
-#: Message ids and error codes, from qsnnkit.spec (their one definition; meanings there).
-Msg = IntEnum("Msg", {name: mid for name, (mid, _) in spec.MESSAGES.items()})  # type: ignore[misc]
-Err = IntEnum("Err", {name: code for name, (code, _) in spec.ERRORS.items()})  # type: ignore[misc]
+#: Message ids and error codes: their one definition is qsnnkit.spec (each member's ``meaning`` too).
+Msg = spec.Msg
+Err = spec.Err
 
 #: IDENT input_kind code -> name ("audio" | "events").
 INPUT_KINDS = {code: name.lower() for name, (code, _) in spec.INPUT_KINDS.items()}
@@ -191,7 +195,7 @@ def clip_begin(n_samples: int) -> bytes:
     return struct.pack(spec.LAYOUTS["CLIP_BEGIN"].fmt, n_samples)
 
 
-def audio(samples) -> bytes:  # noqa: ANN001 - any int16 sequence / array
+def audio(samples: npt.ArrayLike) -> bytes:
     import numpy as np
 
     a = np.asarray(samples)
@@ -202,7 +206,7 @@ def audio(samples) -> bytes:  # noqa: ANN001 - any int16 sequence / array
     return a.astype("<i2").tobytes()
 
 
-def audio_request(samples, pack: bool = True) -> tuple["Msg", bytes]:  # noqa: ANN001 - int16 samples
+def audio_request(samples: npt.ArrayLike, pack: bool = True) -> tuple[Msg, bytes]:
     """The request that carries these samples in the fewest bytes: AUDIO_PACKED
     (qsnnkit/pcm_pack.py, lossless) when it is smaller, else plain AUDIO (``pack=False``:
     always AUDIO). The device computes the same from either."""
@@ -226,7 +230,7 @@ _EVENT_REC = struct.Struct("<" + "".join(spec.FIELD_TYPES[t] for _, t, _ in spec
 assert _EVENT_REC.size == spec.EVENT_RECORD_BYTES
 
 
-def events_payloads(events, max_per_frame: int = EVENTS_MAX_PER_FRAME) -> list[bytes]:  # noqa: ANN001
+def events_payloads(events: np.ndarray, max_per_frame: int = EVENTS_MAX_PER_FRAME) -> list[bytes]:
     """The EVENTS payloads of one sample's events (a structured array with fields x, y, p, t,
     in arrival order), in order: each carries up to ``max_per_frame`` events as
     ``u32 t_base`` then 6-byte records ``u16 dt, u16 x | p << 15, u16 y`` with

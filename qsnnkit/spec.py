@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from enum import IntEnum, unique
 
 # -- numeric contract (docs/contract.md) --------------------------------------------------------
 
@@ -173,41 +174,61 @@ CRC_INIT = 0xFFFF
 #: Requests the host may have outstanding (the device's receive window).
 RX_WINDOW = 1
 
-#: Message ids: name -> (id, direction, meaning). Host -> device below 0x80, device -> host above.
-MESSAGES: dict[str, tuple[int, str]] = {
-    "HELLO": (0x01, "u8 protocol version -> IDENT"),
-    "CLIP_BEGIN": (0x02, "u32 n_samples -> ACK"),
-    "AUDIO": (0x03, "int16 LE samples (1..MAX_PAYLOAD/2) -> ACK, sent after the samples were processed"),
-    "CLIP_END": (0x04, "empty -> RESULT"),
-    "BYE": (0x05, "u8 exit code -> ACK, then the device exits"),
-    "STREAM_BEGIN": (0x06, "detector configuration -> ACK; AUDIO then feeds a continuous stream"),
-    "STREAM_END": (0x07, "empty -> ACK; the stream ends"),
-    "EVENTS_BEGIN": (0x08, "u32 n_events, u32 t0 -> ACK; an event model's sample begins (its first step at t0)"),
-    "EVENTS": (0x09, "u32 t_base, then 6-byte address events -> ACK, sent after they were binned and the network stepped"),
-    "AUDIO_PACKED": (0x0A, "the samples of an AUDIO, losslessly packed (qsnnkit/pcm_pack.py) -> ACK or STREAM, as AUDIO"),
-    "IDENT": (0x81, "who the device is: protocol, model, board, memory"),
-    "ACK": (0x82, "u8 acknowledged type, u8 credits returned"),
-    "RESULT": (0x84, "a clip's answer, outputs and counters"),
-    "STREAM": (0x85, "answer to AUDIO in a stream: scores after it, detections it produced, counters"),
-    "ERROR": (0xEE, "u8 code, u8 offending type, u16 0, u32 detail"),
-}
+class _Coded(IntEnum):
+    """An integer code with its meaning: ``NAME = (code, meaning)``; ``int(member)`` is the code."""
 
-#: ERROR codes: name -> (code, meaning).
-ERRORS: dict[str, tuple[int, str]] = {
-    "BAD_CRC": (1, "CRC mismatch"),
-    "BAD_LENGTH": (2, "length field disagrees with the frame, or body too short"),
-    "UNKNOWN_TYPE": (3, "unknown message type"),
-    "BAD_STATE": (4, "message not valid now (e.g. AUDIO outside a clip)"),
-    "BAD_PAYLOAD": (5, "payload size or contents invalid for the type"),
-    "FRAMING": (6, "COBS decoding failed"),
-    "TOO_LONG": (7, "no delimiter within the longest encoded frame"),
-    "RX_OVERFLOW": (8, "received bytes were lost: a UART overrun, or a byte while a frame was held (host ignored the window)"),
-    "SAMPLE_COUNT": (9, "more or fewer samples than CLIP_BEGIN announced"),
-    "MODEL": (10, "the compiled-in model failed qsnn_model_check; detail = its code"),
-    "VERSION": (11, "HELLO asked for another protocol version; detail = the device's"),
-    "INPUT": (12, "a request for another input kind than the compiled-in model's (audio to an event model, or "
-                  "events to an audio model); detail = the model's INPUT_* kind"),
-}
+    meaning: str
+
+    def __new__(cls, code: int, meaning: str = "") -> "_Coded":  # Msg(0x81): a lookup by value
+        obj = int.__new__(cls, code)
+        obj._value_ = code
+        obj.meaning = meaning
+        return obj
+
+
+@unique
+class Msg(_Coded):
+    """Message ids (and what each carries). Host -> device below 0x80, device -> host above."""
+
+    HELLO = (0x01, "u8 protocol version -> IDENT")
+    CLIP_BEGIN = (0x02, "u32 n_samples -> ACK")
+    AUDIO = (0x03, "int16 LE samples (1..MAX_PAYLOAD/2) -> ACK, sent after the samples were processed")
+    CLIP_END = (0x04, "empty -> RESULT")
+    BYE = (0x05, "u8 exit code -> ACK, then the device exits")
+    STREAM_BEGIN = (0x06, "detector configuration -> ACK; AUDIO then feeds a continuous stream")
+    STREAM_END = (0x07, "empty -> ACK; the stream ends")
+    EVENTS_BEGIN = (0x08, "u32 n_events, u32 t0 -> ACK; an event model's sample begins (its first step at t0)")
+    EVENTS = (0x09, "u32 t_base, then 6-byte address events -> ACK, sent after they were binned and the network stepped")
+    AUDIO_PACKED = (0x0A, "the samples of an AUDIO, losslessly packed (qsnnkit/pcm_pack.py) -> ACK or STREAM, as AUDIO")
+    IDENT = (0x81, "who the device is: protocol, model, board, memory")
+    ACK = (0x82, "u8 acknowledged type, u8 credits returned")
+    RESULT = (0x84, "a clip's answer, outputs and counters")
+    STREAM = (0x85, "answer to AUDIO in a stream: scores after it, detections it produced, counters")
+    ERROR = (0xEE, "u8 code, u8 offending type, u16 0, u32 detail")
+
+
+@unique
+class Err(_Coded):
+    """ERROR codes."""
+
+    BAD_CRC = (1, "CRC mismatch")
+    BAD_LENGTH = (2, "length field disagrees with the frame, or body too short")
+    UNKNOWN_TYPE = (3, "unknown message type")
+    BAD_STATE = (4, "message not valid now (e.g. AUDIO outside a clip)")
+    BAD_PAYLOAD = (5, "payload size or contents invalid for the type")
+    FRAMING = (6, "COBS decoding failed")
+    TOO_LONG = (7, "no delimiter within the longest encoded frame")
+    RX_OVERFLOW = (8, "received bytes were lost: a UART overrun, or a byte while a frame was held (host ignored the window)")
+    SAMPLE_COUNT = (9, "more or fewer samples than CLIP_BEGIN announced")
+    MODEL = (10, "the compiled-in model failed qsnn_model_check; detail = its code")
+    VERSION = (11, "HELLO asked for another protocol version; detail = the device's")
+    INPUT = (12, "a request for another input kind than the compiled-in model's (audio to an event model, or "
+                 "events to an audio model); detail = the model's INPUT_* kind")
+
+
+#: The same as plain tables: name -> (id, meaning).
+MESSAGES: dict[str, tuple[int, str]] = {m.name: (int(m), m.meaning) for m in Msg}
+ERRORS: dict[str, tuple[int, str]] = {e.name: (int(e), e.meaning) for e in Err}
 
 #: What a model reads (IDENT's input_kind; the converted model's descriptor names it too).
 INPUT_KINDS: dict[str, tuple[int, str]] = {
