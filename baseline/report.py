@@ -16,15 +16,16 @@ from typing import Any
 #: so this is a floor). IDD: STM32F405xx/407xx datasheet (ST DS8626), typical supply current
 #: in Run mode, code with data processing running from flash with the ART accelerator on,
 #: fHCLK = 168 MHz, all peripherals disabled, TA = 25 C.
-ENERGY = {"idd_a": 0.040, "vdd_v": 3.3, "f_hz": 168_000_000,
-          "source": "ST DS8626 (STM32F405xx/STM32F407xx datasheet), Run mode from flash, ART accelerator on, "
-                    "168 MHz, all peripherals disabled, typical 40 mA at 25 C; VDD 3.3 V; one instruction per cycle"}
+ENERGY: dict[str, Any] = {"idd_a": 0.040, "vdd_v": 3.3, "f_hz": 168_000_000,
+                          "source": "ST DS8626 (STM32F405xx/STM32F407xx datasheet), Run mode from flash, ART "
+                                    "accelerator on, 168 MHz, all peripherals disabled, typical 40 mA at 25 C; "
+                                    "VDD 3.3 V; one instruction per cycle"}
 
 #: Measured elsewhere on the same emulator as the project's firmware (QEMU netduinoplus2,
 #: -icount shift=0, GCC 12.2 -O2): the MLPerf Tiny DS-CNN on its own 49 x 10 MFCC input, and
 #: its accuracy trained on this split's training clips with MFCC features and no extra data
 #: (../shared/notes/kws-measurements.md).
-CITED = [
+CITED: list[dict[str, Any]] = [
     {"model": "dscnn-mlperf-49x10", "runtime": "tflm + cmsis-nn (Cortex-M4)", "instructions_cortex_m": 7_701_464,
      "flash_bytes": 162_729},
     {"model": "dscnn-mlperf-49x10", "runtime": "tflm reference kernels (Cortex-M4)",

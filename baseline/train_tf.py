@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -42,7 +44,7 @@ class RunSpec:
         return f"w{dscnn.channels(self.width)}-lr{self.lr:g}-s{self.seed}-e{self.epochs}"
 
 
-def _tf(threads: int):  # noqa: ANN202 - the tensorflow module
+def _tf(threads: int) -> Any:  # the tensorflow module
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -54,7 +56,7 @@ def _tf(threads: int):  # noqa: ANN202 - the tensorflow module
     return tf
 
 
-def schedule(lr: float, total_steps: int):  # noqa: ANN201 - a keras schedule
+def schedule(lr: float, total_steps: int) -> Any:  # a keras schedule
     import keras
 
     warm = max(1, int(WARMUP * total_steps))
@@ -63,7 +65,7 @@ def schedule(lr: float, total_steps: int):  # noqa: ANN201 - a keras schedule
         warmup_target=lr, warmup_steps=warm)
 
 
-def to_int8_tflite(model, representative: np.ndarray) -> bytes:  # noqa: ANN001 - a keras model
+def to_int8_tflite(model: Any, representative: np.ndarray) -> bytes:  # model: a keras model
     """Full-integer int8 TFLite flatbuffer (int8 input and output) of a Keras model."""
     tf = _tf(2)
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -74,7 +76,7 @@ def to_int8_tflite(model, representative: np.ndarray) -> bytes:  # noqa: ANN001 
     ends[0, 0, 0], ends[0, 0, 1] = 0, 255
     rep = kwsdata.as_input(np.concatenate([representative, ends]))
 
-    def gen():  # noqa: ANN202
+    def gen() -> Iterator[list[np.ndarray]]:
         for i in range(len(rep)):
             yield [rep[i:i + 1]]
 

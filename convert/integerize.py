@@ -7,6 +7,8 @@ section 2).
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -50,20 +52,22 @@ def integerize(model: QSNN, classes: list[str], provenance: dict[str, object] | 
             if q["rec"][li] is not None:
                 w_rec = _ints(q["rec_int"][li])
                 sh_rec = -(_ints(q["rec_exp"][li]) + FRAC_BITS)
-            geometry = ({k: spec_[k] for k in ("kind", "c_in", "f_in", "kt", "kf", "stride")}
-                        if spec_["kind"] == "conv" else {})
-            adapt = ({"adapt_shift": cfg.adapt_shift, "adapt_beta": int(round(cfg.adapt_beta * 2**ADAPT_FRAC))}
-                     if cfg.adapts(spec_) else {})
+            geometry: dict[str, Any] = ({k: spec_[k] for k in ("kind", "c_in", "f_in", "kt", "kf", "stride")}
+                                        if spec_["kind"] == "conv" else {})
+            adapt: dict[str, Any] = ({"adapt_shift": cfg.adapt_shift,
+                                      "adapt_beta": int(round(cfg.adapt_beta * 2**ADAPT_FRAC))}
+                                     if cfg.adapts(spec_) else {})
             layers.append(IntLayer(w_bits=bits, mem_bits=cfg.mem_bits, leak_shift=cfg.leak_shift,
-                                   w=w, sh_ff=sh, bias=bias, w_rec=w_rec, sh_rec=sh_rec, **geometry,  # type: ignore[arg-type]
+                                   w=w, sh_ff=sh, bias=bias, w_rec=w_rec, sh_rec=sh_rec, **geometry,
                                    **adapt))
         e_out = int(_ints(q["w_out_exp"][0]).item())
         w_out = _ints(q["w_out_int"][0])
         b_out = _ints(q["b_out"][0] / (2.0**e_out))
         feat_mu = _ints(model.feat_mu)
     m = ConvertedModel(feat_mu=feat_mu, layers=layers, w_out=w_out, b_out=b_out, classes=list(classes),
-                       readout_exp=e_out, provenance=dict(provenance or {}),
-                       **({"frontend": dict(frontend)} if frontend is not None else {}))
+                       readout_exp=e_out, provenance=dict(provenance or {}))
+    if frontend is not None:  # else the audio front end's (the field's default)
+        m.frontend = dict(frontend)
     m.validate()
     bounds.check(m)  # no overflow, float32-exact: or a BoundsError naming layer, row and bound
     return m

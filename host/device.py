@@ -27,6 +27,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 
 import numpy as np
 
@@ -220,7 +221,7 @@ class Device:
         device lost it or the link gave up on a request; at most 1 + clip_retries times."""
         return self._retrying(lambda: self.run_clip(pcm), name)
 
-    def _retrying(self, run, name: str) -> P.Result:  # noqa: ANN001 - one whole sample, from its start
+    def _retrying(self, run: Callable[[], P.Result], name: str) -> P.Result:  # one whole sample, from its start
         for attempt in range(self.clip_retries + 1):
             try:
                 return run()

@@ -40,6 +40,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
@@ -47,6 +48,16 @@ from qsnnkit import protocol as P
 from qsnnkit.host.relay import DIRECTIONS, KINDS
 from qsnnkit.spec import exit_meaning
 from qsnnkit.paths import FIRMWARE_DIR
+
+if TYPE_CHECKING:  # imported where used: --help and the tests of the helpers stay light
+    from tqdm import tqdm
+
+    from qsnnkit.host.device import Device
+    from qsnnkit.host.relay import FaultyRelay
+    from qsnnkit.model import ConvertedModel
+
+#: the clips left to run: (index in the results, path, label)
+Jobs: TypeAlias = "queue.Queue[tuple[int, Path, int]]"
 
 DEFAULT_MODEL = FIRMWARE_DIR / "models" / "default" / "model.npz"
 #: An event sample's first step begins at its first timestamp's origin, t = 0 (as in training:
@@ -122,7 +133,7 @@ def spread(items: list, limit: int | None) -> list:
     return [items[(i * n) // limit] for i in range(limit)]
 
 
-def stats(values: list[int]) -> dict[str, float]:
+def stats(values: list[int] | list[float]) -> dict[str, float]:
     a = np.asarray(values, dtype=np.float64)
     return {"median": float(np.median(a)), "p95": float(np.percentile(a, 95)), "mean": float(a.mean())}
 
@@ -295,7 +306,7 @@ def summarize(records: list[ClipRecord], ident: P.Ident, model_hash: str, target
 class Evaluator:
     """Runs clips on one or more devices (QEMU instances or one port) and on the reference."""
 
-    def __init__(self, args: argparse.Namespace, model) -> None:  # noqa: ANN001 - ConvertedModel
+    def __init__(self, args: argparse.Namespace, model: ConvertedModel) -> None:
         from qsnnkit.host.qemu import parse_port
 
         self.args = args
@@ -314,7 +325,7 @@ class Evaluator:
     def events(self) -> bool:
         return bool(self.model.input_kind == "events")
 
-    def _load(self, path: Path):  # noqa: ANN202 - int16 PCM or a structured event array
+    def _load(self, path: Path) -> np.ndarray:  # int16 PCM, or a structured event array
         """A sample as the device receives it: a 1 s clip, or a sample's events in arrival order."""
         from qsnnkit import data
 
@@ -324,7 +335,7 @@ class Evaluator:
 
         return read_clip(path, self.model.dataset)
 
-    def _reference(self, sample) -> np.ndarray:  # noqa: ANN001
+    def _reference(self, sample: np.ndarray) -> np.ndarray:
         """The integer reference's outputs: the same C front end or binner, then the network."""
         from qsnnkit.reference import run_clip
 
@@ -337,7 +348,7 @@ class Evaluator:
 
         return np.asarray(run_clip(self.model, clip_features(sample)), dtype=np.int64)
 
-    def _serve(self, dev, jobs: "queue.Queue[tuple[int, Path, int]]", out: list, bar) -> None:  # noqa: ANN001
+    def _serve(self, dev: Device, jobs: Jobs, out: list[ClipRecord | None], bar: tqdm) -> None:
         ident = dev.connect()
         check_ident(ident, self.model.hash_hex, self.model.n_classes, self.model.format_version,
                     self.model.input_kind)
@@ -359,7 +370,7 @@ class Evaluator:
             wall = time.perf_counter() - t0
             ref = self._reference(sample)
             dev_out = np.asarray(res.outputs, dtype=np.int64)
-            out[i] = ClipRecord(
+            out[i] = rec = ClipRecord(
                 path=str(path), label=int(label), device_label=int(res.label),
                 reference_label=int(np.argmax(ref)), exact=bool(np.array_equal(dev_out, ref)),
                 frontend_ticks=res.frontend_ticks, network_ticks=res.network_ticks, frames=res.frames,
@@ -368,13 +379,13 @@ class Evaluator:
                 device_outputs=[int(v) for v in dev_out], reference_outputs=[int(v) for v in ref],
             )
             if self.log is not None:
-                self.log.append(out[i])
+                self.log.append(rec)
             bar.update(1)
 
     def _clip_id(self, path: Path) -> str:
         return clip_id(path, self.data_root)
 
-    def _tally(self, dev, relay) -> None:  # noqa: ANN001
+    def _tally(self, dev: Device, relay: FaultyRelay | None) -> None:
         with self.lock:
             for k, v in dev.faults.items():
                 self.link[k] = self.link.get(k, 0) + v
@@ -387,23 +398,27 @@ class Evaluator:
                         row = self.injected_dir.setdefault(d, {})
                         row[kind] = row.get(kind, 0) + v
 
-    def _worker_qemu(self, jobs, out, bar, worker: int = 0) -> None:  # noqa: ANN001
+    def _worker_qemu(self, jobs: Jobs, out: list[ClipRecord | None], bar: tqdm, worker: int = 0) -> None:
         from qsnnkit.host.device import Device
         from qsnnkit.host.qemu import TARGETS, QemuBoard
 
         from qsnnkit.host.relay import FaultyRelay
-        from qsnnkit.host.transport import SocketTransport
+        from qsnnkit.host.transport import SocketTransport, Transport
 
         a = self.args
         relay = None
         dev = None
+        assert self.target is not None, "QEMU workers run for an emulated target only"
         try:
             with QemuBoard(a.elf, board=TARGETS[self.target][0], resettable=a.fault_reset_rate > 0) as qb:
                 assert qb.transport is not None
-                transport = qb.transport
+                transport: Transport = qb.transport
                 if a.fault_rate > 0 or a.fault_reset_rate > 0:
                     # the faulty line sits between this host and the board's serial socket
                     # one fault sequence per board, from the run's seed and the board's index
+                    if not isinstance(qb.transport, SocketTransport):
+                        raise RuntimeError("a faulty line needs the board's serial on a socket, "
+                                           f"not {qb.transport.name}")
                     relay = FaultyRelay(qb.transport.sock, a.fault_rate, a.fault_seed * 1000 + worker,
                                         a.fault_reset_rate, qb.reset)
                     transport = SocketTransport.connect("127.0.0.1", relay.port)
@@ -432,7 +447,7 @@ class Evaluator:
             if relay is not None:
                 relay.close()
 
-    def _worker_port(self, jobs, out, bar, worker: int = 0) -> None:  # noqa: ANN001
+    def _worker_port(self, jobs: Jobs, out: list[ClipRecord | None], bar: tqdm, worker: int = 0) -> None:
         from qsnnkit.host.device import Device
         from qsnnkit.host.transport import open_port
 
@@ -455,7 +470,7 @@ class Evaluator:
         from tqdm import tqdm
 
         done = done or {}
-        jobs: queue.Queue[tuple[int, Path, int]] = queue.Queue()
+        jobs: Jobs = queue.Queue()
         out: list[ClipRecord | None] = [None] * len(items)
         for i, (p, lab) in enumerate(items):
             if str(p) in done:
@@ -626,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         if model.input_kind == "events":
             from qsnnkit.data import list_nmnist
 
-            items = spread(list_nmnist(args.data_root, args.split), args.limit)  # type: ignore[arg-type]
+            items = spread(list_nmnist(args.data_root, args.split), args.limit)
         else:
             from qsnnkit.dataset import audio_items
 

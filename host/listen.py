@@ -27,7 +27,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator, TextIO
 
 import numpy as np
 
@@ -35,6 +35,10 @@ from qsnnkit import protocol as P
 from qsnnkit import spec
 from qsnnkit.audio import read_audio, to_16k  # noqa: F401 - the listen CLI reads files through them
 from qsnnkit.paths import FIRMWARE_DIR
+
+if TYPE_CHECKING:  # imported where used: --help stays fast
+    from qsnnkit.host.device import Device
+    from qsnnkit.stream import DetectConfig
 
 #: The stream-tuned keyword spotter (firmware/models/kws_stream: the default model fine-tuned
 #: on continuous audio by qsnn-stream-tune; docs/results.md, "Streaming detection").
@@ -50,7 +54,7 @@ DEFAULT_SHIFT = 5
 def mic_hops(device: str | None = None) -> Iterator[np.ndarray]:
     """Hops of 320 samples from a microphone at 16 kHz (package `sounddevice`)."""
     try:
-        import sounddevice as sd  # type: ignore[import-not-found]
+        import sounddevice as sd
     except ImportError as e:
         raise RuntimeError("--mic needs the sounddevice package (pip install sounddevice) and PortAudio") from e
     with sd.InputStream(samplerate=spec.SAMPLE_RATE, channels=1, dtype="int16", blocksize=spec.HOP_LEN,
@@ -65,8 +69,8 @@ def file_hops(pcm: np.ndarray) -> Iterator[np.ndarray]:
         yield pcm[i:i + spec.HOP_LEN]
 
 
-def listen(dev, hops: Iterator[np.ndarray], classes: list[str], cfg, reference_scores: np.ndarray | None = None,  # noqa: ANN001
-           out=sys.stdout) -> dict[str, object]:  # noqa: ANN001
+def listen(dev: Device, hops: Iterator[np.ndarray], classes: list[str], cfg: DetectConfig,
+           reference_scores: np.ndarray | None = None, out: TextIO = sys.stdout) -> dict[str, Any]:
     """Stream hops to the device (Device, connected); print detections as they come. With
     the reference's scores, check the device's after every hop (first mismatch raises)."""
     dev.stream_begin(cfg.threshold, cfg.refractory, cfg.class_mask, cfg.smooth_shift)
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     from qsnnkit.host.device import Device
     from qsnnkit.host.eval import Refused, check_ident
     from qsnnkit.host.qemu import TARGETS, QemuBoard, parse_port
-    from qsnnkit.host.transport import open_port
+    from qsnnkit.host.transport import Transport, open_port
     from qsnnkit.model import load_converted
 
     try:
@@ -160,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not elf.is_file():
                     raise FileNotFoundError(f"firmware {elf} not found (leave --elf out: it is built for --model)")
             board = QemuBoard(elf, board=TARGETS[target][0])
-            transport = board.start()
+            transport: Transport = board.start()
         else:
             transport = open_port(args.port, args.baud)
         t0 = time.perf_counter()
@@ -207,9 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def unit_line(ident: P.Ident, res: dict[str, object]) -> str:
-    frames = int(res["frames"]) or 1  # type: ignore[arg-type]
-    per = int(res["ticks"]) / frames  # type: ignore[arg-type]
+def unit_line(ident: P.Ident, res: dict[str, Any]) -> str:
+    frames = int(res["frames"]) or 1
+    per = int(res["ticks"]) / frames
     unit = ident.counter_unit  # IDENT's unit name ("instructions", "cycles", "timer")
     return f"{per:,.0f} {unit} per 20 ms frame (front end + network + detector)"
 

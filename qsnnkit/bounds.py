@@ -27,6 +27,7 @@ neuron type cannot slip past the proof.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,7 +103,8 @@ def _abs_row_sums(w: np.ndarray) -> np.ndarray:
     return np.abs(w.astype(np.int64)).sum(axis=1)
 
 
-def _worst(where: str, quantity: str, ctype: str, values: np.ndarray, limit: int, detail=None) -> Bound:
+def _worst(where: str, quantity: str, ctype: str, values: np.ndarray, limit: int,
+           detail: Callable[[int], str] | None = None) -> Bound:
     i = int(np.argmax(values)) if values.size else 0
     worst = int(values[i]) if values.size else 0
     return Bound(where, quantity, ctype, worst, limit, i if values.size > 1 else None,

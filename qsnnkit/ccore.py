@@ -10,13 +10,16 @@ C compiler's.
 from __future__ import annotations
 
 import ctypes as ct
-from typing import Literal
+from typing import Literal, TypeAlias, overload
 
 import numpy as np
 
 from qsnnkit import bounds, clib, packing
 from qsnnkit.model import ConvertedModel
 from qsnnkit.spec import CORE_STATUS, KERNELS, LAYER_KINDS, MAX_LAYERS
+
+#: run_clip(trace=True): outputs [C], then per layer membranes [T, N] and spikes [T, N]
+Trace: TypeAlias = "tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]"
 
 #: Kernel id -> name ("REF", "W8_DENSE", ...), from qsnnkit.spec.
 KERNEL_NAMES = {kid: name for name, (kid, _) in KERNELS.items()}
@@ -71,17 +74,18 @@ def _setup(lib: ct.CDLL) -> None:
     lib.qsnn_layer_membranes.restype = None
 
 
-def _ptr(a: np.ndarray, ctype: type) -> ct._Pointer:  # type: ignore[name-defined]
+def _ptr(a: np.ndarray, ctype: type) -> ct._Pointer:
     return a.ctypes.data_as(ct.POINTER(ctype))
 
 
-def _describe(model: ConvertedModel, kernels: list[str] | None, hash8: bytes):
+def _describe(model: ConvertedModel, kernels: list[str] | None,
+              hash8: bytes) -> tuple[_Model, ct.Array[_Layer], list[np.ndarray]]:
     """The C descriptor (qsnn_model_t, its layers and the arrays they point into) of a model, as
     is: nothing is validated here, so tests can hand the C check models Python would refuse."""
     keep: list[np.ndarray] = []
 
     def arr(a: np.ndarray, dtype: type) -> np.ndarray:
-        b = np.ascontiguousarray(a, dtype=dtype)
+        b: np.ndarray = np.ascontiguousarray(a, dtype=dtype)
         keep.append(b)
         return b
 
@@ -199,7 +203,13 @@ class CCore:
         bits = (words[:, None] >> np.arange(32, dtype=np.uint32)) & 1
         return bits.reshape(-1)[:n].astype(np.uint8)
 
-    def run_clip(self, feats: np.ndarray, trace: bool = False):
+    @overload
+    def run_clip(self, feats: np.ndarray, trace: Literal[False] = False) -> np.ndarray: ...
+
+    @overload
+    def run_clip(self, feats: np.ndarray, trace: Literal[True]) -> Trace: ...
+
+    def run_clip(self, feats: np.ndarray, trace: bool = False) -> np.ndarray | Trace:
         """Outputs int32 [C] for one clip (uint8 [T, n_bands]); with trace also per-step
         (membranes [layers][T, N], spikes [layers][T, N])."""
         feats = np.ascontiguousarray(feats, dtype=np.uint8)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +52,7 @@ def source_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def _atomic_save(path: Path, save) -> None:  # noqa: ANN001 - np.save / np.savez closure
+def _atomic_save(path: Path, save: Callable[[Path], None]) -> None:  # save: an np.save / np.savez closure
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
     save(tmp)

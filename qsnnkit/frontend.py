@@ -28,9 +28,13 @@ class FeState(ctypes.Structure):
     _fields_ = [("hist", ctypes.c_int16 * HISTORY_LEN), ("primed", ctypes.c_uint8)]
 
 
+_typed: ctypes.CDLL | None = None  # the loaded library whose signatures are set
+
+
 def _lib() -> ctypes.CDLL:
+    global _typed
     lib = clib.load()
-    if not getattr(lib, "_qsnn_fe_typed", False):
+    if _typed is not lib:
         lib.qsnn_fe_reset.argtypes = [ctypes.POINTER(FeState)]
         lib.qsnn_fe_reset.restype = None
         lib.qsnn_fe_push.argtypes = [ctypes.POINTER(FeState), _I16P, _U8P]
@@ -39,7 +43,7 @@ def _lib() -> ctypes.CDLL:
         lib.qsnn_fe_frame.restype = None
         lib.qsnn_fe_clip.argtypes = [_I16P, ctypes.c_uint32, _U8P, ctypes.c_uint32]
         lib.qsnn_fe_clip.restype = ctypes.c_uint32
-        lib._qsnn_fe_typed = True
+        _typed = lib
     return lib
 
 
@@ -62,7 +66,7 @@ def fit_clip(pcm: npt.ArrayLike) -> np.ndarray:
     return out
 
 
-def _ptr(a: np.ndarray, t: type) -> ctypes._Pointer:  # type: ignore[type-arg]
+def _ptr(a: np.ndarray, t: type) -> ctypes._Pointer:
     return a.ctypes.data_as(t)
 
 

@@ -19,6 +19,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -170,15 +171,21 @@ class ConvertedModel:
         """The event binning of an event model (ValueError for an audio model)."""
         if self.input_kind != "events":
             raise ValueError("an audio model has no event binning")
-        f = self.frontend
-        return EventConfig(width=int(f["width"]), height=int(f["height"]),  # type: ignore[arg-type]
-                           pool_shift=int(f["pool_shift"]), cap=int(f["cap"]),  # type: ignore[arg-type]
-                           window_us=int(f["window_us"]))  # type: ignore[arg-type]
+        f = self._frontend_int
+        return EventConfig(width=f("width"), height=f("height"), pool_shift=f("pool_shift"), cap=f("cap"),
+                           window_us=f("window_us"))
 
     @property
     def steps(self) -> int:
         """Network steps per sample: 49 frames of a 1 s clip, or the event model's steps."""
-        return int(self.frontend["steps"]) if self.input_kind == "events" else CLIP_FRAMES  # type: ignore[arg-type]
+        return self._frontend_int("steps") if self.input_kind == "events" else CLIP_FRAMES
+
+    def _frontend_int(self, key: str) -> int:
+        """An integer entry of the input specification (ValueError naming it when it is not one)."""
+        v = self.frontend.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise ValueError(f"input specification {key!r} is {v!r}, not an integer")
+        return int(v)
 
     # -- validation ------------------------------------------------------------------------
     def validate(self) -> None:
@@ -264,7 +271,7 @@ class ConvertedModel:
                 raise ValueError(f"event input specification: {e}") from e
             if n_in != self.n_bands:
                 raise ValueError(f"its event binning gives {n_in} inputs per step, its first layer reads {self.n_bands}")
-            if not 1 <= int(self.frontend["steps"]) <= MAX_STEPS:  # type: ignore[arg-type]
+            if not 1 <= self.steps <= MAX_STEPS:
                 raise ValueError(f"steps {self.frontend['steps']} outside 1..{MAX_STEPS}")
         for i, name in enumerate(self.classes):
             if not isinstance(name, str) or not 1 <= len(name) <= MAX_CLASS_NAME:
@@ -330,7 +337,9 @@ class ConvertedModel:
         meta["hash"] = self.hash_hex
         blob = np.frombuffer(json.dumps(meta, sort_keys=True, indent=1).encode(), dtype=np.uint8)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, __meta__=blob, **self.arrays())
+        # Any: numpy's stub would take one of the keys for savez's allow_pickle
+        arrays: dict[str, Any] = {"__meta__": blob, **self.arrays()}
+        np.savez(tmp, **arrays)
         tmp.replace(path)
         return path
 

@@ -14,10 +14,14 @@ kernels; ``qsnn_model_check`` compares the two bit by bit. An 8-bit conv layer o
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qsnnkit.spec import COLUMN_MAX_ROWS
+
+if TYPE_CHECKING:  # qsnnkit.model imports this module
+    from qsnnkit.model import ConvertedModel
 
 BITS: tuple[int, ...] = (1, 2, 4, 8)
 
@@ -116,7 +120,7 @@ def unpack_rows(words: np.ndarray, bits: int, rows: int, cols: int) -> np.ndarra
     return vals.astype(np.int32)
 
 
-def model_bytes(model) -> dict[str, int]:  # noqa: ANN001 - a qsnnkit.model.ConvertedModel
+def model_bytes(model: ConvertedModel) -> dict[str, int]:
     """Bytes of a converted model's packed data in flash, by part: weights, recurrent weights,
     readout, per-row parameters (shifts, biases, thresholds, feature means, output biases)."""
     w = sum(4 * len(pack_rows(L.w, L.w_bits)) for L in model.layers)

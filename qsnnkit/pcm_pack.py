@@ -25,6 +25,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import numpy.typing as npt
 
 from qsnnkit import spec
 
@@ -71,7 +72,7 @@ def best(x: np.ndarray) -> tuple[int, int, int]:
     return choice
 
 
-def pack(samples, order: int | None = None, k: int | None = None) -> bytes:  # noqa: ANN001 - int16 array
+def pack(samples: npt.ArrayLike, order: int | None = None, k: int | None = None) -> bytes:
     """The AUDIO_PACKED payload of 1..MAX_AUDIO_SAMPLES int16 samples (order and k: the
     smallest packing unless given)."""
     x = np.asarray(samples)

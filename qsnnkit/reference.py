@@ -102,9 +102,10 @@ def run_batch(model: ConvertedModel, feats: np.ndarray, trace: bool = False) -> 
                 c = scale(conv_sums(L, h), L.sh_ff[per_neuron]) + L.bias.astype(np.int64)[per_neuron]
             else:
                 c = scale(below @ ws[li].T, L.sh_ff) + L.bias.astype(np.int64)
-            if wr[li] is not None:
+            w_rec = wr[li]
+            if w_rec is not None:
                 assert L.sh_rec is not None
-                c = c + scale(s[li] @ wr[li].T, L.sh_rec)  # own spikes of t-1
+                c = c + scale(s[li] @ w_rec.T, L.sh_rec)  # own spikes of t-1
             if L.adaptive:
                 c = c - (a[li] << (FRAC_BITS - ADAPT_FRAC))
             c = np.clip(c, -32768, 32767)

@@ -13,7 +13,9 @@ fire (``class_mask``), its margin m = S_k*(t) - max_{j != k*} S_j(t) is at least
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -160,7 +162,7 @@ class Keyword:
     end: int  # one past its last sample
 
 
-def build_stream(items: list[tuple[object, int]], classes: list[str], seed: int = 0,
+def build_stream(items: Sequence[tuple[str | Path, int]], classes: list[str], seed: int = 0,
                  gap_s: tuple[float, float] = (0.5, 2.0), noise_gain: tuple[float, float] = (0.1, 0.5),
                  limit: int | None = None, words: list[Keyword] | None = None) -> tuple[np.ndarray, list[Keyword], float]:
     """A long stream from a split's clips: every keyword and `_unknown_` clip (in a seeded

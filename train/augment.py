@@ -44,7 +44,7 @@ def parse_kinds(text: str | bool) -> str:
 
 
 def _speed(pcm: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    n = pcm.shape[0]
+    n: int = pcm.shape[0]
     factors = rng.uniform(1.0 - SPEED, 1.0 + SPEED, size=n)
     out = np.zeros((n, CLIP_SAMPLES), dtype=np.float64)
     src = np.arange(CLIP_SAMPLES, dtype=np.float64)
@@ -65,7 +65,7 @@ def augment(pcm: np.ndarray, noise: np.ndarray, rng: np.random.Generator, kinds:
     """The audio kinds of `kinds` applied to int16 [N, CLIP_LEN] clips (`noise`: train-split
     _silence_ clips), saturated to int16. 'mask' is not an audio kind: see mask_features."""
     ks = parse_kinds(kinds).split(",")
-    n = pcm.shape[0]
+    n: int = pcm.shape[0]
     x: np.ndarray = _speed(pcm, rng) if "speed" in ks else pcm.astype(np.float64)
     if "volume" in ks:
         x = x * (10.0 ** (rng.uniform(-VOLUME_DB, VOLUME_DB, size=n) / 20.0))[:, None]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -22,7 +23,7 @@ def save(model: QSNN, path: str | Path, meta: dict[str, object]) -> Path:
     return path
 
 
-def load(path: str | Path) -> tuple[QSNN, dict[str, object]]:
+def load(path: str | Path) -> tuple[QSNN, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found (train one with qsnn-train)")

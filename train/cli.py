@@ -131,6 +131,12 @@ def parser() -> argparse.ArgumentParser:
 NMNIST_HIDDEN = (128,)
 
 
+def _conv_layer(text: str) -> tuple[int, int, int, int]:
+    """One --conv entry, channels:kt:kf:stride (ValueError unless four integers)."""
+    ch, kt, kf, stride = (int(v) for v in text.split(":"))
+    return ch, kt, kf, stride
+
+
 def _conv_text(conv: tuple[tuple[int, ...], ...]) -> str:
     return ",".join(":".join(map(str, c)) for c in conv)
 
@@ -217,7 +223,7 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
     conv_text = a.conv if a.conv is not None else ("" if event_data else _conv_text(c0.conv))
     hidden_text = a.hidden if a.hidden is not None else ",".join(map(str, NMNIST_HIDDEN if event_data else c0.hidden))
     try:
-        conv = tuple(tuple(int(v) for v in c.split(":")) for c in items(conv_text))
+        conv = tuple(_conv_layer(c) for c in items(conv_text))
         hidden = tuple(int(x) for x in items(hidden_text))
     except ValueError as e:
         raise ValueError(f"--conv {conv_text!r} / --hidden {hidden_text!r}: expected channels:kt:kf:stride[,...] "
@@ -233,7 +239,7 @@ def settings_from_args(a: argparse.Namespace) -> tuple[QSNNConfig, TrainSettings
                        kd_temp=a.kd_temp, synthetic=synthetic, dataset=a.dataset, split_rule=a.split_rule,
                        unknown_percent=a.unknown_percent, silence_percent=a.silence_percent, **ev_opts)
     cfg = QSNNConfig(hidden=hidden, recurrent=tuple(x == "1" for x in items(rec_text)),
-                     mem_bits=a.mem_bits, leak_shift=a.leak_shift, conv=conv,  # type: ignore[arg-type]
+                     mem_bits=a.mem_bits, leak_shift=a.leak_shift, conv=conv,
                      hidden_bits=a.hidden_bits, norm=a.norm,
                      float_weights=a.fp32 or a.float_weights, float_membranes=a.fp32 or a.float_membranes,
                      weight_reg=not a.no_weight_reg,

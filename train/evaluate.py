@@ -9,18 +9,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from qsnnkit.cli_help import DefaultsHelp
 
+if TYPE_CHECKING:  # numpy is imported where used: --help stays fast
+    import numpy as np
 
-def split_inputs(settings: dict[str, object], data_root: str | None, split: str):  # noqa: ANN201
+
+def split_inputs(settings: Mapping[str, Any], data_root: str | None, split: str) -> tuple[np.ndarray, np.ndarray]:
     """uint8 inputs [N, steps, n_in] and labels of a split, for the dataset a checkpoint was trained on."""
     from qsnnkit import nmnist
     from qsnnkit.dataset import features, load_split
     from qsnnkit.train.trainer import TrainSettings
 
-    st = TrainSettings(**settings)  # type: ignore[arg-type]
+    st = TrainSettings(**settings)
     if st.dataset == "nmnist":
         ev = nmnist.load_frames(data_root, split, st.events(), st.ev_steps)
         return ev.frames, ev.labels
@@ -36,7 +41,7 @@ def evaluate_checkpoint(ck: str | Path, data_root: str | None, splits: list[str]
     out: dict[str, object] = {"checkpoint": str(ck), "convertible": not model.cfg.not_convertible,
                               "not_convertible": model.cfg.not_convertible}
     for split in splits:
-        x, y = split_inputs(meta.get("settings", {}), data_root, split)  # type: ignore[arg-type]
+        x, y = split_inputs(meta.get("settings", {}), data_root, split)
         acc, rates, logits = evaluate(model, x, y)
         out[split] = {"samples": int(len(y)), "torch_accuracy": acc, "firing_rates": rates,
                       # per sample, in split order: 1 where the answer is right (paired statistics)

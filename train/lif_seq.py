@@ -18,6 +18,7 @@ import ctypes
 import warnings
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -64,7 +65,7 @@ SAT_HI = quant.I16_MAX / float(2**FRAC_BITS)
 
 class _LIFSeq(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, cur: Tensor, leak: float, q: float, sat: bool):  # type: ignore[override]
+    def forward(ctx: Any, cur: Tensor, leak: float, q: float, sat: bool) -> Tensor:
         lib = _lib()
         assert lib is not None
         cur = cur.detach().contiguous()
@@ -78,7 +79,7 @@ class _LIFSeq(torch.autograd.Function):
         return spikes
 
     @staticmethod
-    def backward(ctx, g_s: Tensor):  # type: ignore[override]
+    def backward(ctx: Any, g_s: Tensor) -> tuple[Tensor, None, None, None]:
         lib = _lib()
         assert lib is not None
         cur, m = ctx.saved_tensors

@@ -188,6 +188,8 @@ class ForwardOut:
 
 
 class QSNN(nn.Module):
+    feat_mu: Tensor  # a buffer: the features' training-split mean (input centring)
+
     def __init__(self, cfg: QSNNConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -269,6 +271,9 @@ class QSNN(nn.Module):
             out["w"].append(wq)
             out["w_int"].append(wi)
             out["w_exp"].append(we)
+            rq: Tensor | None
+            rint: Tensor | None
+            rexp: Tensor | None
             if rec:
                 rq, rint, rexp = quant.binary_weight(self.w_rec[ri], self.gain_rec[ri], self.tanh_t, cfg.weight_reg)
                 ri += 1
@@ -303,7 +308,7 @@ class QSNN(nn.Module):
         out["w_out"], out["w_out_int"], out["w_out_exp"], out["b_out"] = [self.w_out], [None], [None], [self.b_out]
         return out
 
-    def _batch_norm(self, li: int, acc: Tensor, w_int: Tensor, w_exp: Tensor) -> Tensor:
+    def _batch_norm(self, li: int, acc: Tensor, w_int: Tensor, w_exp: Tensor | None) -> Tensor:
         """Training: the feed-forward current of layer li ([B, T, rows, positions]) through the
         power-of-two batch norm with this batch's statistics (updating the running ones)."""
         dims = (0, 1, 3)
@@ -317,6 +322,7 @@ class QSNN(nn.Module):
         if self.cfg.float_weights:
             scale = torch.pow(2.0, self.bn_log2[li]) / torch.sqrt(var + BN_EPS)
             return (acc - mean.view(1, 1, -1, 1)) * scale.view(1, 1, -1, 1) + self.bias[li].view(1, 1, -1, 1)
+        assert w_exp is not None, "quantized weights have a per-neuron exponent"
         k = self.bn_exponent(li, var, w_int, w_exp)
         scale = torch.pow(2.0, k)
         return quant.to_fine_grid(acc * scale.view(1, 1, -1, 1)) + self.bn_bias(li, mean, k).view(1, 1, -1, 1)

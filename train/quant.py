@@ -6,6 +6,8 @@ reference and the C core. Gradients use straight-through or surrogate estimators
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -39,13 +41,13 @@ class _SignSTE(torch.autograd.Function):
     """sign with the Q-SNN backward k * t * (1 - tanh^2(t w)); sign(0) = +1."""
 
     @staticmethod
-    def forward(ctx, w: Tensor, t: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, w: Tensor, t: float) -> Tensor:
         ctx.save_for_backward(w)
         ctx.t = t
         return torch.where(w >= 0, torch.ones_like(w), -torch.ones_like(w))
 
     @staticmethod
-    def backward(ctx, g: Tensor):  # type: ignore[override]
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None]:
         (w,) = ctx.saved_tensors
         t = ctx.t
         k = max(1.0, 1.0 / t)
@@ -122,7 +124,7 @@ class _LIFStep(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, u: Tensor, c: Tensor, leak: float, mem_bits: int):  # type: ignore[override]
+    def forward(ctx: Any, u: Tensor, c: Tensor, leak: float, mem_bits: int) -> tuple[Tensor, Tensor]:
         m = u - u * leak + c
         s = (m > 1.0).to(m.dtype)
         mr = m * (1.0 - s)
@@ -135,7 +137,7 @@ class _LIFStep(torch.autograd.Function):
         return u_new, s
 
     @staticmethod
-    def backward(ctx, g_u: Tensor, g_s: Tensor):  # type: ignore[override]
+    def backward(ctx: Any, g_u: Tensor, g_s: Tensor) -> tuple[Tensor, Tensor, None, None]:
         m, s, inside = ctx.saved_tensors
         g_m = g_s * torch.clamp(1.0 - (m - 1.0).abs(), min=0.0) + g_u * inside.to(g_u.dtype) * (1.0 - s)
         return g_m * (1.0 - ctx.leak), g_m, None, None
@@ -151,7 +153,7 @@ class _LIFStepFloat(torch.autograd.Function):
     _LIFStep, with the membrane kept in float (no rounding, no saturation). Same surrogate."""
 
     @staticmethod
-    def forward(ctx, u: Tensor, c: Tensor, leak: float):  # type: ignore[override]
+    def forward(ctx: Any, u: Tensor, c: Tensor, leak: float) -> tuple[Tensor, Tensor]:
         m = u - u * leak + c
         s = (m > 1.0).to(m.dtype)
         ctx.save_for_backward(m, s)
@@ -159,7 +161,7 @@ class _LIFStepFloat(torch.autograd.Function):
         return m * (1.0 - s), s
 
     @staticmethod
-    def backward(ctx, g_u: Tensor, g_s: Tensor):  # type: ignore[override]
+    def backward(ctx: Any, g_u: Tensor, g_s: Tensor) -> tuple[Tensor, Tensor, None]:
         m, s = ctx.saved_tensors
         g_m = g_s * torch.clamp(1.0 - (m - 1.0).abs(), min=0.0) + g_u * (1.0 - s)
         return g_m * (1.0 - ctx.leak), g_m, None

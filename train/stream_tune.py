@@ -44,6 +44,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -54,6 +55,9 @@ from qsnnkit import spec
 from qsnnkit import stream as S
 from qsnnkit.cli_help import DefaultsHelp
 from qsnnkit.spec import CLIP_FRAMES, HOP_LEN, SAMPLE_RATE
+
+if TYPE_CHECKING:  # imported where used: --help stays fast
+    from qsnnkit.train.model import QSNN
 
 #: a keyword's hit window starts this long after the clip's start (nothing is heard before)
 KW_FROM_S = 0.25
@@ -214,7 +218,7 @@ def stream_loss(logits: torch.Tensor, seq: Sequences, keyword_mask: torch.Tensor
 
 
 @torch.no_grad()
-def integer_readouts(model: torch.nn.Module, feats: np.ndarray) -> np.ndarray:
+def integer_readouts(model: QSNN, feats: np.ndarray) -> np.ndarray:
     """r_k(t) of a whole stream, int64 [T, C], from the model's (integer-exact) evaluation forward."""
     model.eval()
     o = model(torch.from_numpy(np.asarray(feats, np.uint8)[None]))
@@ -257,7 +261,7 @@ def tune(init: Path, out_dir: Path, st: StreamTuneSettings, data_root: str | Non
         raise ValueError(f"{init}: stream tuning is for keyword spotters trained on speech_commands")
     if not model.cfg.integer or model.cfg.readout != "sum":
         raise ValueError(f"{init}: only an integer model with the 'sum' readout runs as a stream on the device")
-    classes = list(meta.get("classes", data.CLASSES))  # type: ignore[arg-type]
+    classes = list(meta.get("classes", data.CLASSES))
     torch.manual_seed(st.seed)
     torch.set_num_threads(st.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -292,9 +296,10 @@ def tune(init: Path, out_dir: Path, st: StreamTuneSettings, data_root: str | Non
     model.tanh_t = 10.0  # the end of the training schedule's backward sharpness
     gains = [p for n, p in model.named_parameters() if n.startswith("gain")]
     others = [p for n, p in model.named_parameters() if not n.startswith("gain")]
-    opt = torch.optim.AdamW([{"params": others}, {"params": gains, "weight_decay": 0.0}], lr=st.lr,
+    groups: list[dict[str, object]] = [{"params": others}, {"params": gains, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=st.lr,
                             weight_decay=st.weight_decay)
-    sched: torch.optim.lr_scheduler.LRScheduler | None = None
+    sched: torch.optim.lr_scheduler.OneCycleLR | None = None
     best = (start["select"], -start["fa_per_hour"], -1, copy.deepcopy(model.state_dict()), start)
     history: list[dict[str, float]] = [{"epoch": -1, **start}]
     for ep in range(st.epochs):

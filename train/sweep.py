@@ -44,6 +44,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
 
 import numpy as np
 from tqdm import tqdm
@@ -81,7 +83,7 @@ def run_threads(args: list[str]) -> int:
     return TrainSettings().threads
 
 
-def default_jobs(runs: list[dict], cores: int | None = None, gpus: list[int] | None = None) -> int:
+def default_jobs(runs: Sequence[Mapping[str, Any]], cores: int | None = None, gpus: list[int] | None = None) -> int:
     """Runs at once: one per GPU when runs go to GPUs, else so that their threads do not
     outnumber the cores (at least one)."""
     if gpus:
@@ -127,7 +129,18 @@ def device_args(args: list[str], gpu: int | None) -> tuple[list[str], dict[str, 
     return (list(args) if arg_value(args, "--device") is not None else list(args) + ["--device", "cuda"]), env
 
 
-def load_config(path: Path) -> list[dict[str, object]]:
+class _RunName(TypedDict):
+    name: str
+
+
+class SweepRun(_RunName, total=False):
+    """One configuration of a sweep file: qsnn-train's arguments and the seeds to run them at."""
+
+    args: list[str]  # default: none (the recipe's defaults)
+    seeds: list[int]  # default: [0]
+
+
+def load_config(path: Path) -> list[SweepRun]:
     """The runs of a sweep file; ValueError naming the file and the problem."""
     try:
         cfg = json.loads(path.read_text())
@@ -150,7 +163,7 @@ def load_config(path: Path) -> list[dict[str, object]]:
     return runs
 
 
-def read_rows(path: Path) -> list[dict[str, object]]:
+def read_rows(path: Path) -> list[dict[str, Any]]:
     """Result rows of a sweep file (a torn last line from a crash is ignored)."""
     if not path.exists():
         return []
@@ -164,7 +177,7 @@ def read_rows(path: Path) -> list[dict[str, object]]:
 
 
 class Sweep:
-    def __init__(self, runs: list[dict[str, object]], out: Path, work: Path, data_root: str | None,
+    def __init__(self, runs: list[SweepRun], out: Path, work: Path, data_root: str | None,
                  limit: int | None, epochs: int | None, gpus: list[int] | None = None) -> None:
         self.runs, self.out, self.work = runs, out, work
         self.data_root, self.limit, self.epochs = data_root, limit, epochs
@@ -180,9 +193,9 @@ class Sweep:
         done = {(r.get("name"), r.get("seed")) for r in read_rows(self.out)}
         todo = []
         for r in self.runs:
-            for seed in r.get("seeds", [0]):  # type: ignore[union-attr]
+            for seed in r.get("seeds", [0]):
                 if (r["name"], seed) not in done:
-                    todo.append((str(r["name"]), list(r.get("args", [])), int(seed)))  # type: ignore[arg-type]
+                    todo.append((r["name"], list(r.get("args", [])), seed))
         return todo
 
     def _run(self, cmd: list[str], log: Path, env: dict[str, str] | None = None, append: bool = False) -> None:
@@ -235,7 +248,7 @@ class Sweep:
             ev = json.loads((d / "evaluate.json").read_text())
             return {
                 "name": name, "seed": seed, "model_hash": None, "not_convertible": lever_only,
-                "dataset": dataset_name(str(meta.get("settings", {}).get("dataset", "speech_commands")),  # type: ignore[union-attr]
+                "dataset": dataset_name(str(meta.get("settings", {}).get("dataset", "speech_commands")),
                                         self.data_root),
                 "val_accuracy": ev["val"]["torch_accuracy"], "test_accuracy": ev["test"]["torch_accuracy"],
                 "torch_reference_agreement": None, "model_bytes": None, "state_bytes": None,
@@ -290,17 +303,17 @@ class Sweep:
         return failures
 
 
-def summarize(rows: list[dict[str, object]], dataset: str = "speech_commands_v2_test12") -> list[dict[str, object]]:
+def summarize(rows: list[dict[str, Any]], dataset: str = "speech_commands_v2_test12") -> list[dict[str, Any]]:
     """One row per configuration in the shared results schema (mean and std over seeds); the
     dataset is the rows' own (rows written before they named it: `dataset`)."""
-    by: dict[str, list[dict[str, object]]] = {}
+    by: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by.setdefault(str(r["name"]), []).append(r)
     out = []
     for name, rs in by.items():
-        rs = sorted(rs, key=lambda r: int(r["seed"]))  # type: ignore[arg-type]
-        acc = [float(r["test_accuracy"]) for r in rs]  # type: ignore[arg-type]
-        val = [float(r["val_accuracy"]) for r in rs]  # type: ignore[arg-type]
+        rs = sorted(rs, key=lambda r: int(r["seed"]))
+        acc = [float(r["test_accuracy"]) for r in rs]
+        val = [float(r["val_accuracy"]) for r in rs]
         first = rs[0]
         out.append({
             "model": name, "model_hash": first["model_hash"], "dataset": first.get("dataset", dataset), "seeds": [r["seed"] for r in rs],
@@ -308,7 +321,7 @@ def summarize(rows: list[dict[str, object]], dataset: str = "speech_commands_v2_
             "val_accuracies": val, "val_mean": float(np.mean(val)),
             "model_bytes": first["model_bytes"], "state_bytes": first["state_bytes"],
             "sops_per_inference": (None if first["sops_per_inference"] is None else  # a lever with no integer form
-                                   float(np.mean([float(r["sops_per_inference"]) for r in rs]))),  # type: ignore[arg-type]
+                                   float(np.mean([float(r["sops_per_inference"]) for r in rs]))),
             "macs_per_inference": first["macs_per_inference"],
             "command": str(first["command"]).replace(f"--seed {first['seed']}", "--seed S"),
             "commit": first["commit"],
@@ -363,16 +376,16 @@ def main(argv: list[str] | None = None) -> int:
     table = summarize(rows)
     print(f"{'configuration':28s} {'seeds':>5s} {'val':>7s} {'test mean':>9s} {'std':>6s} {'bytes':>7s} "
           f"{'state':>6s} {'SOPs/inf':>10s} {'MACs/inf':>10s}")
-    for t in sorted(table, key=lambda t: -float(t["val_mean"])):  # type: ignore[arg-type]
-        partial = "" if len(t["accuracies"]) >= a.min_seeds else f"  (< {a.min_seeds} seeds: not in --json)"  # type: ignore[arg-type]
+    for t in sorted(table, key=lambda t: -float(t["val_mean"])):
+        partial = "" if len(t["accuracies"]) >= a.min_seeds else f"  (< {a.min_seeds} seeds: not in --json)"
         if t["model_hash"] is None:
             partial += "  (a measured lever with no integer form: PyTorch accuracy, not in --json)"
         num = (lambda v, w, f: f"{'-':>{w}s}" if v is None else f"{v:{w}{f}}")  # noqa: E731
-        print(f"{t['model']:28s} {len(t['accuracies']):5d} {t['val_mean']:7.3f} {t['mean']:9.3f} {t['std']:6.3f} "  # type: ignore[arg-type]
+        print(f"{t['model']:28s} {len(t['accuracies']):5d} {t['val_mean']:7.3f} {t['mean']:9.3f} {t['std']:6.3f} "
               f"{num(t['model_bytes'], 7, 'd')} {num(t['state_bytes'], 6, 'd')} "
               f"{num(t['sops_per_inference'], 10, '.0f')} {num(t['macs_per_inference'], 10, '.0f')}{partial}")
     if a.json:
-        kept = [t for t in table if len(t["accuracies"]) >= a.min_seeds  # type: ignore[arg-type]
+        kept = [t for t in table if len(t["accuracies"]) >= a.min_seeds
                 and t["model_hash"] is not None]  # the results schema describes deployable models
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(kept, indent=1) + "\n")

@@ -85,8 +85,11 @@ def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
 
 def trim(x: np.ndarray, rel: float = 0.02) -> np.ndarray:
     """Cut leading and trailing samples below `rel` of the peak."""
-    idx = np.flatnonzero(np.abs(x) > rel * np.abs(x).max()) if len(x) and np.abs(x).max() > 0 else []
-    return x[idx[0]: idx[-1] + 1] if len(idx) else x[:0]
+    peak = float(np.abs(x).max()) if len(x) else 0.0
+    if peak <= 0:
+        return x[:0]
+    idx = np.flatnonzero(np.abs(x) > rel * peak)  # not empty: the peak itself is above rel * peak
+    return x[idx[0]: idx[-1] + 1]
 
 
 def plan(per_word: int, seed: int) -> list[tuple[str, int, str, int, int]]:

@@ -9,6 +9,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -270,7 +271,7 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
                 p_.normal_(0.0, st.binary_init_std)
     gains = [p for n, p in model.named_parameters() if n.startswith("gain")]
     others = [p for n, p in model.named_parameters() if not n.startswith("gain")]
-    groups = [{"params": others}]
+    groups: list[dict[str, Any]] = [{"params": others}]
     if st.gain_lr_scale > 0:
         groups.append({"params": gains, "lr": st.lr * st.gain_lr_scale, "weight_decay": 0.0})
     else:
@@ -289,7 +290,7 @@ def train(cfg: QSNNConfig, st: TrainSettings, data_root: str | Path | None, out_
     best: tuple[float, int, dict] = (-1.0, -1, {})
     history: list[dict[str, float]] = []
     plat = training_platform(st.device)
-    identity = {"config": cfg.to_json(), "settings": asdict(st), "code": resume_state.code_hash()}
+    identity: dict[str, object] = {"config": cfg.to_json(), "settings": asdict(st), "code": resume_state.code_hash()}
     state_file = out_dir / resume_state.STATE_FILE
     start, seconds_before = 0, 0.0
     if resume:
