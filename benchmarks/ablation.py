@@ -49,8 +49,12 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # imported where used: --help stays fast
+    from qsnnkit.train.sweep import SweepRun
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
@@ -121,12 +125,12 @@ def run_name(row: dict, lr: float) -> str:
 
 
 def plan(dataset: str, seeds: list[int], scan: list[int], lrs: list[float], epochs: int,
-         rates: dict[str, float], stage: str, only: set[str] | None = None) -> list[dict]:
+         rates: dict[str, float], stage: str, only: set[str] | None = None) -> list[SweepRun]:
     """qsnn-sweep runs of one stage: "scan", the scan seeds of every ablation row at every rate;
     "seeds", every seed of each ablation row at its chosen rate (rows not yet decided wait);
     "sweep", every seed of the sweep cells at the rate the wsdr-m4 row chose (once it has).
     ``only``: these configurations' runs alone (row names, e.g. bits-w1-m4)."""
-    runs: list[dict] = []
+    runs: list[SweepRun] = []
     seen: set[str] = set()
     for r in rows_for(dataset):
         if only is not None and r["name"] not in only:

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SAME = ("id", "label", "predicted", "outputs", "frames", "frontend_ticks", "network_ticks", "worst_hop_ticks")
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         r["speedup_vs_first"] = round(base / r["wall_s"], 2)
         if baseline is not None:
             r["speedup_vs_baseline"] = round(baseline["wall_s"] / r["wall_s"], 2)
-    result = {"about": "device evaluation throughput on the emulated board (benchmarks/eval_throughput.py)",
+    result: dict[str, Any] = {"about": "device evaluation throughput on the emulated board (benchmarks/eval_throughput.py)",
               "command": "python benchmarks/eval_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "cpu_cores": os.cpu_count(), "rows": rows}
     if baseline is not None:

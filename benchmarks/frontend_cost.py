@@ -22,6 +22,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -140,9 +141,12 @@ def _run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
 
 # --- per-target sizes and stack -------------------------------------------------------------------
 
-def target_sizes(work: Path) -> list[tuple[str, int | None, int | None, int | None, int | None, str]]:
+SizeRow = tuple[str, int | None, int | None, int | None, int | None, str]
+
+
+def target_sizes(work: Path) -> list[SizeRow]:
     """(target, .text bytes, .rodata bytes, stack of qsnn_fe_push + qsnn_fe_frame, of qsnn_fe_clip, note)."""
-    rows = []
+    rows: list[SizeRow] = []
     for name, (cc, size_tool) in TARGETS.items():
         if shutil.which(cc[0]) is None:
             rows.append((name, None, None, None, None, f"{cc[0]} not installed"))
@@ -211,7 +215,7 @@ int main(int argc, char **argv)
 """
 
 
-def host_measure(work: Path, pcm: np.ndarray, expect: np.ndarray) -> dict[str, object]:
+def host_measure(work: Path, pcm: np.ndarray, expect: np.ndarray) -> dict[str, Any]:
     d = work / "host"
     d.mkdir()
     (d / "driver.c").write_text(HOST_DRIVER)
@@ -399,7 +403,7 @@ SECTIONS {
 """
 
 
-def m4_measure(work: Path, clips: list[np.ndarray], profile: bool = False) -> dict[str, object] | str:
+def m4_measure(work: Path, clips: list[np.ndarray], profile: bool = False) -> dict[str, Any] | str:
     """Instructions per frame for each 1 s clip, stack by painting, sizeof(state); raises if the
     emulated Cortex-M4 computes different features than the host. ``profile``: the front end
     built with -DQSNN_PROFILE, and the instructions of each of its steps summed over all frames
@@ -435,14 +439,14 @@ def m4_measure(work: Path, clips: list[np.ndarray], profile: bool = False) -> di
     pairs = re.findall(r"(\w+)=(\d+)", res.stdout + res.stderr)
     if res.returncode != 0 or not pairs:
         return f"QEMU run failed (exit {res.returncode}): {(res.stdout + res.stderr)[-400:]}"
-    out: dict[str, object] = {"clips": [], "fe_steps": []}
+    out: dict[str, Any] = {"clips": [], "fe_steps": []}
     for key, val in pairs:
         if key == "clip":
-            out["clips"].append({})  # type: ignore[union-attr]
+            out["clips"].append({})
         elif key == "fe_step":
-            out["fe_steps"].append(int(val))  # type: ignore[union-attr]
+            out["fe_steps"].append(int(val))
         elif out["clips"] and key in ("frames", "instr_total", "instr_min", "instr_max"):
-            out["clips"][-1][key] = int(val)  # type: ignore[index]
+            out["clips"][-1][key] = int(val)
         else:
             out[key] = int(val)
     if out["mismatches"]:
@@ -516,7 +520,7 @@ def report() -> str:
     parts: list[str] = [f"Input: {clip_name}, 49 frames.", "", "**Fidelity:** " + fidelity(), ""]
 
     rows = ops_table(count_ops())
-    tot = [sum(r[i] for r in rows) for i in (1, 2, 3)]
+    tot = [sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows)]
     parts += ["**Operations per frame (analytic, from the loop bounds of qsnn_fe_frame; right-shift path of "
               "step 2, the usual one for speech; the left-shift path has 512 adds fewer):**", "",
               md_table(["step", "multiplies", "adds", "shifts/compares"],
@@ -548,7 +552,7 @@ def report() -> str:
     meas.append(["host x86-64, gcc -O2", "wall clock, 2000 x 49 frames", "-",
                  f"{host['ns_per_frame'] / 1000:.2f} us/frame"])
     if isinstance(m4, dict):
-        for label, r in zip(clip_labels, m4["clips"]):  # type: ignore[arg-type]
+        for label, r in zip(clip_labels, m4["clips"]):
             per = r["instr_total"] / r["frames"]
             meas.append([f"Cortex-M4, arm-none-eabi-gcc -O2, QEMU netduinoplus2 -icount shift=0; {label}",
                          "TIM2 ticks around qsnn_fe_push (= instructions)",
@@ -559,8 +563,8 @@ def report() -> str:
     parts += ["**Measured instructions per frame:**", "",
               md_table(["build", "method", "instructions / frame", "note"], meas), ""]
     if isinstance(m4_steps, dict) and m4_steps["fe_steps"]:
-        frames = int(m4_steps["fe_frames"])  # type: ignore[call-overload]
-        per = [v / frames for v in m4_steps["fe_steps"]]  # type: ignore[union-attr]
+        frames = int(m4_steps["fe_frames"])
+        per = [v / frames for v in m4_steps["fe_steps"]]
         names = ["1 window (480 products, bit-reversed placement, zero padding)",
                  "2 block floating point, with the FFT's first two stages (radix-4, exact)",
                  "3 FFT stages 3-8 (256 complex, 64-bit twiddle products)",

@@ -19,13 +19,18 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # imported where used: --help stays fast
+    from qsnnkit.model import ConvertedModel
+    from qsnnkit.stream import DetectConfig, Keyword
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def curve(readouts: np.ndarray, truth, hours: float, shift: int, refractory: int,  # noqa: ANN001
+def curve(readouts: np.ndarray, truth: list[Keyword], hours: float, shift: int, refractory: int,
           classes: list[str]) -> list[dict[str, float]]:
     """Hit rate against false alarms per hour over thresholds, from a stream's per-frame readouts."""
     from qsnnkit import stream as S
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     r_listen = max(loose, key=lambda r: (r["hit_rate"], -r["fa_per_hour"])) if loose else r_best
     test_pcm, test_truth, test_secs = streams["test"]
     test_curve = curve(ro["test"], test_truth, test_secs / 3600, w_best, args.refractory, classes)
-    cfg = S.DetectConfig(th, args.refractory, S.keyword_mask(classes), w_best)
+    cfg = S.DetectConfig(int(th), args.refractory, S.keyword_mask(classes), w_best)  # int-valued in the curve's rows
     cfg.check(model.n_classes)
     ref_scores = S.scores(ro["test"], cfg.smooth_shift)  # S.run_stream, without recomputing
     ref_dets = S.detect(ref_scores, cfg)
@@ -92,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     fa_where = []
     for r in test_curve:
         if 20 <= r["fa_per_hour"] <= 200:
-            dets = S.detect(ref_scores, S.DetectConfig(r["threshold"], args.refractory, S.keyword_mask(classes), w_best))
+            dets = S.detect(ref_scores, S.DetectConfig(int(r["threshold"]), args.refractory, S.keyword_mask(classes), w_best))
             fa_where.append({"threshold": r["threshold"], "hit_rate": r["hit_rate"], "fa_per_hour": r["fa_per_hour"],
                              **S.false_alarm_kinds(dets, test_truth, words["test"], classes)})
     print(f"chosen on validation: W={w_best}, threshold {th} (val: hit {r_best['hit_rate']:.3f}, "
@@ -135,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if device is None or device["reference_equal"] else 3
 
 
-def run_device(args: argparse.Namespace, model, pcm: np.ndarray, cfg) -> dict[str, object]:  # noqa: ANN001
+def run_device(args: argparse.Namespace, model: ConvertedModel, pcm: np.ndarray, cfg: DetectConfig) -> dict[str, Any]:
     """The stream on the emulated board, every frame's scores checked against the reference."""
     from qsnnkit import stream as S
     from qsnnkit.host.device import Device
@@ -148,6 +153,7 @@ def run_device(args: argparse.Namespace, model, pcm: np.ndarray, cfg) -> dict[st
     from qsnnkit.host.build import firmware_for
 
     with QemuBoard(firmware_for(args.model, target), board=TARGETS[target][0]) as qb:
+        assert qb.transport is not None  # started by the with
         dev = Device(qb.transport)
         ident = dev.connect()
         with open("/dev/null", "w") as sink:

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from qsnnkit import nmnist, reference  # noqa: E402
 from qsnnkit.ccore import CCore  # noqa: E402
 from qsnnkit.dataset import features, load_split  # noqa: E402
 from qsnnkit.host.eval import spread  # noqa: E402
-from qsnnkit.model import load_converted  # noqa: E402
+from qsnnkit.model import ConvertedModel, load_converted  # noqa: E402
 from qsnnkit.paths import QSNN_INCLUDE_DIR, QSNN_SRC_DIR  # noqa: E402
 from qsnnkit.spec import MAX_LAYERS  # noqa: E402
 
@@ -125,7 +126,8 @@ static int bench(void)
 """
 
 
-def layer_operations(model, tr: reference.Trace) -> tuple[list[dict[str, float | None]], list[np.ndarray | None]]:  # noqa: ANN001
+def layer_operations(model: ConvertedModel,
+                     tr: reference.Trace) -> tuple[list[dict[str, float | None]], list[np.ndarray | None]]:
     """What each layer (and the readout) receives per frame, from the integer reference's
     spikes (its trace over the benchmark's clips): its synaptic operations (8-bit MACs for a first layer on
     features, plus its recurrent synapses' operations if it has them; otherwise active input x synapses it drives, recurrence included, a conv
@@ -172,7 +174,7 @@ def layer_operations(model, tr: reference.Trace) -> tuple[list[dict[str, float |
     return rows, per_step
 
 
-def measure(model_dir: Path, clips: int) -> dict[str, object]:
+def measure(model_dir: Path, clips: int) -> dict[str, Any]:
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} not installed (scripts/setup.sh installs it)")
@@ -208,9 +210,9 @@ def measure(model_dir: Path, clips: int) -> dict[str, object]:
             flags.append(f"-DQSNN_KERNELS_ONLY={mask.group(1)}u")
         objs = []
         for src in (QSNN_SRC_DIR / "qsnn_core.c", model_dir / "qsnn_model.c"):
-            o = d / (src.stem + ".o")
-            _run(["arm-none-eabi-gcc", *flags, "-c", str(src), "-o", str(o)])
-            objs.append(str(o))
+            obj = d / (src.stem + ".o")
+            _run(["arm-none-eabi-gcc", *flags, "-c", str(src), "-o", str(obj)])
+            objs.append(str(obj))
         _run(["arm-none-eabi-gcc", *flags[:2], "-std=gnu99", "-O2", "-ffreestanding", "-Wall", "-Wextra", "-Werror",
               "-I", str(QSNN_INCLUDE_DIR), "-I", str(model_dir), "-I", str(d), "-c", str(d / "main.c"), "-o",
               str(d / "main.o")])
@@ -286,7 +288,7 @@ def measure(model_dir: Path, clips: int) -> dict[str, object]:
     rows.append({"part": "readout", "instructions_per_frame": points[MAX_LAYERS + 1] / steps,
                  **ops[len(model.layers)],
                  "per_step": {"min": float(step_all[:, MAX_LAYERS].min()), "max": float(step_all[:, MAX_LAYERS].max())}})
-    total = sum(float(r["instructions_per_frame"]) for r in rows)  # type: ignore[arg-type]
+    total = sum(float(r["instructions_per_frame"]) for r in rows)
     name = str(model_dir.relative_to(REPO)) if model_dir.is_relative_to(REPO) else str(model_dir)
     return {"model": name, "model_hash": model.short_hash, "clips": clips, "frames_per_clip": T,
             "parts": rows, "network_instructions_per_frame": total, "network_instructions_per_clip": total * T,
@@ -312,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         def num(v: object, fmt: str) -> str:
             return "-" if v is None else format(v, fmt)
 
-        for p in r["parts"]:  # type: ignore[union-attr]
+        for p in r["parts"]:
             print(f"{p['part']:10s} {p.get('kind', ''):6s} {p.get('w_bits', ''):>4} {p.get('n_in', ''):>6} "
                   f"{p.get('n_out', ''):>6} {p.get('kernel', ''):18s} {p['instructions_per_frame']:10.0f} "
                   f"{p['instructions_per_frame'] * r['frames_per_clip']:11.0f} "
@@ -328,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
               "per tap x active taps, and the neuron loops' range")
         print(f"{'part':10s} {'sums min':>9s} {'sums max':>9s} {'fixed':>9s} {'per tap':>8s} {'R^2':>6s} "
               f"{'taps min':>8s} {'taps max':>8s} {'neur. min':>9s} {'neur. max':>9s}")
-        for p in r["parts"]:  # type: ignore[union-attr]
+        for p in r["parts"]:
             f = p.get("per_step", {})
             if "sums_min" not in f:
                 continue

@@ -16,6 +16,7 @@ import multiprocessing as mp
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,18 +72,18 @@ def _job(args: tuple[str, int, float, int, int, str, str, str]) -> dict[str, obj
             "train_seconds": round(time.time() - t0, 1), "model_hash": cm.short_hash}
 
 
-def print_tables(rows: list[dict[str, object]]) -> None:
-    rows = sorted(rows, key=lambda r: (str(r.get("variant", "base")), -float(r["lambda_sr"]), int(r["seed"])))  # type: ignore[arg-type]
+def print_tables(rows: list[dict[str, Any]]) -> None:
+    rows = sorted(rows, key=lambda r: (str(r.get("variant", "base")), -float(r["lambda_sr"]), int(r["seed"])))
     print("\n| variant | lambda_sr | seed | test acc | val acc | rate L1 | rate L2 | train s |")
     print("|---|---|---|---|---|---|---|---|")
     for r_ in rows:
         fr = r_["firing_rates"]
         print(f"| {r_.get('variant', 'base')} | {r_['lambda_sr']} | {r_['seed']} | {r_['test_accuracy']:.4f} | "
-              f"{r_['val_accuracy']:.4f} | {fr[0]:.3f} | {fr[1]:.3f} | {r_['train_seconds']} |")  # type: ignore[index]
+              f"{r_['val_accuracy']:.4f} | {fr[0]:.3f} | {fr[1]:.3f} | {r_['train_seconds']} |")
     print("\n| variant | lambda_sr | runs | mean test acc | std | mean rate L1 | mean rate L2 |")
     print("|---|---|---|---|---|---|---|")
-    for key in sorted({(str(r_.get("variant", "base")), float(r_["lambda_sr"])) for r_ in rows}):  # type: ignore[arg-type]
-        g = [r_ for r_ in rows if (str(r_.get("variant", "base")), float(r_["lambda_sr"])) == key]  # type: ignore[arg-type]
+    for key in sorted({(str(r_.get("variant", "base")), float(r_["lambda_sr"])) for r_ in rows}):
+        g = [r_ for r_ in rows if (str(r_.get("variant", "base")), float(r_["lambda_sr"])) == key]
         acc = np.array([r_["test_accuracy"] for r_ in g])
         fr = np.array([r_["firing_rates"] for r_ in g])
         print(f"| {key[0]} | {key[1]} | {len(g)} | {acc.mean():.4f} | {acc.std(ddof=1) if len(g) > 1 else 0:.4f} | "

@@ -1,20 +1,24 @@
-"""The whole package type-checks: mypy over every module of qsnnkit, with the settings in
+"""The package and the benchmark scripts type-check: mypy with the settings in
 pyproject.toml ([tool.mypy]: every function annotated, no unused ``type: ignore``).
 
 The stages keep their own folders (train/, convert/, host/, baseline/) and are installed as
 qsnnkit.train, qsnnkit.convert, ...; an editable install maps them with an import hook that
-mypy cannot follow. So the test links them into one qsnnkit tree, as installed, and checks
+mypy cannot follow. So the tests link them into one qsnnkit tree, as installed, and check
 that: a module mypy could not resolve is an error, never a silent ``Any``."""
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from qsnnkit.paths import REPO_ROOT
 
 STAGES = ("train", "convert", "host", "baseline")
+ROOT = REPO_ROOT / "build" / "typecheck"  # the linked tree and mypy's cache (a rerun checks what changed)
 
 
 def link_tree(root: Path) -> Path:
@@ -32,11 +36,28 @@ def link_tree(root: Path) -> Path:
     return pkg
 
 
-def test_the_package_type_checks() -> None:
-    root = REPO_ROOT / "build" / "typecheck"  # the tree and mypy's cache (a rerun checks what changed)
-    link_tree(root)
-    r = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(REPO_ROOT / "pyproject.toml"),
-                        "--cache-dir", str(root / ".mypy_cache"), "-p", "qsnnkit"],
-                       cwd=root, capture_output=True, text=True)
+@pytest.fixture(scope="module")
+def tree() -> Path:
+    link_tree(ROOT)
+    return ROOT
+
+
+def mypy(*args: str, cwd: Path, mypy_path: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MYPYPATH": mypy_path}
+    return subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(REPO_ROOT / "pyproject.toml"),
+                           "--cache-dir", str(ROOT / ".mypy_cache"), *args],
+                          cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_the_package_type_checks(tree: Path) -> None:
+    r = mypy("-p", "qsnnkit", cwd=tree)
     assert r.returncode == 0, f"mypy found type errors (paths are under qsnnkit/, as installed):\n{r.stdout}{r.stderr}"
     assert "no issues found in" in r.stdout, r.stdout
+
+
+def test_the_benchmark_scripts_type_check(tree: Path) -> None:
+    # the scripts import the package (as installed) and, some of them, helpers kept in tests/
+    scripts = sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "benchmarks").glob("*.py"))
+    r = mypy(*scripts, cwd=REPO_ROOT, mypy_path=f"{tree}{os.pathsep}{REPO_ROOT / 'tests'}")
+    assert r.returncode == 0, f"mypy found type errors:\n{r.stdout}{r.stderr}"
+    assert f"no issues found in {len(scripts)} source files" in r.stdout, r.stdout
