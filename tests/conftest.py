@@ -14,6 +14,9 @@ import pytest
 
 from qsnnkit.paths import REPO_ROOT
 
+#: the test_split fixture: pcm int16 [N, 16000], features uint8 [N, 49, 40], labels [N]
+Split3 = tuple[np.ndarray, np.ndarray, np.ndarray]
+
 DEFAULT_MODEL = REPO_ROOT / "firmware" / "models" / "default" / "model.npz"
 
 
@@ -37,7 +40,7 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def test_split(data_root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def test_split(data_root: Path) -> Split3:
     """(pcm int16 [N,16000], features uint8 [N,49,40], labels) of the whole test split."""
     from qsnnkit.dataset import features, load_split
 

@@ -21,7 +21,7 @@ CKPT = REPO_ROOT / "firmware" / "models" / "default" / "model.safetensors"
 NPZ = REPO_ROOT / "firmware" / "models" / "default" / "model.npz"
 
 
-def _variant(tmp: Path, name: str, tensors=None, **meta_over: str) -> Path:  # noqa: ANN001
+def _variant(tmp: Path, name: str, tensors: dict[str, np.ndarray] | None = None, **meta_over: str) -> Path:
     with safe_open(str(CKPT), "np") as f:
         meta = dict(f.metadata())
     meta.update(meta_over)

@@ -26,7 +26,7 @@ def test_proof_covers_every_layer_kind_and_state_field() -> None:
     """A new layer kind or a new field of qsnn_state_t (its ctypes mirror is checked against
     the C struct by test_spec) fails here until the proof covers it."""
     assert sorted(spec.LAYER_KINDS) == sorted(bounds.COVERED_LAYER_KINDS)
-    assert [name for name, _ in _State._fields_] == list(bounds.COVERED_STATE)
+    assert [f[0] for f in _State._fields_] == list(bounds.COVERED_STATE)
     L = IntLayer(w_bits=1, mem_bits=4, leak_shift=1, w=np.ones((2, 3), np.int64), sh_ff=np.zeros(2, np.int64),
                  bias=np.zeros(2, np.int64))
     L.kind = "adaptive"
@@ -57,7 +57,7 @@ def _model(layers: list[IntLayer], n_bands: int, b_out: int = 0, w_out: int = 1,
                           classes=["a", "b", "c"])
 
 
-def _edge_cases():
+def _edge_cases() -> list[tuple[str, ConvertedModel, ConvertedModel, str]]:
     """(name, model at the bound, the same one unit past it, the bound's quantity)."""
     out = []
     # layer-0 accumulator: 518 bands x 127 x 255 = 16,775,430 <= 2^24; 519 bands do not fit
@@ -96,7 +96,7 @@ def test_edge_runs_bit_exact_and_one_past_is_refused(name: str, edge: ConvertedM
     ref, tr = reference.run_batch(edge, feats, trace=True)
     assert tr is not None and tr.spk[-1][0].all(), "the edge inputs should drive the last layer to fire every step"
     for kernel in ("ref", "fast"):
-        core = CCore(edge, kernel)  # type: ignore[arg-type]
+        core = CCore(edge, kernel)
         for i in range(len(feats)):
             out = core.run_clip(feats[i])
             assert np.array_equal(out, ref[i]), f"{name} {kernel} clip {i}: " + first_mismatch(out, ref[i])
@@ -164,6 +164,7 @@ def test_torch_forward_exact_at_the_accumulator_edge() -> None:
     feats = np.concatenate([np.full((1, 20, 518), 255, np.uint8),
                             np.random.default_rng(0).integers(0, 256, size=(2, 20, 518)).astype(np.uint8)])
     ref, tr = reference.run_batch(cm, feats, trace=True)
+    assert tr is not None
     with torch.no_grad():
         o = m(torch.from_numpy(feats), trace=True)
     assert_torch_equals_reference(o, cm, ref, tr)

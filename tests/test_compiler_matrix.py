@@ -22,7 +22,7 @@ from qsnnkit.model import ConvertedModel, load_converted
 from qsnnkit.paths import QSNN_INCLUDE_DIR, QSNN_SRC_DIR, REPO_ROOT
 from qsnnkit.spec import CLIP_LEN, MAX_STEPS
 
-from conftest import DEFAULT_MODEL
+from conftest import DEFAULT_MODEL, Split3
 from test_bounds import _edge_cases
 from test_core import _random_conv_model, first_mismatch
 
@@ -48,8 +48,12 @@ def _models(tmp: Path) -> dict[str, ConvertedModel]:
     return models
 
 
+#: (variant, kind) -> its build folder
+Builds = dict[tuple[str, str], Path]
+
+
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     """(variant, model) -> executable; the core's objects are compiled once per variant."""
     tmp = tmp_path_factory.mktemp("matrix")
     models = _models(tmp)
@@ -86,7 +90,7 @@ def _run(exe: Path, mode: str, data: bytes, tmp: Path) -> bytes:
     return dst.read_bytes()
 
 
-def _audio_inputs(test_split) -> np.ndarray:  # noqa: ANN001
+def _audio_inputs(test_split: Split3) -> np.ndarray:
     pcm = test_split[0][:: max(1, len(test_split[0]) // 12)][:12]
     t = np.arange(CLIP_LEN)
     extremes = np.stack([np.zeros(CLIP_LEN), np.where((t // 40) % 2, 32767, -32768), np.full(CLIP_LEN, -32768),
@@ -95,7 +99,7 @@ def _audio_inputs(test_split) -> np.ndarray:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_default_model_from_audio_is_exact(variant: str, builds, test_split, tmp_path: Path) -> None:  # noqa: ANN001
+def test_default_model_from_audio_is_exact(variant: str, builds: Builds, test_split: Split3, tmp_path: Path) -> None:
     m = load_converted(DEFAULT_MODEL)
     pcm = _audio_inputs(test_split)
     feats = features(pcm, cache=False)
@@ -114,7 +118,7 @@ def test_default_model_from_audio_is_exact(variant: str, builds, test_split, tmp
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_conv_and_edge_models_are_exact(variant: str, builds, tmp_path: Path) -> None:  # noqa: ANN001
+def test_conv_and_edge_models_are_exact(variant: str, builds: Builds, tmp_path: Path) -> None:
     models = _models(tmp_path)
     for name, m in models.items():
         if name == "default":
@@ -134,7 +138,7 @@ def test_conv_and_edge_models_are_exact(variant: str, builds, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_frame_receiver_matches_host(variant: str, builds, tmp_path: Path) -> None:  # noqa: ANN001
+def test_frame_receiver_matches_host(variant: str, builds: Builds, tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     corpus = REPO_ROOT / "tests" / "fuzz" / "corpus" / "frame"
     stream = b"".join(f.read_bytes() for f in sorted(corpus.iterdir()))

@@ -7,6 +7,7 @@ import ctypes as ct
 import subprocess
 from itertools import product
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,12 +17,13 @@ from qsnnkit import clib
 from qsnnkit.ccore import CCore
 from qsnnkit import packing, reference
 from qsnnkit.convert import codegen
-from qsnnkit.model import load_converted
+from qsnnkit.model import ConvertedModel, load_converted
 from qsnnkit.spec import FORMAT_VERSION, FRAC_BITS
 from qsnnkit.paths import QSNN_INCLUDE_DIR, REPO_ROOT
 from qsnnkit.train import quant
+from qsnnkit.train.model import QSNN, ForwardOut
 
-from conftest import DEFAULT_MODEL
+from conftest import DEFAULT_MODEL, Split3
 
 HERE = Path(__file__).parent
 
@@ -31,7 +33,7 @@ def first_mismatch(a: np.ndarray, b: np.ndarray) -> str:
     return f"first mismatch at {idx}: {a[idx]} vs {b[idx]}"
 
 
-def assert_torch_equals_reference(o, cm, ref: np.ndarray, tr) -> None:  # noqa: ANN001
+def assert_torch_equals_reference(o: ForwardOut, cm: ConvertedModel, ref: np.ndarray, tr: reference.Trace) -> None:
     """PyTorch evaluation forward (traced) == integer reference: outputs, then per layer and
     step the stored membranes and the spikes; the first mismatch is printed."""
     t_out = o.logits_sum.numpy() / 2.0**cm.readout_exp
@@ -103,8 +105,8 @@ def test_lif_step_c_python_torch_exhaustive(contract_exe: Path, mem_bits: int) -
         assert np.array_equal(s.numpy().astype(int), ps.astype(int))
     # threshold equality: exactly THETA does not fire, THETA + 1 does
     v0 = np.zeros(2, np.int64)
-    _, s = reference.lif_step(v0, np.array([256, 257]), 1, mem_bits)
-    assert s.tolist() == [False, True]
+    _, s_ref = reference.lif_step(v0, np.array([256, 257]), 1, mem_bits)
+    assert s_ref.tolist() == [False, True]
 
 
 def test_adapt_step_c_python_torch_exhaustive(contract_exe: Path) -> None:
@@ -136,11 +138,11 @@ def test_adapt_step_c_python_torch_exhaustive(contract_exe: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def default_model():
+def default_model() -> ConvertedModel:
     return load_converted(DEFAULT_MODEL)
 
 
-def test_default_model_three_way_exact_on_whole_test_split(default_model, test_split) -> None:
+def test_default_model_three_way_exact_on_whole_test_split(default_model: ConvertedModel, test_split: Split3) -> None:
     _, feats, labels = test_split
     ref, tr = reference.run_batch(default_model, feats, trace=True)
     assert tr is not None
@@ -151,7 +153,7 @@ def test_default_model_three_way_exact_on_whole_test_split(default_model, test_s
     assert_torch_equals_reference(o, default_model, ref, tr)
     # C core, both kernels, per step
     for kernel in ("ref", "fast"):
-        core = CCore(default_model, kernel)  # type: ignore[arg-type]
+        core = CCore(default_model, kernel)
         for i in range(len(feats)):
             out, mems, spks = core.run_clip(feats[i], trace=True)
             assert np.array_equal(out, ref[i]), f"{kernel} kernel, clip {i}: " + first_mismatch(out, ref[i])
@@ -164,14 +166,14 @@ def test_default_model_three_way_exact_on_whole_test_split(default_model, test_s
     print(f"default model: test accuracy {acc:.4f} on {len(labels)} clips")
 
 
-def default_checkpoint():
+def default_checkpoint() -> QSNN:
     from qsnnkit.train.checkpoint import load
 
     model, _ = load(DEFAULT_MODEL.parent / "model.safetensors")
     return model
 
 
-def test_default_checkpoint_converts_to_committed_model(default_model) -> None:
+def test_default_checkpoint_converts_to_committed_model(default_model: ConvertedModel) -> None:
     from qsnnkit.convert.integerize import integerize
     from qsnnkit.train.checkpoint import load
 
@@ -180,14 +182,14 @@ def test_default_checkpoint_converts_to_committed_model(default_model) -> None:
     assert cm.hash_hex == default_model.hash_hex
 
 
-def test_generated_sources_match_committed_model(default_model, tmp_path: Path) -> None:
+def test_generated_sources_match_committed_model(default_model: ConvertedModel, tmp_path: Path) -> None:
     codegen.emit(default_model, tmp_path)
     for name in ("qsnn_model.h", "qsnn_model.c"):
         committed = (DEFAULT_MODEL.parent / name).read_text()
         assert (tmp_path / name).read_text() == committed, f"{name} is stale: regenerate with qsnn-convert"
 
 
-def test_generated_model_compiles_strict_and_arena_matches_c(default_model, tmp_path: Path) -> None:
+def test_generated_model_compiles_strict_and_arena_matches_c(default_model: ConvertedModel, tmp_path: Path) -> None:
     codegen.emit(default_model, tmp_path)
     src = tmp_path / "qsnn_model.c"
     for cc, extra in (("cc", []), ("arm-none-eabi-gcc", ["-mcpu=cortex-m4", "-mthumb", "-ffreestanding"])):
@@ -197,7 +199,7 @@ def test_generated_model_compiles_strict_and_arena_matches_c(default_model, tmp_
     assert core.state_bytes == codegen.arena_bytes(default_model)
 
 
-def test_model_file_integrity(default_model, tmp_path: Path) -> None:
+def test_model_file_integrity(default_model: ConvertedModel, tmp_path: Path) -> None:
     p = default_model.save(tmp_path / "m.npz")
     assert load_converted(p).hash_hex == default_model.hash_hex
     # an edited weight no longer matches the stored hash
@@ -243,7 +245,7 @@ def test_model_file_integrity(default_model, tmp_path: Path) -> None:
         load_converted(tmp_path / "missing.npz")
 
 
-def test_c_core_rejects_bad_models(default_model) -> None:
+def test_c_core_rejects_bad_models(default_model: ConvertedModel) -> None:
     import copy
 
     bad = copy.deepcopy(default_model)
@@ -271,7 +273,8 @@ def test_c_core_rejects_bad_models(default_model) -> None:
     ((4, 2, 4), (2, 8, 3), (False, True, False)),
     ((2, 8, 1), (8, 2, 5), (True, True, True)),
 ])
-def test_c_kernels_equal_reference_for_every_width(widths, mem_bits, recurrent) -> None:
+def test_c_kernels_equal_reference_for_every_width(widths: tuple[int, ...], mem_bits: tuple[int, ...],
+                                                   recurrent: tuple[bool, ...]) -> None:
     """Random integer models at 1/2/4/8-bit weights, 2..8-bit membranes, odd sizes."""
     from qsnnkit.model import ConvertedModel, IntLayer
 
@@ -317,7 +320,8 @@ def test_c_kernels_equal_reference_for_every_width(widths, mem_bits, recurrent) 
                 assert np.array_equal(spks[li], tr.spk[li][i]), f"{kernel} clip {i} layer {li}: " + first_mismatch(spks[li], tr.spk[li][i])
 
 
-def _random_conv_model(rng: np.random.Generator, convs, dense, mem_bits: int, adapt: bool = False):
+def _random_conv_model(rng: np.random.Generator, convs: list[tuple[int, int, int, int, int]],
+                       dense: list[tuple[int, int, bool]], mem_bits: int, adapt: bool = False) -> ConvertedModel:
     """convs: [(channels, kt, kf, stride, w_bits)], dense: [(n_out, w_bits, recurrent)];
     adapt: every other layer (from the second) gets adaptive LIF with a random shift and beta."""
     from qsnnkit.model import ConvertedModel, IntLayer
@@ -362,7 +366,8 @@ def _random_conv_model(rng: np.random.Generator, convs, dense, mem_bits: int, ad
     ([(4, 2, 3, 1, 8), (6, 3, 5, 2, 1)], [(10, 1, True)], 4, False),  # 40 + 4 padded positions: gathered fields
     ([(5, 2, 3, 1, 8), (7, 3, 4, 2, 1)], [(9, 8, False)], 2, True),
 ])
-def test_conv_kernels_equal_reference_per_step(convs, dense, mem_bits, adapt) -> None:
+def test_conv_kernels_equal_reference_per_step(convs: list[tuple[int, int, int, int, int]], dense: list[tuple[int, int, bool]],
+                                                mem_bits: int, adapt: bool) -> None:
     """Streaming convolutions: odd channel counts, even and odd kernels, strides 1-3, kt 1-5,
     every weight width, adaptive LIF on some layers; every kernel that can run each layer
     against the reference, per step."""
@@ -427,7 +432,8 @@ def test_conv_geometry_is_checked_on_both_sides() -> None:
     (((8, 5, 5, 2), (16, 3, 5, 2)), 1, (3, 0.25, "dense")), ((), 2, (5, 1.5, "dense")),
     (((6, 3, 4, 3),), 1, (1, 0.09375, "all")),
 ])
-def test_torch_model_equals_reference_per_step(conv, hidden_bits: int, adapt) -> None:
+def test_torch_model_equals_reference_per_step(conv: tuple[tuple[int, int, int, int], ...], hidden_bits: int,
+                                               adapt: tuple[int, float, str] | None) -> None:
     """The PyTorch evaluation forward (convolutions run over the whole clip at once) gives the
     integer reference's outputs, membranes and spikes at every step, for conv and dense
     models at every hidden weight width, with and without adaptive LIF; the C core gives the
@@ -437,7 +443,7 @@ def test_torch_model_equals_reference_per_step(conv, hidden_bits: int, adapt) ->
 
     torch.manual_seed(0)
     hidden, rec = ((32,), (True,)) if conv else ((32, 24), (True, False))
-    extra = dict(zip(("adapt_shift", "adapt_beta", "adapt_layers"), adapt)) if adapt else {}
+    extra: dict[str, Any] = dict(zip(("adapt_shift", "adapt_beta", "adapt_layers"), adapt)) if adapt else {}
     m = QSNN(QSNNConfig(conv=conv, hidden=hidden, recurrent=rec, hidden_bits=hidden_bits, **extra))
     with torch.no_grad():
         for li, p in enumerate(m.w):
@@ -467,7 +473,7 @@ def test_torch_model_equals_reference_per_step(conv, hidden_bits: int, adapt) ->
 
 
 @pytest.mark.parametrize("conv,hidden_bits", [(((8, 5, 5, 2), (16, 3, 5, 2)), 1), ((), 2)])
-def test_batch_norm_folds_exactly(conv, hidden_bits: int) -> None:
+def test_batch_norm_folds_exactly(conv: tuple[tuple[int, int, int, int], ...], hidden_bits: int) -> None:
     """--norm bn: after training steps (batch statistics, running statistics updated), the
     evaluation forward with the folded power-of-two scales and biases equals the integer
     reference per step, and the C core; the fold really moved the shifts and biases."""
@@ -547,7 +553,7 @@ def test_binary_kernel_on_wide_rows_equals_reference() -> None:
     assert core.lib.qsnn_model_check(ct.byref(core._model)) == 0
 
 
-def test_model_check_compares_the_conv_int16_pair_copy(default_model) -> None:
+def test_model_check_compares_the_conv_int16_pair_copy(default_model: ConvertedModel) -> None:
     """The default's first layer carries its weights as int16 pairs for the M4 kernel
     (packing.conv_w8_quads); qsnn_model_check holds the copy to the rows, word by word."""
     L = default_model.layers[0]
@@ -570,7 +576,7 @@ def test_model_check_compares_the_conv_int16_pair_copy(default_model) -> None:
     assert packing.conv_w8_quads(L.w, 4, L.c_in, L.kt, L.kf) is None  # only 8-bit weights on one channel
 
 
-def test_converter_picks_kernels_per_layer(default_model, tmp_path: Path) -> None:
+def test_converter_picks_kernels_per_layer(default_model: ConvertedModel, tmp_path: Path) -> None:
     codegen.emit(default_model, tmp_path, ["REF", "CONV_EVENT", "EVENT"])
     text = (tmp_path / "qsnn_model.c").read_text()
     assert all(f".kernel = QSNN_KERNEL_{k}," in text for k in ("REF", "CONV_EVENT", "EVENT"))
@@ -580,7 +586,7 @@ def test_converter_picks_kernels_per_layer(default_model, tmp_path: Path) -> Non
     assert not (tmp_path / "bad" / "qsnn_model.c").exists()
 
 
-def test_a_build_links_only_its_models_kernels(default_model, tmp_path: Path) -> None:
+def test_a_build_links_only_its_models_kernels(default_model: ConvertedModel, tmp_path: Path) -> None:
     """The model header names the kernels its layers run (QSNN_MODEL_KERNELS); a core built
     with -DQSNN_KERNELS_ONLY=<that mask> (the firmware build: firmware/scripts/pio_pre.py)
     accepts the model, is smaller, and has no qsnn_step_ref unless REF is in the mask; a mask

@@ -280,7 +280,8 @@ def test_nmnist_official_layout_on_a_miniature_tree(tmp_path: Path) -> None:
     ([(1, 40, 0, 5)], b"", r"event 0 at x 1, y 40 is outside"),
     ([(1, 1, 0, 500), (2, 2, 0, 600), (3, 3, 1, 599)], b"", r"event 2's timestamp 599 us is earlier than event 1's 600"),
 ])
-def test_malformed_nmnist_files_are_refused_naming_the_event(tmp_path: Path, events, extra: bytes, msg: str) -> None:
+def test_malformed_nmnist_files_are_refused_naming_the_event(tmp_path: Path, events: list[tuple[int, int, int, int]],
+                                                             extra: bytes, msg: str) -> None:
     f = tmp_path / "00001.bin"
     f.write_bytes(_encode_events(events) + extra)
     with pytest.raises(ValueError, match=msg):

@@ -3,6 +3,8 @@ reading of the rules, on hostile streams (outside the sensor, polarity > 1, out 
 wrapping timestamps), and the incremental device loop against the whole-sample call."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -148,7 +150,7 @@ def test_saturation_late_events_wrap_and_empty_steps() -> None:
     assert stats == E.BinStats(dropped=0, late=1, beyond=1)
 
 
-def test_binary_spikes_and_a_real_nmnist_sample(data_root) -> None:  # noqa: ANN001
+def test_binary_spikes_and_a_real_nmnist_sample(data_root: Path) -> None:
     f, _ = data.list_nmnist(data_root, "test")[0]
     ev = data.read_nmnist_bs2(f)
     counts, st = E.bin_events(ev, E.EventConfig(cap=255, window_us=10_000), 32)
@@ -167,7 +169,7 @@ def test_bad_configurations_are_refused_with_the_reason(kwargs: dict, msg: str) 
         E.EventConfig(**kwargs)
 
 
-def test_the_c_binner_refuses_what_the_python_side_would(monkeypatch) -> None:  # noqa: ANN001
+def test_the_c_binner_refuses_what_the_python_side_would(monkeypatch: pytest.MonkeyPatch) -> None:
     import ctypes
     lib = E._lib()
     assert lib.qsnn_ev_inputs(ctypes.byref(E.EvCfg(34, 34, 5, 1, 100))) == 0

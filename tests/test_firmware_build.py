@@ -149,8 +149,9 @@ def test_every_board_name_fits_ident() -> None:
     """IDENT carries the board name in a buffer sized by BOARD_NAME_MAX (firmware/src/app.c)."""
     import re as _re
 
-    limit = int(_re.search(r"#define BOARD_NAME_MAX (\d+)u", (REPO_ROOT / "firmware" / "include" / "board.h")
-                           .read_text()).group(1))
+    m = _re.search(r"#define BOARD_NAME_MAX (\d+)u", (REPO_ROOT / "firmware" / "include" / "board.h").read_text())
+    assert m, "BOARD_NAME_MAX not found in firmware/include/board.h"
+    limit = int(m.group(1))
     names = []
     for f in sorted((REPO_ROOT / "firmware" / "src" / "boards").glob("*.c")):
         names += _re.findall(r'board_info_t board_info = \{"([^"]*)"', f.read_text())

@@ -121,7 +121,7 @@ def test_streaming_equals_whole_clip_and_reset(test_clips: list[tuple[str, np.nd
         assert fe.primed
         rows = [fe.push(a[i:i + 320]) for i in range(320, 16000, 320)]
         assert all(r is not None for r in rows)
-        stream = np.stack(rows)  # type: ignore[arg-type]
+        stream = np.stack(rows)
         whole = frontend.clip_features(a)
         if not np.array_equal(stream, whole):
             pytest.fail(f"{name}: streaming vs whole clip, {_first_mismatch(stream, whole)}")

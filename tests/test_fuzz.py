@@ -48,7 +48,7 @@ def test_bounded_fuzz_run_finds_nothing(harness: str, bounded_runs: dict[str, fz
     assert s.executions > 1000 and s.edges_covered > 0, s.log_tail
 
 
-def test_harness_checks_can_fail(tmp_path) -> None:  # noqa: ANN001
+def test_harness_checks_can_fail(tmp_path: Path) -> None:
     """The harnesses are not vacuous: a receiver that accepts a frame with a wrong CRC (a
     mutant of proto.c) is caught by the frame harness's round-trip check on the seeds."""
     src = (fz.FW / "src" / "proto.c").read_text()
@@ -64,7 +64,7 @@ def test_harness_checks_can_fail(tmp_path) -> None:  # noqa: ANN001
     assert r.returncode != 0 and "deadly signal" in r.stderr
 
 
-def test_session_harness_catches_a_request_done_twice(tmp_path) -> None:  # noqa: ANN001
+def test_session_harness_catches_a_request_done_twice(tmp_path: Path) -> None:
     """A device without the re-send cache (a mutant of app.c that handles every intact frame
     afresh) processes a re-sent AUDIO twice: the session harness's cache check catches it on
     the seed that re-sends each request of a clip."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from qsnnkit.paths import REPO_ROOT
 
 #: folder -> installed package (pyproject.toml's package-dir)
@@ -111,7 +113,7 @@ def test_no_import_cycle() -> None:
             visit(m)
 
 
-def test_the_checker_finds_what_it_looks_for(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_the_checker_finds_what_it_looks_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The rules fire on a back edge and on a cycle (so the tests above can fail)."""
     import sys
 

@@ -102,6 +102,7 @@ def test_device_refuses_bad_stream_requests() -> None:
 
     model_dir = fw.model_dir_for_tests()
     with QemuBoard(fw.built_firmware(model_dir)) as qb:
+        assert qb.transport is not None  # started by the with
         dev = Device(qb.transport)
         dev.connect()
         with pytest.raises(P.DeviceError, match="BAD_PAYLOAD"):

@@ -65,7 +65,8 @@ def test_real_speech_round_trips_both_sides_and_packs_about_twice(cdec: ct.CDLL,
     for hop in (np.asarray(p, np.int16)[i:i + 320] for p in split.pcm for i in range(0, len(p), 320)):
         payload = pcm_pack.pack(hop)
         assert np.array_equal(pcm_pack.unpack(payload), hop)
-        assert np.array_equal(c_unpack(cdec, payload), hop)
+        got = c_unpack(cdec, payload)
+        assert got is not None and np.array_equal(got, hop)
         raw += 2 * hop.size
         packed += min(len(payload), 2 * hop.size)
     assert raw / packed > 1.5, (raw, packed)  # speech: about 2x (docs/protocol.md)
@@ -81,7 +82,8 @@ def test_every_order_and_k_round_trips_extremes_and_escapes(cdec: ct.CDLL, order
               np.array([-32768, -32768, 32767, 32767, -32768], np.int16)):
         payload = pcm_pack.pack(x, order=order, k=k)
         assert np.array_equal(pcm_pack.unpack(payload), x)
-        assert np.array_equal(c_unpack(cdec, payload), x)
+        got = c_unpack(cdec, payload)
+        assert got is not None and np.array_equal(got, x)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -102,7 +104,7 @@ def test_damaged_payloads_are_refused_alike_and_valid_ones_decode_alike(cdec: ct
     got = c_unpack(cdec, bytes(payload))
     assert (want is None) == (got is None), (bytes(payload).hex(), want, got)
     if want is not None:
-        assert np.array_equal(want, got)
+        assert got is not None and np.array_equal(want, got)
         assert pcm_pack.pack(want, order=payload[2], k=payload[3]) == bytes(payload)
 
 
@@ -127,7 +129,8 @@ def test_head_limits_are_refused(cdec: ct.CDLL) -> None:
 
 def test_plain_audio_through_the_same_reader(cdec: ct.CDLL) -> None:
     x = np.array([1, -2, 32767, -32768], np.int16)
-    assert np.array_equal(c_unpack(cdec, P.audio(x), type_=int(P.Msg.AUDIO)), x)
+    got = c_unpack(cdec, P.audio(x), type_=int(P.Msg.AUDIO))
+    assert got is not None and np.array_equal(got, x)
     assert c_unpack(cdec, P.audio(x)[:-1], type_=int(P.Msg.AUDIO)) is None  # odd length
     assert c_unpack(cdec, P.audio(x), type_=int(P.Msg.AUDIO), max_samples=3) is None
 
@@ -141,6 +144,7 @@ def test_the_board_computes_the_same_clip_from_packed_and_plain_audio(data_root:
 
     split = load_split(data_root, "test", limit=3)
     with QemuBoard(fw.built_firmware(fw.model_dir_for_tests())) as qb:
+        assert qb.transport is not None  # started by the with
         dev = Device(qb.transport)
         dev.connect()
         for pcm in split.pcm:

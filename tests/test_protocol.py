@@ -13,6 +13,7 @@ import pytest
 
 from qsnnkit import protocol as P
 from qsnnkit import spec
+from qsnnkit.host.transport import Transport
 from qsnnkit.paths import FIRMWARE_DIR
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -151,7 +152,8 @@ def test_too_long_frame_then_resync(cproto: ct.CDLL) -> None:
     c = c_receive(cproto, junk + b"\x00" + good)
     assert [r[0] for r in c] == [P.Err.TOO_LONG, -1], c
     py = P.FrameReader().feed(junk + b"\x00" + good)
-    assert isinstance(py[0], P.FrameError) and py[0].code == P.Err.TOO_LONG and py[1].type == P.Msg.CLIP_END
+    assert isinstance(py[0], P.FrameError) and py[0].code == P.Err.TOO_LONG
+    assert isinstance(py[1], P.Frame) and py[1].type == P.Msg.CLIP_END
 
 
 def test_message_pack_unpack() -> None:
@@ -189,7 +191,9 @@ def test_events_payloads_carry_every_event_exactly() -> None:
     with pytest.raises(ValueError, match="polarity 0 or 1"):
         P.events_payloads(as_events(np.array([1]), np.array([1]), np.array([2]), np.array([5])))
     with pytest.raises(ValueError, match="x <= 32767"):
-        P.events_payloads({"x": np.array([40000]), "y": np.array([1]), "p": np.array([0]), "t": np.array([5])})
+        # a plain mapping of fields: EVENT_DTYPE's x could not hold 40000
+        P.events_payloads({"x": np.array([40000]), "y": np.array([1]), "p": np.array([0]),  # type: ignore[arg-type]
+                           "t": np.array([5])})
     with pytest.raises(P.ProtocolError, match="whole 6-byte records"):
         P.decode_events(b"\x00\x00\x00\x00\x01")
 
@@ -201,7 +205,7 @@ def qemu_elf() -> Path:
     return fw.built_firmware(fw.model_dir_for_tests())
 
 
-def _exchange(t, wire: bytes, n: int = 1, timeout: float = 10.0) -> list:  # noqa: ANN001
+def _exchange(t: Transport, wire: bytes, n: int = 1, timeout: float = 10.0) -> list:
     """Send bytes, collect n frames (or errors) from the device."""
     import time
 
@@ -226,6 +230,7 @@ def test_device_answers_bad_frames_with_errors_and_resyncs(qemu_elf: Path) -> No
 
     with QemuBoard(qemu_elf) as qb:
         t = qb.transport
+        assert t is not None  # started by the with
         dev = Device(t)
         ident = dev.connect()
         assert ident.protocol_version == P.PROTOCOL_VERSION and ident.model_status == 0

@@ -45,7 +45,7 @@ def test_reader_on_arbitrary_bytes(data: bytes) -> None:
 @SETTINGS
 @given(st.lists(st.tuples(st.integers(0, 255), st.integers(0, 255), st.binary(max_size=64)), min_size=1, max_size=8),
        st.data())
-def test_one_corrupted_byte_spoils_at_most_its_frame(frames, data) -> None:  # noqa: ANN001
+def test_one_corrupted_byte_spoils_at_most_its_frame(frames: list[tuple[int, int, bytes]], data: st.DataObject) -> None:
     """A corrupted byte costs the frame it hits (and the next one too when the byte was that
     frame's 0x00 delimiter: the two merge); every other frame still arrives, intact and in order."""
     wires = [p.encode_frame(*f) for f in frames]
@@ -74,7 +74,7 @@ def test_message_parsers_raise_only_protocol_errors(payload: bytes) -> None:
 
 @SETTINGS
 @given(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(1, spec.RESULT_MAX_CLASSES), st.data())
-def test_result_round_trip(frames: int, samples: int, nc: int, data) -> None:  # noqa: ANN001
+def test_result_round_trip(frames: int, samples: int, nc: int, data: st.DataObject) -> None:
     outs = data.draw(st.lists(st.integers(-(2**31), 2**31 - 1), min_size=nc, max_size=nc))
     r = p.Result(label=data.draw(st.integers(0, nc - 1)), frames=frames, samples=samples,
                  frontend_ticks=data.draw(st.integers(0, 2**64 - 1)), network_ticks=data.draw(st.integers(0, 2**64 - 1)),

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from qsnnkit.host import report
 from qsnnkit.paths import REPO_ROOT
@@ -16,7 +17,7 @@ EVAL = str(REPO_ROOT / "host" / "eval.py")
 
 def _summary() -> dict:
     """Three classes, four clips: one wrong answer, one disagreement with the reference."""
-    clips = []
+    clips: list[dict[str, Any]] = []
     for i, (label, pred, ref_pred, agree) in enumerate([(0, 0, 0, True), (1, 1, 1, True), (1, 2, 2, True),
                                                          (2, 2, 1, False)]):
         out = [0, 0, 0]

@@ -38,7 +38,7 @@ def test_sequences_place_clips_and_targets_by_the_hit_rule() -> None:
     batches = T.build_sequences(pcm, labels, np.arange(20), noise, list(CLASSES), st, np.random.default_rng(1))
     n_frames = int(4.0 * spec.SAMPLE_RATE) // spec.HOP_LEN - 1
     used = []
-    te = T.frame_end(np.arange(n_frames))
+    te = np.asarray(T.frame_end(np.arange(n_frames)))
     for seq in batches:
         assert seq.feats.shape[1:] == (n_frames, spec.N_BANDS) and seq.feats.dtype == np.uint8
         assert seq.targets.shape == seq.feats.shape[:2] and len(seq.placed) == len(seq.feats)

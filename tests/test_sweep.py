@@ -331,7 +331,7 @@ def test_runs_spread_over_gpus_one_device_each(tmp_path: Path, monkeypatch: pyte
         raise RuntimeError("no real training here")  # as a failed run: the GPU must come back all the same
 
     monkeypatch.setattr(sweep.Sweep, "_run", fake_run)
-    runs = [{"name": f"r{i}", "args": ["--hidden", "16"], "seeds": [0, 1]} for i in range(3)]
+    runs: list[sweep.SweepRun] = [{"name": f"r{i}", "args": ["--hidden", "16"], "seeds": [0, 1]} for i in range(3)]
     failures = sweep.Sweep(runs, tmp_path / "rows.jsonl", tmp_path / "work", None, None, None, [0, 1]).run(2)
     assert failures == 6 and len(seen) == 6  # every run was placed, even after others failed
     assert {d for d, _ in seen} == {"0", "1"}

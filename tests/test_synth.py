@@ -18,7 +18,8 @@ def _noise() -> np.ndarray:
     return np.random.default_rng(0).integers(-200, 200, size=(3, CLIP_LEN)).astype(np.int16)
 
 
-def test_clips_are_labelled_words_placed_in_one_second_and_reproducible(tmp_path: Path, monkeypatch) -> None:
+def test_clips_are_labelled_words_placed_in_one_second_and_reproducible(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QSNN_CACHE_DIR", str(tmp_path / "cache"))
     pcm, labels = synth.synthesize(2, 7, _noise())
     assert pcm.dtype == np.int16 and pcm.shape == (22, CLIP_LEN)
@@ -56,7 +57,7 @@ def test_resample_keeps_a_tone_and_the_duration() -> None:
 
 
 def test_training_adds_synthetic_clips_to_the_training_split_only(tmp_path: Path, data_root: Path,
-                                                                  monkeypatch) -> None:
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from qsnnkit.train.model import QSNNConfig
     from qsnnkit.train.trainer import TrainSettings, train
 
@@ -82,7 +83,7 @@ def test_cli_writes_wavs_and_refuses_an_existing_folder(tmp_path: Path, data_roo
     assert r.returncode == 2 and "exists" in r.stderr
 
 
-def test_a_missing_espeak_is_a_clear_error(monkeypatch) -> None:
+def test_a_missing_espeak_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(synth, "ESPEAK", "espeak-ng-not-installed")
     with pytest.raises(synth.SynthError, match="apt-get install espeak-ng"):
         synth.synthesize(1, 0, _noise())

@@ -1,4 +1,4 @@
-"""The package and the benchmark scripts type-check: mypy with the settings in
+"""The package, the benchmark scripts and the tests type-check: mypy with the settings in
 pyproject.toml ([tool.mypy]: every function annotated, no unused ``type: ignore``).
 
 The stages keep their own folders (train/, convert/, host/, baseline/) and are installed as
@@ -55,9 +55,12 @@ def test_the_package_type_checks(tree: Path) -> None:
     assert "no issues found in" in r.stdout, r.stdout
 
 
-def test_the_benchmark_scripts_type_check(tree: Path) -> None:
-    # the scripts import the package (as installed) and, some of them, helpers kept in tests/
-    scripts = sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "benchmarks").glob("*.py"))
-    r = mypy(*scripts, cwd=REPO_ROOT, mypy_path=f"{tree}{os.pathsep}{REPO_ROOT / 'tests'}")
+@pytest.mark.parametrize("folders", [("benchmarks",), ("tests", "tests/fuzz")])
+def test_the_scripts_and_tests_type_check(tree: Path, folders: tuple[str, ...]) -> None:
+    # they import the package (as installed) and each other: benchmarks use helpers kept in
+    # tests/, and tests run benchmark scripts
+    files = sorted(str(p.relative_to(REPO_ROOT)) for d in folders for p in (REPO_ROOT / d).glob("*.py"))
+    path = os.pathsep.join(str(p) for p in (tree, REPO_ROOT / "tests", REPO_ROOT / "benchmarks"))
+    r = mypy(*files, cwd=REPO_ROOT, mypy_path=path)
     assert r.returncode == 0, f"mypy found type errors:\n{r.stdout}{r.stderr}"
-    assert f"no issues found in {len(scripts)} source files" in r.stdout, r.stdout
+    assert f"no issues found in {len(files)} source files" in r.stdout, r.stdout
