@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -44,31 +45,27 @@ class EvState(ctypes.Structure):
                 ("late", ctypes.c_uint32), ("beyond", ctypes.c_uint32), ("counts", _U8P)]
 
 
-_typed: ctypes.CDLL | None = None  # the loaded library whose signatures are set
-
-
+@lru_cache(maxsize=None)
 def _lib() -> ctypes.CDLL:
-    global _typed
+    """The shared library (clib.load, one per process) with the binner's signatures set, once."""
     lib = clib.load()
-    if _typed is not lib:
-        lib.qsnn_ev_inputs.argtypes = [ctypes.POINTER(EvCfg)]
-        lib.qsnn_ev_inputs.restype = ctypes.c_uint32
-        lib.qsnn_ev_init.argtypes = [ctypes.POINTER(EvState), ctypes.POINTER(EvCfg), _U8P, ctypes.c_size_t,
-                                     ctypes.c_uint32]
-        lib.qsnn_ev_init.restype = ctypes.c_int
-        lib.qsnn_ev_add.argtypes = [ctypes.POINTER(EvState), *[ctypes.c_uint32] * 4]
-        lib.qsnn_ev_add.restype = ctypes.c_int
-        lib.qsnn_ev_close.argtypes = [ctypes.POINTER(EvState), _U8P]
-        lib.qsnn_ev_close.restype = None
-        lib.qsnn_ev_feed.argtypes = [ctypes.POINTER(EvState), ctypes.c_uint32, *[ctypes.c_uint32] * 4, _U8P]
-        lib.qsnn_ev_feed.restype = ctypes.c_int
-        lib.qsnn_ev_finish.argtypes = [ctypes.POINTER(EvState), ctypes.c_uint32, _U8P]
-        lib.qsnn_ev_finish.restype = ctypes.c_int
-        lib.qsnn_ev_bin.argtypes = [ctypes.POINTER(EvCfg), _U16P, _U16P, _U8P, _U32P, ctypes.c_size_t,
-                                    ctypes.c_uint32, ctypes.c_uint32, _U8P, _U8P, ctypes.c_size_t,
-                                    ctypes.POINTER(EvStats)]
-        lib.qsnn_ev_bin.restype = ctypes.c_int
-        _typed = lib
+    lib.qsnn_ev_inputs.argtypes = [ctypes.POINTER(EvCfg)]
+    lib.qsnn_ev_inputs.restype = ctypes.c_uint32
+    lib.qsnn_ev_init.argtypes = [ctypes.POINTER(EvState), ctypes.POINTER(EvCfg), _U8P, ctypes.c_size_t,
+                                 ctypes.c_uint32]
+    lib.qsnn_ev_init.restype = ctypes.c_int
+    lib.qsnn_ev_add.argtypes = [ctypes.POINTER(EvState), *[ctypes.c_uint32] * 4]
+    lib.qsnn_ev_add.restype = ctypes.c_int
+    lib.qsnn_ev_close.argtypes = [ctypes.POINTER(EvState), _U8P]
+    lib.qsnn_ev_close.restype = None
+    lib.qsnn_ev_feed.argtypes = [ctypes.POINTER(EvState), ctypes.c_uint32, *[ctypes.c_uint32] * 4, _U8P]
+    lib.qsnn_ev_feed.restype = ctypes.c_int
+    lib.qsnn_ev_finish.argtypes = [ctypes.POINTER(EvState), ctypes.c_uint32, _U8P]
+    lib.qsnn_ev_finish.restype = ctypes.c_int
+    lib.qsnn_ev_bin.argtypes = [ctypes.POINTER(EvCfg), _U16P, _U16P, _U8P, _U32P, ctypes.c_size_t,
+                                ctypes.c_uint32, ctypes.c_uint32, _U8P, _U8P, ctypes.c_size_t,
+                                ctypes.POINTER(EvStats)]
+    lib.qsnn_ev_bin.restype = ctypes.c_int
     return lib
 
 

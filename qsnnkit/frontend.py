@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -28,22 +29,18 @@ class FeState(ctypes.Structure):
     _fields_ = [("hist", ctypes.c_int16 * HISTORY_LEN), ("primed", ctypes.c_uint8)]
 
 
-_typed: ctypes.CDLL | None = None  # the loaded library whose signatures are set
-
-
+@lru_cache(maxsize=None)
 def _lib() -> ctypes.CDLL:
-    global _typed
+    """The shared library (clib.load, one per process) with the front end's signatures set, once."""
     lib = clib.load()
-    if _typed is not lib:
-        lib.qsnn_fe_reset.argtypes = [ctypes.POINTER(FeState)]
-        lib.qsnn_fe_reset.restype = None
-        lib.qsnn_fe_push.argtypes = [ctypes.POINTER(FeState), _I16P, _U8P]
-        lib.qsnn_fe_push.restype = ctypes.c_int
-        lib.qsnn_fe_frame.argtypes = [_I16P, _I16P, _U8P]
-        lib.qsnn_fe_frame.restype = None
-        lib.qsnn_fe_clip.argtypes = [_I16P, ctypes.c_uint32, _U8P, ctypes.c_uint32]
-        lib.qsnn_fe_clip.restype = ctypes.c_uint32
-        _typed = lib
+    lib.qsnn_fe_reset.argtypes = [ctypes.POINTER(FeState)]
+    lib.qsnn_fe_reset.restype = None
+    lib.qsnn_fe_push.argtypes = [ctypes.POINTER(FeState), _I16P, _U8P]
+    lib.qsnn_fe_push.restype = ctypes.c_int
+    lib.qsnn_fe_frame.argtypes = [_I16P, _I16P, _U8P]
+    lib.qsnn_fe_frame.restype = None
+    lib.qsnn_fe_clip.argtypes = [_I16P, ctypes.c_uint32, _U8P, ctypes.c_uint32]
+    lib.qsnn_fe_clip.restype = ctypes.c_uint32
     return lib
 
 
