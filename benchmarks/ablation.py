@@ -32,8 +32,11 @@ rows, the 95% paired-bootstrap interval of twin - row over test samples and seed
 seed; for the regulated ablation rows also that of row - naive at the same membrane width,
 which is what the regulation buys), prints
 the tables, plots accuracy against model bytes (docs/ablation-<dataset>.png), and runs
---device-samples test samples of the WS-DR model (seed 0, 4-bit membranes) on the emulated
-M4 (agreement must be 1.0). Configurations with fewer finished seeds than asked are printed
+--device-samples test samples of the WS-DR model (lowest seed, 4-bit membranes; when its
+converted model is no longer on disk, the other WS-DR row's, then the next quantized row's whose
+is, named in the json) on
+the emulated M4 (agreement must be 1.0; no model left to check is an error, after the json is
+written). Configurations with fewer finished seeds than asked are printed
 but marked partial.
 ``status`` writes nothing: per dataset, the runs finished, the runs left per stage (scan,
 seeds, sweep; rows the scan has not decided count the seeds they will run) with the hours
@@ -102,6 +105,11 @@ def rows_for(dataset: str) -> list[dict]:
                          "weight_bits": w, "membrane_bits": m, "weight_reg": True, "spike_reg": True, "fp32": False,
                          "kind": "sweep"})
     return rows
+
+
+def row_spec(dataset: str, name: str) -> dict:
+    """The rows_for entry called name."""
+    return next(r for r in rows_for(dataset) if r["name"] == name)
 
 
 def run_epochs(row: dict) -> int | None:
@@ -354,21 +362,66 @@ def plot(dataset: str, rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def device_check(dataset: str, results: list[dict], rates: dict[str, float], samples: int) -> dict | None:
-    """--device-samples test samples of the wsdr-m4 model (seed 0) on the emulated M4."""
-    if "wsdr-m4" not in rates or samples <= 0:
+def device_model(dataset: str, results: list[dict], rows: list[dict]) -> tuple[tuple[dict, dict] | None, list[str]]:
+    """The (table row, run) whose converted model the device check runs, and the runs passed over
+    with why: WS-DR 4-bit membranes first, then the other WS-DR row, then table order; lowest seed
+    first; only a model folder whose report's hash is the one the results record."""
+    quantized = sorted((r for r in rows if not r["fp32"]),
+                       key=lambda r: (r["model"] != "wsdr-m4", not r["model"].startswith("wsdr-")))
+    skipped: list[str] = []
+    seen: set[tuple[str, int]] = set()  # a 1-bit sweep cell is its WS-DR row's run: look once
+    for row in quantized:
+        names = (f"{row['model']}-{lr_tag(row['lr'])}", run_name(row_spec(dataset, row["model"]), row["lr"]))
+        runs = sorted([x for x in results if x["seed"] in row["seeds"] and x.get("model_dir") and x["name"] in names],
+                      key=lambda x: x["seed"])
+        for run in runs:
+            if (run["name"], run["seed"]) in seen:
+                continue
+            seen.add((run["name"], run["seed"]))
+            model_dir = Path(run["model_dir"])
+            report = model_dir / "report.json"
+            if not (model_dir / "model.npz").exists() or not report.exists():
+                skipped.append(f"{run['name']}/s{run['seed']} (model folder gone)")
+                continue
+            on_disk = str(json.loads(report.read_text())["model_hash"])[:16]
+            if on_disk != run["model_hash"]:
+                skipped.append(f"{run['name']}/s{run['seed']} (model on disk is {on_disk}, results say "
+                               f"{run['model_hash']})")
+                continue
+            return (row, run), skipped
+    return None, skipped
+
+
+def device_check(dataset: str, results: list[dict], rows: list[dict], samples: int) -> dict | None:
+    """--device-samples test samples of one quantized model on the emulated M4.
+
+    The WS-DR 4-bit-membrane row's lowest seed is preferred; when its model folder is gone (build/ is
+    scratch space and the jsonl outlives it) the next quantized row of the table whose converted model is
+    still on disk is used, and the result names which. A model on disk whose hash is not the one the
+    jsonl reports is never used.
+    """
+    if samples <= 0:
         return None
-    rs = sorted([x for x in results if x["name"] == f"wsdr-m4-{lr_tag(rates['wsdr-m4'])}" and x.get("model_dir")],
-                key=lambda x: x["seed"])
-    if not rs or not Path(rs[0]["model_dir"]).exists():
+    picked, skipped = device_model(dataset, results, rows)
+    if picked is None:
+        print(f"{dataset}: no quantized model of this table is left on disk for the device check "
+              f"({'; '.join(skipped[:4]) or 'no runs'}); retrain one with the command its jsonl line records "
+              f"(its --out folder holds the model), or pass --device-samples 0 to go without",
+              file=sys.stderr)
         return None
-    out = Path(rs[0]["model_dir"]) / f"device-{samples}.json"
-    cmd = [sys.executable, "-m", "qsnnkit.host.eval", "--model", str(Path(rs[0]["model_dir"]) / "model.npz"),
+    row, run = picked
+    model_dir = Path(run["model_dir"])
+    if skipped:
+        print(f"{dataset}: device check on {run['name']} seed {run['seed']}; passed over: "
+              + "; ".join(skipped[:4]) + (" ..." if len(skipped) > 4 else ""), file=sys.stderr)
+    out = model_dir / f"device-{samples}.json"
+    cmd = [sys.executable, "-m", "qsnnkit.host.eval", "--model", str(model_dir / "model.npz"),
            "--port", "qemu", "--split", "test", "--limit", str(samples), "--json", str(out), "--quiet"]
     subprocess.run(cmd, check=True, cwd=REPO)
     ev = json.loads(out.read_text())
-    return {"model_hash": rs[0]["model_hash"], "samples": ev["samples"], "agreement": ev["agreement"],
-            "accuracy": ev["accuracy"], "target": ev["target"]}
+    return {"model": row["model"], "seed": run["seed"], "model_hash": run["model_hash"],
+            "samples": ev["samples"], "agreement": ev["agreement"], "accuracy": ev["accuracy"],
+            "target": ev["target"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -476,8 +529,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{ds}: no finished runs in {jsonl}", flush=True)
                 continue
             rows = summarize(ds, results, lrs, seeds, scan)
-            rates = chosen_rates(results, lrs, scan)
-            dev = device_check(ds, results, rates, a.device_samples) if a.limit is None else None
+            dev = device_check(ds, results, rows, a.device_samples) if a.limit is None else None
+            if dev is None and a.limit is None and a.device_samples > 0:
+                failures += 1
             doc = {"rows": rows, "dataset": ds, "epochs": epochs, "seeds": seeds, "scan_seeds": scan, "lrs": lrs,
                    "device": dev,
                    "command": "python benchmarks/ablation.py " + " ".join(sys.argv[1:] if argv is None else argv)}

@@ -157,6 +157,42 @@ def test_ablation_smoke_writes_the_schema_with_paired_intervals(tmp_path: Path) 
     assert (tmp_path / "ablation-nmnist.png").exists()
 
 
+def test_ablation_device_check_takes_a_model_still_on_disk_with_the_reported_hash(tmp_path: Path) -> None:
+    """The emulated-device check of benchmarks/ablation.py runs the WS-DR 4-bit row when its
+    model is on disk, else the other WS-DR row, else the next quantized row; a folder holding
+    another model than the results record is never taken, and every run passed over is named."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    import ablation
+
+    def run(name: str, seed: int, h: str, on_disk: str | None) -> dict:
+        d = tmp_path / name / f"seed{seed}" / "model"
+        if on_disk is not None:
+            d.mkdir(parents=True)
+            (d / "model.npz").write_bytes(b"")
+            (d / "report.json").write_text(json.dumps({"model_hash": on_disk + "00" * 24}))
+        return {"name": name, "seed": seed, "model_hash": h, "model_dir": str(d)}
+
+    def row(model: str, fp32: bool = False) -> dict:
+        return {"model": model, "lr": 0.01, "seeds": [0, 1], "fp32": fp32}
+
+    rows = [row("fp32", True), row("naive-m2"), row("wsdr-m2"), row("wsdr-m4"), row("bits-w1-m4")]
+    results = [run("fp32-lr0.01", 0, "", None), run("naive-m2-lr0.01", 0, "a" * 16, "a" * 16),
+               run("wsdr-m4-lr0.01", 0, "b" * 16, None), run("wsdr-m4-lr0.01", 1, "c" * 16, "d" * 16),
+               run("wsdr-m2-lr0.01", 1, "e" * 16, "e" * 16)]
+    picked, skipped = ablation.device_model("fsdd", results, rows)
+    assert picked is not None and (picked[0]["model"], picked[1]["seed"]) == ("wsdr-m2", 1)
+    assert skipped[0] == "wsdr-m4-lr0.01/s0 (model folder gone)"
+    assert skipped[1].startswith("wsdr-m4-lr0.01/s1 (model on disk is dddd")
+    # the WS-DR 4-bit row wins when its folder holds the reported model
+    results[2] = run("wsdr-m4-lr0.01", 0, "b" * 16, "b" * 16)
+    picked, skipped = ablation.device_model("fsdd", results, rows)
+    assert picked is not None and (picked[0]["model"], picked[1]["seed"], skipped) == ("wsdr-m4", 0, [])
+    # nothing deployable left: no pick, and the run passed over is named once (bits-w1-m4 is that run too)
+    stale = [r for r in results if r["name"] == "wsdr-m4-lr0.01" and r["seed"] == 1]
+    assert ablation.device_model("fsdd", stale, rows) == (
+        None, ["wsdr-m4-lr0.01/s1 (model on disk is " + "d" * 16 + ", results say " + "c" * 16 + ")"])
+
+
 def test_paired_intervals_pair_runs_by_seed() -> None:
     """A row missing a seed is paired with the twin's runs of the same seeds, not by position;
     the interval brackets the difference of the paired runs' means and is exact when every
