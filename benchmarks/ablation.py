@@ -405,8 +405,10 @@ def device_check(dataset: str, results: list[dict], rows: list[dict], samples: i
     picked, skipped = device_model(dataset, results, rows)
     if picked is None:
         print(f"{dataset}: no quantized model of this table is left on disk for the device check "
-              f"({'; '.join(skipped[:4]) or 'no runs'}); retrain one with the command its jsonl line records "
-              f"(its --out folder holds the model), or pass --device-samples 0 to go without",
+              f"({'; '.join(skipped[:4]) or 'no runs'}); retrain one with the command its jsonl line records, "
+              f"convert it with qsnn-convert CHECKPOINT --out MODEL_DIR (the jsonl's model_dir; it is taken "
+              f"only with the recorded hash, which the same software on the same CPU kind reproduces), "
+              f"or pass --device-samples 0 to go without",
               file=sys.stderr)
         return None
     row, run = picked
