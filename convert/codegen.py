@@ -89,7 +89,7 @@ def emit(model: ConvertedModel, out_dir: str | Path, kernels: list[str] | None =
             assert L.w_rec is not None and L.sh_rec is not None
             parts.append(cgen.words(f"l{i}_w_rec", packing.pack_rows(L.w_rec, 1)))
             parts.append(cgen.array("int8_t", f"l{i}_sh_rec", L.sh_rec, per_line=16))
-        copies = packing.layer_columns(L.w, L.w_bits, L.w_rec)
+        copies = packing.layer_columns(L.w, L.w_bits, L.w_rec, spikes_in=i > 0)
         if copies is not None:  # the column kernels' copies (qsnn_model_check compares them with the rows)
             parts.append(cgen.words(f"l{i}_w_cols", copies[0]))
             if copies[1] is not None:

@@ -107,7 +107,7 @@ def _describe(model: ConvertedModel, kernels: list[str] | None,
             assert L.w_rec is not None and L.sh_rec is not None
             d.w_rec = _ptr(arr(packing.pack_rows(L.w_rec, 1), np.uint32), ct.c_uint32)
             d.sh_rec = _ptr(arr(L.sh_rec, np.int8), ct.c_int8)
-        copies = packing.layer_columns(L.w, L.w_bits, L.w_rec)
+        copies = packing.layer_columns(L.w, L.w_bits, L.w_rec, spikes_in=i > 0)
         if copies is not None:
             d.w_cols = _ptr(arr(copies[0], np.uint32), ct.c_uint32)
             if copies[1] is not None:

@@ -8,7 +8,8 @@ for 1 bit: bit 1 = +1, bit 0 = -1 (0 is not representable).
 
 A 1-bit layer of at most ``COLUMN_MAX_ROWS`` rows also carries its weights column by column
 (:func:`columns`: the rows of the transpose, packed by the same rule) for the C core's column
-kernels; ``qsnn_model_check`` compares the two bit by bit. An 8-bit conv layer on the features
+kernels, and so does a 2-, 4- or 8-bit layer on spikes, as one such binary copy per bit
+plane of its codes; ``qsnn_model_check`` compares them with the rows bit by bit. An 8-bit conv layer on the features
 (one input channel) also carries its weights as int16 pairs, four channels interleaved
 (:func:`conv_w8_quads`), for the Cortex-M4 multiply-accumulate kernel; checked the same way.
 """
@@ -130,21 +131,32 @@ def model_bytes(model: ConvertedModel) -> dict[str, int]:
     return {"weights": w, "recurrent": r, "readout": o, "params": p, "total": w + r + o + p}
 
 
-def columns(w: np.ndarray, bits: int) -> np.ndarray | None:
-    """The column copy of a weight matrix ``[rows, cols]`` the firmware carries beside its rows:
-    ``pack_rows(w.T, 1)`` (column j: bit r = w[r][j]) for 1-bit weights of at most
-    COLUMN_MAX_ROWS rows, else None (the column kernels do not run the layer)."""
+def columns(w: np.ndarray, bits: int, *, planes: bool = False) -> np.ndarray | None:
+    """The column copy of a weight matrix ``[rows, cols]`` the firmware carries beside its rows,
+    or None (the column kernels do not run the layer): for 1-bit weights of at most
+    COLUMN_MAX_ROWS rows ``pack_rows(w.T, 1)`` (column j: bit r = w[r][j]); for 2-, 4- and
+    8-bit weights, only when ``planes`` (layers on spikes: BN_COLUMN, CONV_BN_COLUMN) and at most
+    COLUMN_MAX_ROWS rows, one such copy per bit plane of the two's-complement codes, plane 0
+    (least significant) first: plane p, column j, bit r = bit p of w[r][j]'s code."""
     a = np.asarray(w)
-    if bits != 1 or a.ndim != 2 or a.shape[0] > COLUMN_MAX_ROWS:
+    if a.ndim != 2 or a.shape[0] > COLUMN_MAX_ROWS:
         return None
-    return pack_rows(a.T, 1)
+    if bits == 1:
+        return pack_rows(a.T, 1)
+    if not planes:
+        return None
+    _check_bits(bits)
+    codes = a.astype(np.int64) & ((1 << bits) - 1)
+    return np.concatenate([pack_rows(np.where((codes.T >> p) & 1, 1, -1), 1) for p in range(bits)])
 
 
-def layer_columns(w: np.ndarray, bits: int, w_rec: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None] | None:
+def layer_columns(w: np.ndarray, bits: int, w_rec: np.ndarray | None, *,
+                  spikes_in: bool = False) -> tuple[np.ndarray, np.ndarray | None] | None:
     """A layer's column copies as the firmware carries them (``qsnn_layer_t.w_cols`` and
-    ``w_rec_cols``): its feed-forward weights' and, when it is recurrent, its recurrent weights'
+    ``w_rec_cols``): its feed-forward weights' (bit planes for wider weights on spikes,
+    ``spikes_in``: every layer but the first) and, when it is recurrent, its recurrent weights'
     (1-bit, the same number of rows); None when the layer has none (:func:`columns`)."""
-    cols = columns(w, bits)
+    cols = columns(w, bits, planes=spikes_in)
     if cols is None:
         return None
     return cols, (None if w_rec is None else columns(w_rec, 1))

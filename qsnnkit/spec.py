@@ -83,7 +83,8 @@ CONV_MAX_FOUT = 64
 CONV_POPCOUNT_MAX_FAN = 2048
 #: Most weight rows (dense neurons, conv channels) of a layer the column kernels run: their
 #: bit-sliced counters (one bit per row and counter bit) live on the stack. 1-bit layers up to
-#: this size also carry their weights column by column (qsnn_layer_t.w_cols).
+#: this size, and wider layers on spikes of this size, also carry their weights column by column
+#: (qsnn_layer_t.w_cols; wider weights as one binary column copy per bit plane).
 COLUMN_MAX_ROWS = 128
 
 #: Synaptic kernels of the C core, selectable per layer (qsnn_layer_t.kernel): name -> (id, what
@@ -103,6 +104,13 @@ KERNELS: dict[str, tuple[int, str]] = {
     "CONV_B1_COLUMN": (9, "streaming convolution, 1-bit weights x spikes, by columns: each active tap of a position's "
                           "receptive field adds its column to bit-sliced counters of every channel (needs w_cols; "
                           "channels <= COLUMN_MAX_ROWS, fan-in <= CONV_POPCOUNT_MAX_FAN)"),
+    "CONV_BN_COLUMN": (10, "streaming convolution, 2-, 4- and 8-bit weights x spikes, by columns: each bit plane of "
+                           "the weights' two's-complement codes goes through the column kernel's bit-sliced counters, "
+                           "sum = sum over planes p of +-2^p count_p, the top plane negative (needs w_cols; channels "
+                           "<= COLUMN_MAX_ROWS, fan-in <= CONV_POPCOUNT_MAX_FAN)"),
+    "BN_COLUMN": (11, "2-, 4- and 8-bit weights x spikes, by columns: each bit plane of the weights' codes goes "
+                      "through the column kernel's bit-sliced counters of all neurons, sum = sum over planes p of "
+                      "+-2^p count_p, the top plane negative (needs w_cols; rows <= COLUMN_MAX_ROWS)"),
 }
 
 # -- the audio front end (docs/frontend.md) -------------------------------------------------------

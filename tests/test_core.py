@@ -275,7 +275,8 @@ def test_c_core_rejects_bad_models(default_model: ConvertedModel) -> None:
 ])
 def test_c_kernels_equal_reference_for_every_width(widths: tuple[int, ...], mem_bits: tuple[int, ...],
                                                    recurrent: tuple[bool, ...]) -> None:
-    """Random integer models at 1/2/4/8-bit weights, 2..8-bit membranes, odd sizes."""
+    """Random integer models at 1/2/4/8-bit weights, 2..8-bit membranes, odd sizes: every
+    kernel that can run each layer (the column kernels on 1-bit columns and on bit planes)."""
     from qsnnkit.model import ConvertedModel, IntLayer
 
     rng = np.random.default_rng(sum(widths))
@@ -308,6 +309,7 @@ def test_c_kernels_equal_reference_for_every_width(widths: tuple[int, ...], mem_
         ("ref", None), ("fast", None), ("fast", ["REF"] * len(layers)), ("fast", first + ["EVENT"] * (len(layers) - 1)),
         ("fast", first + ["B1_POPCOUNT" if w == 1 else "EVENT" for w in widths[1:]]),
         ("fast", first + ["B1_COLUMN" if w == 1 else "EVENT" for w in widths[1:]]),
+        ("fast", first + ["B1_COLUMN" if w == 1 else "BN_COLUMN" for w in widths[1:]]),
     ]
     for kernel, kernels in configs:
         core = CCore(cm, kernel, kernels)  # type: ignore[arg-type]
@@ -387,6 +389,7 @@ def test_conv_kernels_equal_reference_per_step(convs: list[tuple[int, int, int, 
         ("fast", [first_conv] + ["CONV_B1_POPCOUNT" if L.is_conv and L.w_bits == 1 else "AUTO" for L in cm.layers[1:]]),
         ("fast", [first_conv] + [("CONV_B1_COLUMN" if L.is_conv else "B1_COLUMN") if L.w_bits == 1 else "AUTO"
                                  for L in cm.layers[1:]]),
+        ("fast", [first_conv] + ["CONV_BN_COLUMN" if L.is_conv and L.w_bits > 1 else "AUTO" for L in cm.layers[1:]]),
     ]
     for kernel, kernels in configs:
         core = CCore(cm, kernel, kernels)  # type: ignore[arg-type]
@@ -552,6 +555,54 @@ def test_binary_kernel_on_wide_rows_equals_reference() -> None:
     cols[777] ^= 1 << 5
     assert core.lib.qsnn_model_check(ct.byref(core._model)) == 0
 
+
+@pytest.mark.parametrize("stride0", [2, 1])  # 2: narrow channel rows (20 + 4 positions); 1: gathered fields (40 + 4)
+def test_bit_plane_conv_kernel_on_wide_fields_equals_reference(stride0: int) -> None:
+    """CONV_BN_COLUMN on 2-, 4- and 8-bit conv layers with fan-ins of 72-600 taps, up to
+    three quarters of them active (counts past 255: the counters' bit-by-bit path), gives the reference's
+    membranes and spikes per step, as do CONV_EVENT and REF; and the C check refuses a bit-plane
+    copy one bit off in its top (sign) plane."""
+    from qsnnkit.model import IntLayer
+
+    rng = np.random.default_rng(40 + stride0)
+
+    def conv(c_in: int, f_in: int, ch: int, kt: int, kf: int, stride: int, wb: int, sh: int, bias: int) -> IntLayer:
+        lo, hi = packing.value_range(wb)
+        return IntLayer(w_bits=wb, mem_bits=4, leak_shift=1, w=rng.integers(lo, hi, (ch, c_in * kt * kf), endpoint=True),
+                        sh_ff=np.full(ch, sh), bias=rng.integers(bias - 200, bias + 200, ch), kind="conv",
+                        c_in=c_in, f_in=f_in, kt=kt, kf=kf, stride=stride)
+
+    l0 = conv(1, 40, 40, 1, 3, stride0, 8, 8, 300)  # fires ~3/4 of the time: ~440 of layer 1's 600 taps active
+    l1 = conv(40, l0.f_out, 16, 3, 5, 1, 2, 0, 300)
+    l2 = conv(16, l1.f_out, 12, 3, 5, 2, 4, -2, 400)
+    l3 = conv(12, l2.f_out, 10, 2, 3, 1, 8, -5, 0)
+    cm = ConvertedModel(feat_mu=rng.integers(60, 200, 40), layers=[l0, l1, l2, l3],
+                        w_out=rng.integers(-127, 128, (3, l3.n_out)), b_out=rng.integers(-99, 99, 3), classes=["a", "b", "c"])
+    cm.validate()
+    feats = rng.integers(0, 256, size=(3, 12, 40)).astype(np.uint8)
+    ref, tr = reference.run_batch(cm, feats, trace=True)
+    assert tr is not None and all(0.02 < s.mean() < 0.98 for s in tr.spk), [float(s.mean()) for s in tr.spk]
+    # counts past a byte in layer 1: more than 255 active taps in one position's receptive field
+    assert float(tr.spk[0].mean()) * l1.c_in * l1.kt * l1.kf > 255
+    for kernels, want in ((None, ["CONV_W8", "CONV_BN_COLUMN", "CONV_BN_COLUMN", "CONV_BN_COLUMN"]),
+                          (["AUTO", "CONV_EVENT", "REF", "CONV_EVENT"], ["CONV_W8", "CONV_EVENT", "REF", "CONV_EVENT"])):
+        core = CCore(cm, kernels=kernels)
+        assert core.layer_kernels() == want
+        for i in range(len(feats)):
+            out, mems, spks = core.run_clip(feats[i], trace=True)
+            for li in range(4):
+                assert np.array_equal(spks[li], tr.spk[li][i]), f"{want} clip {i} layer {li}: " + first_mismatch(spks[li], tr.spk[li][i])
+                assert np.array_equal(mems[li], tr.mem[li][i]), f"{want} clip {i} layer {li}: " + first_mismatch(mems[li], tr.mem[li][i])
+            assert np.array_equal(out, ref[i]), f"{want}, clip {i}: " + first_mismatch(out, ref[i])
+    core = CCore(cm)
+    fan, words = l1.c_in * l1.kt * l1.kf, packing.row_words(l1.rows, 1)
+    cols = np.ctypeslib.as_array(core._layers[1].w_cols, shape=(2 * fan * words,))
+    assert core.lib.qsnn_model_check(ct.byref(core._model)) == 0
+    k = fan * words + 77 * words  # plane 1 (the sign plane of 2-bit codes), column 77
+    cols[k] ^= 1 << 3
+    assert core.lib.qsnn_model_check(ct.byref(core._model)) == 2  # QSNN_ERR_MODEL
+    cols[k] ^= 1 << 3
+    assert core.lib.qsnn_model_check(ct.byref(core._model)) == 0
 
 def test_model_check_compares_the_conv_int16_pair_copy(default_model: ConvertedModel) -> None:
     """The default's first layer carries its weights as int16 pairs for the M4 kernel

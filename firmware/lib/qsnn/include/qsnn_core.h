@@ -47,7 +47,10 @@ typedef struct {
     const int16_t *bias;    /* [n_out] (conv: [c_out]) fine units */
     const uint32_t *w_cols; /* 1-bit layers, optional: the same weights column by column, packed
                                [fan_in][QSNN_ROW_WORDS(rows, 1)] (column j: bit r = W[r][j]), for the
-                               column kernels; NULL: none. qsnn_model_check compares it with w. */
+                               column kernels; 2-, 4- and 8-bit layers on spikes: one such copy per bit
+                               plane of the codes, [w_bits][fan_in][QSNN_ROW_WORDS(rows, 1)] (plane p,
+                               column j: bit r = bit p of W[r][j]'s code); NULL: none.
+                               qsnn_model_check compares it with w. */
     const uint32_t *w_rec_cols; /* the recurrent weights column by column, [n_out][QSNN_ROW_WORDS(n_out, 1)],
                                    when w_cols is set and the layer is recurrent; else NULL */
     const uint32_t *w_quads; /* 8-bit conv layers on one input channel, optional: the same weights as

@@ -85,5 +85,7 @@
 #define QSNN_KERNEL_CONV_B1_POPCOUNT 7u /* streaming convolution, 1-bit weights x spikes: each position's receptive field gathered once, then 2 popcount(W & R) - popcount(R) per channel (fan-in <= CONV_POPCOUNT_MAX_FAN) */
 #define QSNN_KERNEL_B1_COLUMN 8u /* 1-bit weights x spikes, by columns: each active spike adds its weight column (one bit per neuron) to bit-sliced counters of all neurons at once (needs w_cols; rows <= COLUMN_MAX_ROWS) */
 #define QSNN_KERNEL_CONV_B1_COLUMN 9u /* streaming convolution, 1-bit weights x spikes, by columns: each active tap of a position's receptive field adds its column to bit-sliced counters of every channel (needs w_cols; channels <= COLUMN_MAX_ROWS, fan-in <= CONV_POPCOUNT_MAX_FAN) */
+#define QSNN_KERNEL_CONV_BN_COLUMN 10u /* streaming convolution, 2-, 4- and 8-bit weights x spikes, by columns: each bit plane of the weights' two's-complement codes goes through the column kernel's bit-sliced counters, sum = sum over planes p of +-2^p count_p, the top plane negative (needs w_cols; channels <= COLUMN_MAX_ROWS, fan-in <= CONV_POPCOUNT_MAX_FAN) */
+#define QSNN_KERNEL_BN_COLUMN 11u /* 2-, 4- and 8-bit weights x spikes, by columns: each bit plane of the weights' codes goes through the column kernel's bit-sliced counters of all neurons, sum = sum over planes p of +-2^p count_p, the top plane negative (needs w_cols; rows <= COLUMN_MAX_ROWS) */
 
 #endif /* QSNN_SPEC_H */

@@ -158,6 +158,12 @@ static int kernel_fits(uint32_t kernel, const qsnn_layer_t *L, int first)
     case QSNN_KERNEL_CONV_B1_COLUMN:
         return conv && !first && w_bits == 1u && L->w_cols != NULL && L->c_out <= QSNN_COLUMN_MAX_ROWS &&
                (uint32_t)L->c_in * L->kt * L->kf <= QSNN_CONV_POPCOUNT_MAX_FAN;
+    case QSNN_KERNEL_CONV_BN_COLUMN:
+        return conv && !first && w_bits != 1u && L->w_cols != NULL && L->c_out <= QSNN_COLUMN_MAX_ROWS &&
+               (uint32_t)L->c_in * L->kt * L->kf <= QSNN_CONV_POPCOUNT_MAX_FAN;
+    case QSNN_KERNEL_BN_COLUMN:
+        return !conv && !first && w_bits != 1u && L->w_cols != NULL && L->n_out <= QSNN_COLUMN_MAX_ROWS &&
+               (!L->recurrent || L->w_rec_cols != NULL);
     default:
         return 0;
     }
@@ -181,6 +187,9 @@ uint32_t qsnn_layer_kernel(const qsnn_model_t *m, uint32_t l)
         if (kernel_fits(QSNN_KERNEL_CONV_B1_COLUMN, L, 0)) {
             return QSNN_KERNEL_CONV_B1_COLUMN;
         }
+        if (kernel_fits(QSNN_KERNEL_CONV_BN_COLUMN, L, 0)) {
+            return QSNN_KERNEL_CONV_BN_COLUMN;
+        }
         return kernel_fits(QSNN_KERNEL_CONV_B1_POPCOUNT, L, 0) ? QSNN_KERNEL_CONV_B1_POPCOUNT
                                                                : QSNN_KERNEL_CONV_EVENT;
     }
@@ -189,6 +198,9 @@ uint32_t qsnn_layer_kernel(const qsnn_model_t *m, uint32_t l)
     }
     if (kernel_fits(QSNN_KERNEL_B1_COLUMN, L, 0)) {
         return QSNN_KERNEL_B1_COLUMN;
+    }
+    if (kernel_fits(QSNN_KERNEL_BN_COLUMN, L, 0)) {
+        return QSNN_KERNEL_BN_COLUMN;
     }
     return L->w_bits == 1u ? QSNN_KERNEL_B1_POPCOUNT : QSNN_KERNEL_EVENT;
 #endif
@@ -304,25 +316,37 @@ static uint32_t row_bit(const uint32_t *rows, uint32_t words, uint32_t r, uint32
     return (rows[(size_t)r * words + (j >> 5)] >> (j & 31u)) & 1u;
 }
 
-/* A layer's column copies (w_cols, w_rec_cols) hold exactly its rows' weights, transposed:
- * checked bit by bit once at start-up, so a column kernel cannot compute with other weights
- * than the reference kernel. No copies: nothing to check. */
+/* Bit p of element j's code in packed row r of `bits`-bit elements (rows of `words` words). */
+static uint32_t code_bit(const uint32_t *rows, uint32_t words, uint32_t bits, uint32_t r, uint32_t j, uint32_t p)
+{
+    const uint32_t pos = j * bits + p;
+    return (rows[(size_t)r * words + (pos >> 5)] >> (pos & 31u)) & 1u;
+}
+
+/* A layer's column copies (w_cols, w_rec_cols) hold exactly its rows' weights, transposed
+ * (wider weights: one transposed binary copy per bit plane of their codes, plane 0
+ * first): checked bit by bit once at start-up, so a column kernel cannot compute with other
+ * weights than the reference kernel. No copies: nothing to check. */
 static int columns_match(const qsnn_layer_t *L)
 {
     const uint32_t rows = L->kind == QSNN_LAYER_CONV ? L->c_out : L->n_out;
     const uint32_t fan = L->kind == QSNN_LAYER_CONV ? (uint32_t)L->c_in * L->kt * L->kf : L->n_in;
-    const uint32_t rw = QSNN_ROW_WORDS(fan, 1u), cw = QSNN_ROW_WORDS(rows, 1u);
-    uint32_t r, j;
+    const uint32_t bits = L->w_bits;
+    const uint32_t rw = QSNN_ROW_WORDS(fan, bits), cw = QSNN_ROW_WORDS(rows, 1u);
+    uint32_t r, j, p;
     if (L->w_cols == NULL) {
         return L->w_rec_cols == NULL;
     }
-    if (L->w_bits != 1u || (L->recurrent && L->w_rec_cols == NULL) || (!L->recurrent && L->w_rec_cols != NULL)) {
+    if ((L->recurrent && L->w_rec_cols == NULL) || (!L->recurrent && L->w_rec_cols != NULL)) {
         return 0;
     }
-    for (r = 0; r < rows; ++r) {
-        for (j = 0; j < fan; ++j) {
-            if (row_bit(L->w, rw, r, j) != row_bit(L->w_cols, cw, j, r)) {
-                return 0;
+    for (p = 0; p < bits; ++p) {
+        const uint32_t *plane = L->w_cols + (size_t)p * fan * cw;
+        for (r = 0; r < rows; ++r) {
+            for (j = 0; j < fan; ++j) {
+                if (code_bit(L->w, rw, bits, r, j, p) != row_bit(plane, cw, j, r)) {
+                    return 0;
+                }
             }
         }
     }
@@ -1267,6 +1291,35 @@ static inline void run_layer(const qsnn_layer_t *L, const qsnn_input_t *in, cons
     }
 }
 
+/* Row r's raw count (the number of active columns with bit r set). */
+static uint32_t column_raw(const column_out_t *o, uint32_t r)
+{
+    return o->counts8 != NULL ? (o->counts8[r >> 2] >> (8u * (r & 3u))) & 0xFFu
+                              : (uint32_t)column_count(o->planes, o->words, o->np, r);
+}
+
+/* acc[r] += m * count of row r, rows 0 .. n - 1 (four rows a word when the counts are bytes). */
+static void column_add_counts(const column_out_t *o, uint32_t n, int32_t m, int32_t *acc)
+{
+    uint32_t r = 0u;
+    if (o->counts8 != NULL) {
+        const uint32_t *w = o->counts8;
+        for (; r + 4u <= n; r += 4u) {
+            const uint32_t v = *w++;
+            if (v == 0u) {
+                continue;
+            }
+            acc[r] += m * (int32_t)(v & 0xFFu);
+            acc[r + 1u] += m * (int32_t)((v >> 8) & 0xFFu);
+            acc[r + 2u] += m * (int32_t)((v >> 16) & 0xFFu);
+            acc[r + 3u] += m * (int32_t)(v >> 24);
+        }
+    }
+    for (; r < n; ++r) {
+        acc[r] += m * (int32_t)column_raw(o, r);
+    }
+}
+
 /* A dense 1-bit layer on spikes, by columns: the active inputs' weight columns (and the
  * active previous spikes' recurrent columns) go into bit-sliced counters of every neuron;
  * sum = 2 * count - active. */
@@ -1291,6 +1344,45 @@ QSNN_NOINLINE static void dense_b1_column(const qsnn_layer_t *L, const qsnn_inpu
             column_fill(&orc, i0, n, acc_rec);
         }
         fire_group(&nk, acc_ff, acc_rec, n, i0, 1u, i0, 1u, mem, spk_out);
+    }
+}
+
+/* A dense 2-, 4- or 8-bit layer on spikes, by columns: each bit plane p of the weights' codes
+ * (w_cols + p * n_in * words) goes through the counters like a 1-bit layer's columns, and
+ * every neuron's sum is the planes' counts weighted +-2^p (the top plane negative: two's
+ * complement, as in conv_bn_column); the 1-bit recurrence as in dense_b1_column. */
+QSNN_NOINLINE static void dense_bn_column(const qsnn_layer_t *L, const qsnn_input_t *in, const qsnn_input_t *rec,
+                                          uint8_t *mem, uint8_t *adapt, uint32_t *spk_out)
+{
+    const uint32_t words = QSNN_ROW_WORDS(L->n_out, 1u), bits = L->w_bits, n_out = L->n_out;
+    const size_t plane = (size_t)L->n_in * words;
+    const neuron_k_t nk = neuron_consts(L, adapt);
+    const uint32_t *list[COLUMN_CHUNK];
+    column_sums_t sums;
+    int32_t acc_ff[QSNN_COLUMN_MAX_ROWS], acc_rec[FIRE_CHUNK];
+    uint32_t i0, p;
+    for (i0 = 0; i0 < n_out; ++i0) {
+        acc_ff[i0] = 0;
+    }
+    for (p = 0; p < bits; ++p) {
+        const column_out_t o = column_spikes(&sums, list, L->w_cols + p * plane, words, in);
+        if (o.act == 0) {
+            break; /* no active input: every plane counts 0 */
+        }
+        column_add_counts(&o, n_out, p + 1u == bits ? -(int32_t)(1u << p) : (int32_t)(1u << p), acc_ff);
+    }
+    if (L->recurrent) {
+        const column_out_t orc = column_spikes(&sums, list, L->w_rec_cols, words, rec);
+        for (i0 = 0; i0 < n_out; i0 += FIRE_CHUNK) {
+            const uint32_t n = n_out - i0 < FIRE_CHUNK ? n_out - i0 : FIRE_CHUNK;
+            column_fill(&orc, i0, n, acc_rec);
+            fire_group(&nk, acc_ff + i0, acc_rec, n, i0, 1u, i0, 1u, mem, spk_out);
+        }
+    } else {
+        for (i0 = 0; i0 < n_out; i0 += FIRE_CHUNK) {
+            const uint32_t n = n_out - i0 < FIRE_CHUNK ? n_out - i0 : FIRE_CHUNK;
+            fire_group(&nk, acc_ff + i0, NULL, n, i0, 1u, i0, 1u, mem, spk_out);
+        }
     }
 }
 
@@ -1714,15 +1806,17 @@ typedef struct {
     const uint32_t *list[COLUMN_CHUNK];
 } conv_columns_t;
 
-/* Every channel's count of position f: each active tap of its receptive field adds its column. */
-static column_out_t conv_column_counts(qsnn_state_t *st, uint32_t l, conv_columns_t *w, uint32_t f)
+/* Every channel's count of position f: each active tap of its receptive field adds its column
+ * of `cols` (the layer's w_cols, or one bit plane of it). */
+static column_out_t conv_column_counts(qsnn_state_t *st, uint32_t l, conv_columns_t *w, uint32_t f,
+                                       const uint32_t *cols)
 {
     const qsnn_layer_t *L = w->L;
-    column_begin(&w->sums, L->w_cols, w->words, w->fan);
+    column_begin(&w->sums, cols, w->words, w->fan);
     if (w->narrow) { /* the window of each channel row: columns q * kf + df */
         const uint32_t at = f * L->stride, kf = L->kf, words = w->words, kmask = w->kmask;
         const size_t row_step = (size_t)kf * words;
-        const uint32_t *colq = L->w_cols; /* column q * kf */
+        const uint32_t *colq = cols; /* column q * kf */
         const uint32_t **list = w->list;
         uint32_t n = 0u, q;
         for (q = 0; q < w->n_rows; ++q, colq += row_step) {
@@ -1774,7 +1868,7 @@ QSNN_NOINLINE static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *
         }
     }
     for (f = 0; f < f_out; ++f) {
-        column_out_t o = conv_column_counts(st, l, &w, f);
+        column_out_t o = conv_column_counts(st, l, &w, f, L->w_cols);
         if ((f & 1u) == 0u && f + 1u < f_out && o.counts8 != NULL) {
             /* positions f and f + 1 together: a channel's two neurons share a membrane byte */
             column_out_t o2;
@@ -1782,7 +1876,7 @@ QSNN_NOINLINE static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *
                 held[k] = o.counts8[k];
             }
             o.counts8 = held;
-            o2 = conv_column_counts(st, l, &w, f + 1u);
+            o2 = conv_column_counts(st, l, &w, f + 1u, L->w_cols);
             for (c0 = 0; c0 < L->c_out; c0 += FIRE_CHUNK) {
                 const uint32_t nc = L->c_out - c0 < FIRE_CHUNK ? L->c_out - c0 : FIRE_CHUNK;
                 column_fill(&o, c0, nc, acc);
@@ -1796,6 +1890,64 @@ QSNN_NOINLINE static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *
             const uint32_t nc = L->c_out - c0 < FIRE_CHUNK ? L->c_out - c0 : FIRE_CHUNK;
             column_fill(&o, c0, nc, acc);
             fire_group(&nk, acc, NULL, nc, c0, 1u, c0 * f_out + f, f_out, mem, spk_out);
+        }
+    }
+}
+
+/* 2-, 4- and 8-bit weights x spikes, by columns. A weight of B bits is its two's-complement
+ * code's bit planes b_p: w = b_0 + 2 b_1 + ... + 2^(B-2) b_(B-2) - 2^(B-1) b_(B-1). Plane p's
+ * columns (w_cols + p * fan * words, one bit per channel) go through the 1-bit column kernel's
+ * counters (conv_column_counts), and every channel's sum is the planes' counts weighted
+ * +-2^p: B passes of binary work instead of an unpacked weight per active tap and channel.
+ * Two positions at a time, so that the 4-bit neuron loop writes a shared membrane byte once. */
+QSNN_NOINLINE static void conv_bn_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
+{
+    const qsnn_layer_t *L = &st->model->layers[l];
+    const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
+    const uint32_t f_out = L->f_out, kt = L->kt, kf = L->kf, f_in = L->f_in, bits = L->w_bits, c_out = L->c_out;
+    const uint32_t pad = kf / 2u;
+    const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
+    conv_columns_t w;
+    size_t plane;
+    int32_t acc[2][QSNN_COLUMN_MAX_ROWS];
+    uint32_t f, h, i, c, k, q, dt, c0, p;
+    w.L = L;
+    w.fan = (uint32_t)L->c_in * kt * kf;
+    w.n_rows = (uint32_t)L->c_in * kt;
+    w.words = QSNN_ROW_WORDS(c_out, 1u);
+    w.kmask = (1u << kf) - 1u; /* kf <= 16 */
+    w.narrow = f_in + 2u * pad <= 32u && w.n_rows <= COLUMN_FIELD_ROWS;
+    plane = (size_t)w.fan * w.words;
+    if (w.narrow) {
+        for (q = 0, k = 0; k < L->c_in; ++k) {
+            for (dt = 0; dt < kt; ++dt, ++q) {
+                const int32_t row0 = (int32_t)(k * f_in);
+                w.buf.rows[q] = get_bits(st->hist_s[l] + dt * sw, row0, f_in, row0 + (int32_t)f_in) << pad;
+            }
+        }
+    }
+    for (f = 0; f < f_out; f += h) {
+        h = f + 1u < f_out ? 2u : 1u;
+        for (i = 0; i < h; ++i) {
+            int32_t *a = acc[i];
+            for (c = 0; c < c_out; ++c) {
+                a[c] = 0;
+            }
+            for (p = 0; p < bits; ++p) {
+                const column_out_t o = conv_column_counts(st, l, &w, f + i, L->w_cols + p * plane);
+                if (o.act == 0) {
+                    break; /* no active tap: every plane counts 0 */
+                }
+                column_add_counts(&o, c_out, p + 1u == bits ? -(int32_t)(1u << p) : (int32_t)(1u << p), a);
+            }
+        }
+        for (c0 = 0; c0 < c_out; c0 += FIRE_CHUNK) {
+            const uint32_t nc = c_out - c0 < FIRE_CHUNK ? c_out - c0 : FIRE_CHUNK;
+            if (h == 2u) {
+                fire_group2(&nk, acc[0] + c0, acc[1] + c0, nc, c0, c0 * f_out + f, f_out, mem, spk_out);
+            } else {
+                fire_group(&nk, acc[0] + c0, NULL, nc, c0, 1u, c0 * f_out + f, f_out, mem, spk_out);
+            }
         }
     }
 }
@@ -1849,6 +2001,11 @@ QSNN_NOINLINE static void dense_layer(const qsnn_layer_t *L, uint32_t kernel, qs
     case QSNN_KERNEL_B1_COLUMN:
         if (QSNN_HAS_KERNEL(QSNN_KERNEL_B1_COLUMN)) {
             dense_b1_column(L, in, rec, mem, adapt, spk_out);
+        }
+        break;
+    case QSNN_KERNEL_BN_COLUMN:
+        if (QSNN_HAS_KERNEL(QSNN_KERNEL_BN_COLUMN)) {
+            dense_bn_column(L, in, rec, mem, adapt, spk_out);
         }
         break;
     default: /* QSNN_KERNEL_REF */
@@ -1915,6 +2072,11 @@ static void step(qsnn_state_t *st, const uint8_t *feat, int ref_step)
             case QSNN_KERNEL_CONV_B1_COLUMN:
                 if (QSNN_HAS_KERNEL(QSNN_KERNEL_CONV_B1_COLUMN)) {
                     conv_b1_column(st, l, mem, st->spk[l]);
+                }
+                break;
+            case QSNN_KERNEL_CONV_BN_COLUMN:
+                if (QSNN_HAS_KERNEL(QSNN_KERNEL_CONV_BN_COLUMN)) {
+                    conv_bn_column(st, l, mem, st->spk[l]);
                 }
                 break;
             default: /* QSNN_KERNEL_REF */
