@@ -59,23 +59,38 @@ def random_model(out_dir: Path, seed: int = 0) -> Path:
     return out_dir
 
 
-def random_conv_model(out_dir: Path, seed: int = 0) -> Path:
-    """A random but lively streaming-convolution model (conv 8-bit -> conv binary -> dense
-    binary recurrent with adaptive LIF -> readout), written with the converter's code generator."""
+def random_conv_model(out_dir: Path, seed: int = 0, conv_bits: int = 1, dense_bits: int = 1) -> Path:
+    """A random but lively streaming-convolution model (conv 8-bit -> conv on spikes -> dense
+    recurrent with adaptive LIF -> readout), written with the converter's code generator. The
+    two hidden layers' weights are binary by default; ``conv_bits`` / ``dense_bits`` of 2, 4 or
+    8 make them wider (symmetric values, a twentieth of them the code's most negative value)."""
     from qsnnkit.convert import codegen
     from qsnnkit.model import ConvertedModel, IntLayer
+    from qsnnkit.packing import value_range
 
     rng = np.random.default_rng(seed)
     i32 = np.int32
+
+    def hidden(bits: int, shape: tuple[int, int]) -> tuple[np.ndarray, int]:
+        """Weights, and how many fewer left shifts keep their sums at the binary layer's scale."""
+        if bits == 1:
+            return rng.choice([-1, 1], shape).astype(i32), 0
+        lo, hi = value_range(bits)
+        w = rng.integers(-hi, hi + 1, shape)
+        w[rng.random(shape) < 0.05] = lo
+        return w.astype(i32), int(hi).bit_length() - 2
+
     # 7 channels: the M4 kernel's last group of four has a padding channel
     c0 = IntLayer(w_bits=8, mem_bits=4, leak_shift=1, w=rng.integers(-127, 128, (7, 25)).astype(i32),
                   sh_ff=np.full(7, 7, i32), bias=rng.integers(-40, 80, 7).astype(i32),
                   kind="conv", c_in=1, f_in=40, kt=5, kf=5, stride=2)
-    c1 = IntLayer(w_bits=1, mem_bits=4, leak_shift=1, w=rng.choice([-1, 1], (16, 7 * 3 * 5)).astype(i32),
-                  sh_ff=np.full(16, -5, i32), bias=rng.integers(-40, 120, 16).astype(i32),
+    w1, e1 = hidden(conv_bits, (16, 7 * 3 * 5))
+    c1 = IntLayer(w_bits=conv_bits, mem_bits=4, leak_shift=1, w=w1,
+                  sh_ff=np.full(16, -5 + e1, i32), bias=rng.integers(-40, 120, 16).astype(i32),
                   kind="conv", c_in=7, f_in=20, kt=3, kf=5, stride=2)
-    d0 = IntLayer(w_bits=1, mem_bits=4, leak_shift=1, w=rng.choice([-1, 1], (32, 160)).astype(i32),
-                  sh_ff=np.full(32, -4, i32), bias=rng.integers(-50, 100, 32).astype(i32),
+    w2, e2 = hidden(dense_bits, (32, 160))
+    d0 = IntLayer(w_bits=dense_bits, mem_bits=4, leak_shift=1, w=w2,
+                  sh_ff=np.full(32, -4 + e2, i32), bias=rng.integers(-50, 100, 32).astype(i32),
                   w_rec=rng.choice([-1, 1], (32, 32)).astype(i32), sh_rec=np.full(32, -4, i32),
                   adapt_shift=3, adapt_beta=8)
     m = ConvertedModel(feat_mu=rng.integers(60, 120, 40).astype(i32), layers=[c0, c1, d0],
@@ -83,7 +98,7 @@ def random_conv_model(out_dir: Path, seed: int = 0) -> Path:
                        b_out=rng.integers(-100, 100, 12).astype(i32), classes=[f"c{i}" for i in range(12)])
     out_dir.mkdir(parents=True, exist_ok=True)
     m.save(out_dir / "model.npz")
-    m.provenance = {"note": f"random conv test model, seed {seed}"}
+    m.provenance = {"note": f"random conv test model, seed {seed}, hidden weight bits {conv_bits}/{dense_bits}"}
     codegen.emit(m, out_dir)
     return out_dir
 

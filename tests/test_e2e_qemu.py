@@ -116,12 +116,28 @@ def test_eval_says_how_to_build_a_missing_firmware(tmp_path: Path) -> None:
     assert res.returncode == 1 and "none.elf not found" in res.stderr and "leave --elf out" in res.stderr, res.stderr
 
 
-def test_streaming_conv_model_on_qemu_is_bit_exact(tmp_path: Path) -> None:
-    """A streaming-convolution model (conv 8-bit -> conv binary -> dense recurrent with adaptive
-    LIF) on the emulated Cortex-M4: the device's outputs equal the integer reference's on every clip."""
+@pytest.mark.parametrize("conv_bits,dense_bits,kernels", [
+    (1, 1, ["CONV_W8", "CONV_B1_COLUMN", "B1_COLUMN"]),
+    (2, 4, ["CONV_W8", "CONV_BN_COLUMN", "BN_COLUMN"]),  # wider hidden weights: the bit-plane column kernels
+])
+def test_streaming_conv_model_on_qemu_is_bit_exact(tmp_path: Path, conv_bits: int, dense_bits: int,
+                                                   kernels: list[str]) -> None:
+    """A streaming-convolution model (conv 8-bit -> conv on spikes -> dense recurrent with
+    adaptive LIF; binary hidden weights, or 2-bit conv and 4-bit dense ones) on the emulated
+    Cortex-M4: the device's outputs equal the integer reference's on every clip, and both hidden
+    layers spike on those clips (so the kernels under test did work)."""
+    from qsnnkit import reference
+    from qsnnkit.ccore import CCore
+    from qsnnkit.dataset import features, load_split
     from qsnnkit.paths import cache_dir
 
-    model_dir = fw.random_conv_model(cache_dir() / "test-models" / "random-conv-0", seed=0)
+    model_dir = fw.random_conv_model(cache_dir() / "test-models" / f"random-conv-0-w{conv_bits}-{dense_bits}", seed=0,
+                                     conv_bits=conv_bits, dense_bits=dense_bits)
+    model = load_converted(model_dir / "model.npz")
+    assert CCore(model).layer_kernels() == kernels
+    sp = load_split(None, "test")
+    _, tr = reference.run_batch(model, features(sp.pcm[:20]), trace=True)
+    assert tr is not None and all(float(s.mean()) > 0.01 for s in tr.spk[1:]), [float(s.mean()) for s in tr.spk]
     elf = fw.built_firmware(model_dir)
     out = tmp_path / "eval.json"
     cmd = [sys.executable, str(REPO_ROOT / "host" / "eval.py"), "--port", "qemu", "--elf", str(elf),
