@@ -3,8 +3,9 @@
     python benchmarks/network_cost.py [MODEL_DIR ...] [--clips 8] [--json docs/results/network_cost.json]
 
 Builds a bare-metal ELF (QEMU netduinoplus2, -icount shift=0: TIM2 counts instructions)
-with the model's generated C, the core built with -DQSNN_PROFILE (a hook after every layer,
-and around the fast kernels' neuron loops) and, for the same test clips, the features and
+with the model's C as this converter generates it from MODEL_DIR/model.npz (a folder's own
+C may be older), the core built with -DQSNN_PROFILE (a hook after every layer, and around
+the fast kernels' neuron loops) and, for the same test clips, the features and
 outputs the integer reference expects; runs every step of every clip and prints, per layer
 and kernel, the mean instructions per frame and per 1 s clip (49 frames), the readout and the
 step's own overhead, with the hook's cost subtracted. Each layer splits into its sums (the
@@ -39,6 +40,7 @@ from qsnnkit import nmnist, reference  # noqa: E402
 from qsnnkit.ccore import CCore  # noqa: E402
 from qsnnkit.dataset import features, load_split  # noqa: E402
 from qsnnkit.host.eval import spread  # noqa: E402
+from qsnnkit.convert import codegen  # noqa: E402
 from qsnnkit.model import ConvertedModel, load_converted  # noqa: E402
 from qsnnkit.paths import QSNN_INCLUDE_DIR, QSNN_SRC_DIR  # noqa: E402
 from qsnnkit.spec import MAX_LAYERS  # noqa: E402
@@ -191,6 +193,8 @@ def measure(model_dir: Path, clips: int) -> dict[str, Any]:
     T = feats.shape[1]
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
+        src_dir = d / "model"  # the model's C as this converter writes it (a folder's own may be older)
+        codegen.emit(model, src_dir)
         data = ["#include <stdint.h>", f"#define BENCH_CLIPS {clips}u", f"#define BENCH_FRAMES {T}u",
                 f"static const uint8_t BENCH_FEAT[{clips}][{T}][{feats.shape[2]}] = {{"
                 + ",".join("{" + ",".join("{" + ",".join(map(str, r)) + "}" for r in c.tolist()) + "}" for c in feats) + "};",
@@ -201,20 +205,20 @@ def measure(model_dir: Path, clips: int) -> dict[str, Any]:
                                   + M4_RUNTIME_HEAD + BENCH + M4_RUNTIME_TAIL)
         (d / "m4.ld").write_text(M4_LD)
         flags = ["-mcpu=cortex-m4", "-mthumb", "-std=c99", "-O2", "-ffreestanding", "-Wall", "-Wextra", "-Werror",
-                 "-DQSNN_PROFILE", "-I", str(QSNN_INCLUDE_DIR), "-I", str(model_dir), "-I", str(d)]
+                 "-DQSNN_PROFILE", "-I", str(QSNN_INCLUDE_DIR), "-I", str(src_dir), "-I", str(d)]
         if not any(L.is_conv for L in model.layers):
             flags.append("-DQSNN_NO_CONV")
         # as the firmware build: only the kernels the model runs (firmware/scripts/pio_pre.py)
-        mask = re.search(r"#define QSNN_MODEL_KERNELS (0x[0-9A-Fa-f]+)u", (model_dir / "qsnn_model.h").read_text())
+        mask = re.search(r"#define QSNN_MODEL_KERNELS (0x[0-9A-Fa-f]+)u", (src_dir / "qsnn_model.h").read_text())
         if mask:
             flags.append(f"-DQSNN_KERNELS_ONLY={mask.group(1)}u")
         objs = []
-        for src in (QSNN_SRC_DIR / "qsnn_core.c", model_dir / "qsnn_model.c"):
+        for src in (QSNN_SRC_DIR / "qsnn_core.c", src_dir / "qsnn_model.c"):
             obj = d / (src.stem + ".o")
             _run(["arm-none-eabi-gcc", *flags, "-c", str(src), "-o", str(obj)])
             objs.append(str(obj))
         _run(["arm-none-eabi-gcc", *flags[:2], "-std=gnu99", "-O2", "-ffreestanding", "-Wall", "-Wextra", "-Werror",
-              "-I", str(QSNN_INCLUDE_DIR), "-I", str(model_dir), "-I", str(d), "-c", str(d / "main.c"), "-o",
+              "-I", str(QSNN_INCLUDE_DIR), "-I", str(src_dir), "-I", str(d), "-c", str(d / "main.c"), "-o",
               str(d / "main.o")])
         elf = d / "bench.elf"
         _run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-nostdlib", "-nostartfiles", "-T", str(d / "m4.ld"),

@@ -581,7 +581,8 @@ def test_bit_plane_conv_kernel_on_wide_fields_equals_reference(stride0: int) -> 
     cm.validate()
     feats = rng.integers(0, 256, size=(3, 12, 40)).astype(np.uint8)
     ref, tr = reference.run_batch(cm, feats, trace=True)
-    assert tr is not None and all(0.02 < s.mean() < 0.98 for s in tr.spk), [float(s.mean()) for s in tr.spk]
+    assert tr is not None
+    assert all(0.02 < s.mean() < 0.98 for s in tr.spk), [float(s.mean()) for s in tr.spk]
     # counts past a byte in layer 1: more than 255 active taps in one position's receptive field
     assert float(tr.spk[0].mean()) * l1.c_in * l1.kt * l1.kf > 255
     for kernels, want in ((None, ["CONV_W8", "CONV_BN_COLUMN", "CONV_BN_COLUMN", "CONV_BN_COLUMN"]),
@@ -632,6 +633,14 @@ def test_converter_picks_kernels_per_layer(default_model: ConvertedModel, tmp_pa
     text = (tmp_path / "qsnn_model.c").read_text()
     assert all(f".kernel = QSNN_KERNEL_{k}," in text for k in ("REF", "CONV_EVENT", "EVENT"))
     assert codegen.layer_kernels(default_model, ["REF", "CONV_EVENT", "EVENT"]) == ["REF", "CONV_EVENT", "EVENT"]
+    # layers no column kernel runs carry no column copies; AUTO's column kernels do
+    assert "w_cols" not in text and "w_rec_cols" not in text
+    codegen.emit(default_model, tmp_path / "auto")
+    auto = (tmp_path / "auto" / "qsnn_model.c").read_text()
+    assert "static const uint32_t l1_w_cols[" in auto and "static const uint32_t l2_w_rec_cols[" in auto
+    codegen.emit(default_model, tmp_path / "mixed", ["AUTO", "AUTO", "B1_POPCOUNT"])
+    mixed = (tmp_path / "mixed" / "qsnn_model.c").read_text()
+    assert "l1_w_cols[" in mixed and "l2_w_cols" not in mixed and "l2_w_rec_cols" not in mixed
     with pytest.raises(ValueError, match="kernel B1_POPCOUNT cannot run layer 0"):
         codegen.emit(default_model, tmp_path / "bad", ["B1_POPCOUNT", "AUTO", "AUTO"])
     assert not (tmp_path / "bad" / "qsnn_model.c").exists()

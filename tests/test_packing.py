@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qsnnkit import packing
 from qsnnkit.clib import STRICT_CFLAGS
 from qsnnkit.packing import BITS, pack_rows, row_words, unpack_rows, value_range
 from qsnnkit.paths import QSNN_INCLUDE_DIR, REPO_ROOT
@@ -198,3 +199,29 @@ def test_c_driver_rejects_malformed_input(driver: Path) -> None:
     assert res.returncode == 2 and "bad bits 3" in res.stderr
     res = subprocess.run([str(driver)], input="2 33 1\n1 2 3\n", capture_output=True, text=True)
     assert res.returncode == 2 and "missing word 3" in res.stderr
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_column_copies_are_the_transposed_bit_planes(bits: int) -> None:
+    """packing.columns: 1-bit weights as the packed transpose (bit 1 = +1); wider weights, when
+    asked for (layers on spikes), as one packed transpose per bit plane of the two's-complement
+    codes, least significant plane first, so that sum_p +-2^p plane_p (the top plane negative)
+    is the weight again; none for wider weights not asked for, or for more than 128 rows."""
+    rng = np.random.default_rng(bits)
+    lo, hi = packing.value_range(bits)
+    rows, fan = 37, 50
+    w = rng.choice([-1, 1], (rows, fan)) if bits == 1 else rng.integers(lo, hi, (rows, fan), endpoint=True)
+    cols = packing.columns(w, bits, planes=True)
+    assert cols is not None
+    words = packing.row_words(rows, 1)
+    n_planes = 1 if bits == 1 else bits
+    assert cols.shape == (n_planes * fan * words,)
+    planes = [packing.unpack_rows(cols[p * fan * words:(p + 1) * fan * words], 1, fan, rows) > 0
+              for p in range(n_planes)]  # [fan, rows] booleans: bit set
+    if bits == 1:
+        assert np.array_equal(np.where(planes[0], 1, -1), w.T)
+    else:
+        back = sum((1 << p) * planes[p].astype(np.int64) for p in range(bits - 1)) - (1 << (bits - 1)) * planes[-1]
+        assert np.array_equal(back, w.T)
+        assert packing.columns(w, bits) is None  # not asked for: a wider layer on features has none
+    assert packing.columns(np.ones((129, 3), np.int64), bits, planes=True) is None  # past COLUMN_MAX_ROWS
