@@ -1,6 +1,6 @@
 """Where a model's network instructions go on the emulated Cortex-M4, layer by layer.
 
-    python benchmarks/network_cost.py [MODEL_DIR ...] [--clips 8] [--json docs/results/network_cost.json]
+    python benchmarks/network_cost.py [MODEL_DIR ...] [--clips 8] [--kernels K0,K1,...] [--json docs/results/network_cost.json]
 
 Builds a bare-metal ELF (QEMU netduinoplus2, -icount shift=0: TIM2 counts instructions)
 with the model's C as this converter generates it from MODEL_DIR/model.npz (a folder's own
@@ -176,7 +176,7 @@ def layer_operations(model: ConvertedModel,
     return rows, per_step
 
 
-def measure(model_dir: Path, clips: int) -> dict[str, Any]:
+def measure(model_dir: Path, clips: int, kernels: list[str] | None = None) -> dict[str, Any]:
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} not installed (scripts/setup.sh installs it)")
@@ -194,7 +194,7 @@ def measure(model_dir: Path, clips: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         src_dir = d / "model"  # the model's C as this converter writes it (a folder's own may be older)
-        codegen.emit(model, src_dir)
+        codegen.emit(model, src_dir, kernels)
         data = ["#include <stdint.h>", f"#define BENCH_CLIPS {clips}u", f"#define BENCH_FRAMES {T}u",
                 f"static const uint8_t BENCH_FEAT[{clips}][{T}][{feats.shape[2]}] = {{"
                 + ",".join("{" + ",".join("{" + ",".join(map(str, r)) + "}" for r in c.tolist()) + "}" for c in feats) + "};",
@@ -247,7 +247,7 @@ def measure(model_dir: Path, clips: int) -> dict[str, Any]:
             info[k] = int(v)
     if info.get("mismatches", 1):
         raise RuntimeError(f"the Cortex-M4 outputs differ from the reference on {info.get('mismatches')} values")
-    kernels = CCore(model).layer_kernels()
+    run = CCore(model, kernels=kernels).layer_kernels()
     steps = clips * T
     ops, taps = layer_operations(model, tr)
     n_pts = MAX_LAYERS + 1
@@ -278,7 +278,7 @@ def measure(model_dir: Path, clips: int) -> dict[str, Any]:
                           "fit_r2": 1.0 - float(((sums - pred) ** 2).sum()) / ss if ss else None,
                           "taps_min": float(x.min()), "taps_max": float(x.max())})
         rows.append({"part": f"layer {li}", "kind": L.kind, "w_bits": L.w_bits, "n_in": L.n_in, "n_out": L.n_out,
-                     "recurrent": L.recurrent, "kernel": kernels[li],
+                     "recurrent": L.recurrent, "kernel": run[li],
                      "instructions_per_frame": total,
                      # the split: neuron loops (fire_group, fire_group2) and the rest (the sums)
                      "neuron_instructions_per_frame": neurons, "synaptic_instructions_per_frame": total - neurons,
@@ -305,10 +305,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("models", nargs="*", type=Path, default=[REPO / "firmware" / "models" / "default"])
     ap.add_argument("--clips", type=int, default=8, help="test clips (spread over the split)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    ap.add_argument("--kernels", default=None,
+                    help="comma-separated kernel per layer (qsnn-convert --kernels; default AUTO, the core's choice), "
+                         "e.g. AUTO,CONV_EVENT,EVENT to measure the event kernels on a model AUTO runs otherwise")
     a = ap.parse_args(argv)
+    kernels = a.kernels.split(",") if a.kernels else None
     results = []
     for m in a.models:
-        r = measure(m.resolve(), a.clips)
+        r = measure(m.resolve(), a.clips, kernels)
         results.append(r)
         print(f"\n{r['model']} ({r['model_hash']}), {a.clips} clips, Cortex-M4 instructions (QEMU icount):")
         print(f"{'part':10s} {'kind':6s} {'bits':>4s} {'in':>6s} {'out':>6s} {'kernel':18s} {'per frame':>10s} "

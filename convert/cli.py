@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from qsnnkit import bounds, data, nmnist
+from qsnnkit.spec import KERNELS
 from qsnnkit import reference
 from qsnnkit.convert import codegen
 from qsnnkit.convert.integerize import integerize
@@ -100,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="output folder (default: build/model)")
     p.add_argument("--data-root", default=None, help="dataset root (default: $QSNN_DATA_ROOT or ../shared/data)")
     p.add_argument("--kernels", default=None,
-                   help="per-layer C kernels, comma-separated (AUTO, REF, W8_DENSE, B1_POPCOUNT, EVENT, CONV_W8, "
-                        "CONV_B1_POPCOUNT, CONV_EVENT; default: AUTO for every layer, the core picks)")
+                   help=f"per-layer C kernels, comma-separated ({', '.join(KERNELS)}; default: AUTO for every "
+                        "layer, the core picks; docs/firmware.md says what each runs)")
     p.add_argument("--split", default="test",
                    help="split(s) to evaluate the converted model on, comma-separated: train, val, test, all; "
                         "none: skip")
