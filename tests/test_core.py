@@ -367,6 +367,7 @@ def _random_conv_model(rng: np.random.Generator, convs: list[tuple[int, int, int
     ([(6, 5, 5, 2, 8), (8, 3, 5, 2, 1)], [(24, 1, True), (13, 4, True)], 4, True),  # adaptive LIF, conv and dense
     ([(4, 2, 3, 1, 8), (6, 3, 5, 2, 1)], [(10, 1, True)], 4, False),  # 40 + 4 padded positions: gathered fields
     ([(5, 2, 3, 1, 8), (7, 3, 4, 2, 1)], [(9, 8, False)], 2, True),
+    ([(6, 5, 5, 2, 8), (8, 3, 5, 2, 1), (6, 3, 3, 1, 2)], [(24, 2, True)], 2, False),  # 2-bit membranes, two positions a byte
 ])
 def test_conv_kernels_equal_reference_per_step(convs: list[tuple[int, int, int, int, int]], dense: list[tuple[int, int, bool]],
                                                 mem_bits: int, adapt: bool) -> None:

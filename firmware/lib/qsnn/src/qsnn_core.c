@@ -1086,19 +1086,21 @@ static inline uint32_t neuron_fire(const neuron_k_t *k, uint32_t p, int32_t acc_
  * parameters of row p0 + j * pstep, j = 0..n-1. The arithmetic is the contract's, written
  * out for the loop: qsnn_scale, bias, qsnn_adapt_current, qsnn_sat16, qsnn_lif_step_k and
  * qsnn_adapt_step in that order (the kernel tests hold it to neuron_fire(), bit for bit).
- * nib4 / adapt / rec are constants at each call site of fire_run, so the compiler drops the
- * paths a variant does not take: 4-bit membranes are read and written as nibbles with no
- * width test, clamped by one saturation; other widths take the general path. */
+ * nib / adapt / rec are constants at each call site of fire_run, so the compiler drops the
+ * paths a variant does not take. nib 4: 4-bit membranes, read and written as nibbles with no
+ * width test, the store shift a constant, clamped by one saturation; nib 1: 2- and 3-bit
+ * membranes, nibbles too (their storage, docs/contract.md), with the layer's shift and range;
+ * nib 0: 5- to 8-bit membranes, a byte each. */
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
 static inline void fire_run(const neuron_k_t *k, const int32_t *ff, const int32_t *rec, uint32_t n, uint32_t p0,
                             uint32_t pstep, uint32_t i0, uint32_t istep, uint8_t *mem, uint32_t *spk_out,
-                            const int nib4, const int adapt, const int has_rec)
+                            const int nib, const int adapt, const int has_rec)
 {
     /* 4-bit membranes: the store shift and its rounding half are constants */
-    const int32_t ms = nib4 ? qsnn_mem_shift(4) : k->lif.ms;
-    const int32_t half = nib4 ? (int32_t)1 << (qsnn_mem_shift(4) - 1) : k->lif.half;
+    const int32_t ms = nib == 4 ? qsnn_mem_shift(4) : k->lif.ms;
+    const int32_t half = nib == 4 ? (int32_t)1 << (qsnn_mem_shift(4) - 1) : k->lif.half;
     const int32_t keep = k->lif.keep, hi = k->lif.hi, lo = k->lif.lo;
     const uint32_t mem_bits = k->mem_bits;
     const int8_t *sh_ff = k->sh_ff + p0, *sh_rec = has_rec ? k->sh_rec + p0 : NULL;
@@ -1121,7 +1123,7 @@ static inline void fire_run(const neuron_k_t *k, const int32_t *ff, const int32_
             c -= qsnn_adapt_current(ad[i]);
         }
         c = qsnn_sat16(c);
-        if (nib4) { /* the nibble to the top of a word, sign-extended down */
+        if (nib) { /* the nibble to the top of a word, sign-extended down */
             at = (i & 1u) << 2;
             b = mem[i >> 1];
             v = (int32_t)(b << (28u - at)) >> 28;
@@ -1134,12 +1136,15 @@ static inline void fire_run(const neuron_k_t *k, const int32_t *ff, const int32_
             m = 0; /* hard reset */
         }
         q = (m + half) >> ms;
-        if (nib4) {
+        if (nib == 4) {
 #if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
             q = __ssat(q, 4);
 #else
             q = q > 7 ? 7 : (q < -8 ? -8 : q);
 #endif
+            mem[i >> 1] = (uint8_t)((b & ~(15u << at)) | (((uint32_t)q & 15u) << at));
+        } else if (nib) {
+            q = q > hi ? hi : (q < lo ? lo : q);
             mem[i >> 1] = (uint8_t)((b & ~(15u << at)) | (((uint32_t)q & 15u) << at));
         } else {
             mem_store(mem, i, mem_bits, (int8_t)(q > hi ? hi : (q < lo ? lo : q)));
@@ -1151,6 +1156,17 @@ static inline void fire_run(const neuron_k_t *k, const int32_t *ff, const int32_
             spk_out[i >> 5] |= 1u << (i & 31u);
         }
     }
+}
+
+/* fire_run on 2- and 3-bit membranes (nibbles, the layer's shift and range): a call of its
+ * own, so that fire_group's other variants keep their registers. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void fire_group_narrow(const neuron_k_t *k, const int32_t *ff, const int32_t *rec, uint32_t n, uint32_t p0,
+                              uint32_t pstep, uint32_t i0, uint32_t istep, uint8_t *mem, uint32_t *spk_out)
+{
+    fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 1, k->adapt != NULL, k->sh_rec != NULL);
 }
 
 /* fire_run with its variant chosen once per group; a call of its own, so that the kernels'
@@ -1166,15 +1182,17 @@ static void fire_group(const neuron_k_t *k, const int32_t *ff, const int32_t *re
     if (k->mem_bits == 4u) {
         if (has_rec) {
             if (adapt) {
-                fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 1, 1, 1);
+                fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 4, 1, 1);
             } else {
-                fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 1, 0, 1);
+                fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 4, 0, 1);
             }
         } else if (adapt) {
-            fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 1, 1, 0);
+            fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 4, 1, 0);
         } else {
-            fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 1, 0, 0);
+            fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 4, 0, 0);
         }
+    } else if (k->mem_bits < 4u) {
+        fire_group_narrow(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out);
     } else {
         fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 0, adapt, has_rec);
     }
@@ -1183,12 +1201,15 @@ static void fire_group(const neuron_k_t *k, const int32_t *ff, const int32_t *re
 
 #ifndef QSNN_NO_CONV /* the conv kernels' two-position neuron loop */
 /* Two neurons that share a membrane byte: neurons i and i + 1 (i even) of one parameter row p,
- * 4-bit membranes, plain LIF, no recurrence, with sums a and b. The byte is read and written
- * once, the row's shift and bias read once; the arithmetic is fire_run's (the contract's). */
+ * membranes of at most 4 bits (nib 4: 4-bit, constants; nib 1: 2- or 3-bit, the layer's store
+ * shift ms, rounding half and range lo..hi), plain LIF, no recurrence, with sums a and b. The
+ * byte is read and written once, the row's shift and bias read once; the arithmetic is
+ * fire_run's (the contract's). */
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
-static inline uint32_t fire_pair4(int32_t a, int32_t b, int sh, int32_t bias, int32_t keep, uint8_t *byte)
+static inline uint32_t fire_pair4(int32_t a, int32_t b, int sh, int32_t bias, int32_t keep, uint8_t *byte,
+                                  const int nib, int32_t ms, int32_t half, int32_t hi, int32_t lo)
 {
     const uint32_t m8 = *byte;
     const int32_t va = (int32_t)(m8 << 28) >> 28, vb = (int32_t)(m8 << 24) >> 28;
@@ -1212,22 +1233,52 @@ static inline uint32_t fire_pair4(int32_t a, int32_t b, int sh, int32_t bias, in
     if (sb) {
         mb = 0;
     }
-    qa = (ma + ((int32_t)1 << (qsnn_mem_shift(4) - 1))) >> qsnn_mem_shift(4);
-    qb = (mb + ((int32_t)1 << (qsnn_mem_shift(4) - 1))) >> qsnn_mem_shift(4);
+    if (nib == 4) { /* 4-bit membranes: constants and one saturation each */
+        qa = (ma + ((int32_t)1 << (qsnn_mem_shift(4) - 1))) >> qsnn_mem_shift(4);
+        qb = (mb + ((int32_t)1 << (qsnn_mem_shift(4) - 1))) >> qsnn_mem_shift(4);
 #if defined(__ARM_FEATURE_SAT) && __ARM_FEATURE_SAT
-    qa = __ssat(qa, 4);
-    qb = __ssat(qb, 4);
+        qa = __ssat(qa, 4);
+        qb = __ssat(qb, 4);
 #else
-    qa = qa > 7 ? 7 : (qa < -8 ? -8 : qa);
-    qb = qb > 7 ? 7 : (qb < -8 ? -8 : qb);
+        qa = qa > 7 ? 7 : (qa < -8 ? -8 : qa);
+        qb = qb > 7 ? 7 : (qb < -8 ? -8 : qb);
 #endif
+    } else { /* 2- and 3-bit membranes: the layer's shift and range */
+        qa = (ma + half) >> ms;
+        qb = (mb + half) >> ms;
+        qa = qa > hi ? hi : (qa < lo ? lo : qa);
+        qb = qb > hi ? hi : (qb < lo ? lo : qb);
+    }
     *byte = (uint8_t)(((uint32_t)qa & 15u) | (((uint32_t)qb & 15u) << 4));
     return sa | (sb << 1);
 }
 
+/* fire_pair4 on each byte of 2- or 3-bit membranes (fire_group2's narrow case): a function of
+ * its own, so that the 4-bit loop keeps its registers. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void fire_pairs_narrow(const neuron_k_t *k, const int32_t *a, const int32_t *b, uint32_t n, uint32_t p0,
+                              uint32_t i0, uint32_t istep, uint8_t *mem, uint32_t *spk_out)
+{
+    const int8_t *sh = k->sh_ff + p0;
+    const int16_t *bias = k->bias + p0;
+    const int32_t keep = k->lif.keep, ms = k->lif.ms, half = k->lif.half, hi = k->lif.hi, lo = k->lif.lo;
+    uint8_t *byte = mem + (i0 >> 1);
+    const uint32_t bstep = istep >> 1;
+    uint32_t j, i = i0;
+    for (j = 0; j < n; ++j, i += istep, byte += bstep) {
+        const uint32_t s = fire_pair4(a[j], b[j], sh[j], (int32_t)bias[j], keep, byte, 1, ms, half, hi, lo);
+        if (s != 0u) {
+            spk_out[i >> 5] |= s << (i & 31u); /* i even: i and i + 1 in one word */
+        }
+    }
+}
+
 /* Neurons i0 + j * istep and i0 + j * istep + 1 (the same parameter row p0 + j) take the sums
- * a[j] and b[j], j = 0..n-1: fire_group twice, or, for 4-bit plain feed-forward layers with i0
- * and istep even (the two neurons share a byte), fire_pair4 on each byte. */
+ * a[j] and b[j], j = 0..n-1: fire_group twice, or, for plain feed-forward layers with membranes
+ * of at most 4 bits (nibbles) and i0 and istep even (the two neurons share a byte), fire_pair4
+ * on each byte. */
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
@@ -1243,11 +1294,16 @@ static void fire_group2(const neuron_k_t *k, const int32_t *a, const int32_t *b,
         const uint32_t bstep = istep >> 1;
         uint32_t j, i = i0;
         for (j = 0; j < n; ++j, i += istep, byte += bstep) {
-            const uint32_t s = fire_pair4(a[j], b[j], sh[j], (int32_t)bias[j], keep, byte);
+            const uint32_t s = fire_pair4(a[j], b[j], sh[j], (int32_t)bias[j], keep, byte, 4, 0, 0, 0, 0);
             if (s != 0u) {
                 spk_out[i >> 5] |= s << (i & 31u); /* i even: i and i + 1 in one word */
             }
         }
+        QSNN_MARK_FIRE_END();
+        return;
+    }
+    if (k->mem_bits < 4u && k->adapt == NULL && k->sh_rec == NULL && ((i0 | istep) & 1u) == 0u) {
+        fire_pairs_narrow(k, a, b, n, p0, i0, istep, mem, spk_out);
         QSNN_MARK_FIRE_END();
         return;
     }
