@@ -208,6 +208,8 @@ def measure(model_dir: Path, clips: int, kernels: list[str] | None = None) -> di
                  "-DQSNN_PROFILE", "-I", str(QSNN_INCLUDE_DIR), "-I", str(src_dir), "-I", str(d)]
         if not any(L.is_conv for L in model.layers):
             flags.append("-DQSNN_NO_CONV")
+        if not any(L.mem_bits < 4 for L in model.layers):  # as the firmware build (firmware/scripts/pio_pre.py)
+            flags.append("-DQSNN_NO_NARROW_MEM")
         # as the firmware build: only the kernels the model runs (firmware/scripts/pio_pre.py)
         mask = re.search(r"#define QSNN_MODEL_KERNELS (0x[0-9A-Fa-f]+)u", (src_dir / "qsnn_model.h").read_text())
         if mask:

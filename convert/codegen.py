@@ -148,6 +148,9 @@ def emit(model: ConvertedModel, out_dir: str | Path, kernels: list[str] | None =
         + cgen.define("QSNN_MODEL_HAS_CONV", int(any(L.is_conv for L in model.layers)),
                       "0: the firmware build leaves the conv kernels out (-DQSNN_NO_CONV, firmware/scripts/pio_pre.py)",
                       "uint32_t")
+        + cgen.define("QSNN_MODEL_NARROW_MEM", int(any(L.mem_bits < 4 for L in model.layers)),
+                      "0: no layer has 2- or 3-bit membranes; the firmware build leaves their neuron loops out "
+                      "(-DQSNN_NO_NARROW_MEM, firmware/scripts/pio_pre.py)", "uint32_t")
         + cgen.define("QSNN_MODEL_KERNELS", cgen.int_literal(kernel_mask(run), "uint32_t", 4),
                       "bit k: kernel QSNN_KERNEL_* k runs a layer; the firmware build compiles only these "
                       "(-DQSNN_KERNELS_ONLY, firmware/scripts/pio_pre.py)")

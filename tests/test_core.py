@@ -651,7 +651,9 @@ def test_a_build_links_only_its_models_kernels(default_model: ConvertedModel, tm
     """The model header names the kernels its layers run (QSNN_MODEL_KERNELS); a core built
     with -DQSNN_KERNELS_ONLY=<that mask> (the firmware build: firmware/scripts/pio_pre.py)
     accepts the model, is smaller, and has no qsnn_step_ref unless REF is in the mask; a mask
-    that lacks one of the model's kernels makes qsnn_model_check() refuse the model."""
+    that lacks one of the model's kernels makes qsnn_model_check() refuse the model. Likewise
+    -DQSNN_NO_NARROW_MEM (the header's QSNN_MODEL_NARROW_MEM 0u): smaller, and it refuses a
+    model with 2-bit membranes."""
     import re
 
     codegen.emit(default_model, tmp_path)
@@ -686,3 +688,15 @@ def test_a_build_links_only_its_models_kernels(default_model: ConvertedModel, tm
     assert "qsnn_step_ref" in symbols(with_ref)
     _, short_exe = build("short", f"-DQSNN_KERNELS_ONLY=0x{mask & ~(1 << 5):X}u")  # without CONV_W8
     assert subprocess.run([str(short_exe)]).returncode == 3
+    # no layer has 2- or 3-bit membranes (QSNN_MODEL_NARROW_MEM 0u): the build without their
+    # neuron loops accepts the model and is smaller still; a 2-bit-membrane model it refuses
+    assert "#define QSNN_MODEL_NARROW_MEM 0u" in hdr
+    wide_obj, wide_exe = build("wide", f"-DQSNN_KERNELS_ONLY=0x{mask:X}u", "-DQSNN_NO_NARROW_MEM")
+    assert subprocess.run([str(wide_exe)]).returncode == 0
+    assert text_bytes(wide_obj) < text_bytes(own_obj), (text_bytes(wide_obj), text_bytes(own_obj))
+    narrow = _random_conv_model(np.random.default_rng(3), [(4, 2, 3, 2, 8), (6, 3, 5, 2, 1)], [(8, 1, True)], 2)
+    codegen.emit(narrow, tmp_path)  # the same folder: main.c now checks this model
+    assert "#define QSNN_MODEL_NARROW_MEM 1u" in (tmp_path / "qsnn_model.h").read_text()
+    _, narrow_all = build("narrow_all")
+    _, narrow_wide = build("narrow_wide", "-DQSNN_NO_NARROW_MEM")
+    assert subprocess.run([str(narrow_all)]).returncode == 0 and subprocess.run([str(narrow_wide)]).returncode == 3

@@ -38,6 +38,9 @@ with open(os.path.join(model_dir, "qsnn_model.h")) as f:
 if "#define QSNN_MODEL_HAS_CONV 0u" in model_h:
     env.Append(CPPDEFINES=["QSNN_NO_CONV"])  # noqa: F821
     print("qsnnkit model: no conv layers, core built without the conv kernels")
+if "#define QSNN_MODEL_NARROW_MEM 0u" in model_h:
+    env.Append(CPPDEFINES=["QSNN_NO_NARROW_MEM"])  # noqa: F821
+    print("qsnnkit model: no 2- or 3-bit membranes, core built without their neuron loops")
 # and of those, only the kernels its layers run (QSNN_MODEL_KERNELS, a bit mask; a header from
 # before it existed builds every kernel)
 kernels = re.search(r"#define QSNN_MODEL_KERNELS (0x[0-9A-Fa-f]+)u", model_h)

@@ -316,6 +316,14 @@ static uint32_t row_bit(const uint32_t *rows, uint32_t words, uint32_t r, uint32
     return (rows[(size_t)r * words + (j >> 5)] >> (j & 31u)) & 1u;
 }
 
+/* Narrowest membrane a build runs: 2 bits, or 4 in a build without the 2- and 3-bit neuron
+ * loops (-DQSNN_NO_NARROW_MEM), which refuses such models. */
+#ifdef QSNN_NO_NARROW_MEM
+#define MEM_BITS_MIN 4u
+#else
+#define MEM_BITS_MIN 2u
+#endif
+
 /* Bit p of element j's code in packed row r of `bits`-bit elements (rows of `words` words). */
 static uint32_t code_bit(const uint32_t *rows, uint32_t words, uint32_t bits, uint32_t r, uint32_t j, uint32_t p)
 {
@@ -465,7 +473,7 @@ int qsnn_model_check(const qsnn_model_t *m)
         if (l == 0u && L->w_bits == 1u) {
             return QSNN_ERR_MODEL; /* features are integers, not spikes */
         }
-        if (b < 2u || b > 8u || L->leak_shift < 1u || (int)L->leak_shift > qsnn_mem_shift((int)b)) {
+        if (b < MEM_BITS_MIN || b > 8u || L->leak_shift < 1u || (int)L->leak_shift > qsnn_mem_shift((int)b)) {
             return QSNN_ERR_MODEL;
         }
         if (L->recurrent && (L->w_rec == NULL || L->sh_rec == NULL)) {
@@ -1158,6 +1166,7 @@ static inline void fire_run(const neuron_k_t *k, const int32_t *ff, const int32_
     }
 }
 
+#ifndef QSNN_NO_NARROW_MEM /* 2- and 3-bit membranes: pio_pre.py leaves them out when no layer has them */
 /* fire_run on 2- and 3-bit membranes (nibbles, the layer's shift and range): a call of its
  * own, so that fire_group's other variants keep their registers. */
 #if defined(__GNUC__)
@@ -1168,6 +1177,7 @@ static void fire_group_narrow(const neuron_k_t *k, const int32_t *ff, const int3
 {
     fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 1, k->adapt != NULL, k->sh_rec != NULL);
 }
+#endif
 
 /* fire_run with its variant chosen once per group; a call of its own, so that the kernels'
  * registers do not crowd the neuron loop. */
@@ -1191,8 +1201,10 @@ static void fire_group(const neuron_k_t *k, const int32_t *ff, const int32_t *re
         } else {
             fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 4, 0, 0);
         }
+#ifndef QSNN_NO_NARROW_MEM
     } else if (k->mem_bits < 4u) {
         fire_group_narrow(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out);
+#endif
     } else {
         fire_run(k, ff, rec, n, p0, pstep, i0, istep, mem, spk_out, 0, adapt, has_rec);
     }
@@ -1253,6 +1265,7 @@ static inline uint32_t fire_pair4(int32_t a, int32_t b, int sh, int32_t bias, in
     return sa | (sb << 1);
 }
 
+#ifndef QSNN_NO_NARROW_MEM
 /* fire_pair4 on each byte of 2- or 3-bit membranes (fire_group2's narrow case): a function of
  * its own, so that the 4-bit loop keeps its registers. */
 #if defined(__GNUC__)
@@ -1274,6 +1287,7 @@ static void fire_pairs_narrow(const neuron_k_t *k, const int32_t *a, const int32
         }
     }
 }
+#endif
 
 /* Neurons i0 + j * istep and i0 + j * istep + 1 (the same parameter row p0 + j) take the sums
  * a[j] and b[j], j = 0..n-1: fire_group twice, or, for plain feed-forward layers with membranes
@@ -1302,11 +1316,13 @@ static void fire_group2(const neuron_k_t *k, const int32_t *a, const int32_t *b,
         QSNN_MARK_FIRE_END();
         return;
     }
+#ifndef QSNN_NO_NARROW_MEM
     if (k->mem_bits < 4u && k->adapt == NULL && k->sh_rec == NULL && ((i0 | istep) & 1u) == 0u) {
         fire_pairs_narrow(k, a, b, n, p0, i0, istep, mem, spk_out);
         QSNN_MARK_FIRE_END();
         return;
     }
+#endif
     fire_group(k, a, NULL, n, p0, 1u, i0, istep, mem, spk_out);
     fire_group(k, b, NULL, n, p0, 1u, i0 + 1u, istep, mem, spk_out);
     QSNN_MARK_FIRE_END();
