@@ -37,7 +37,6 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from frontend_cost import M4_LD, M4_RUNTIME_HEAD, M4_RUNTIME_TAIL, _run  # noqa: E402
 
 from qsnnkit import nmnist, reference  # noqa: E402
-from qsnnkit.ccore import CCore  # noqa: E402
 from qsnnkit.dataset import features, load_split  # noqa: E402
 from qsnnkit.host.eval import spread  # noqa: E402
 from qsnnkit.convert import codegen  # noqa: E402
@@ -249,7 +248,7 @@ def measure(model_dir: Path, clips: int, kernels: list[str] | None = None) -> di
             info[k] = int(v)
     if info.get("mismatches", 1):
         raise RuntimeError(f"the Cortex-M4 outputs differ from the reference on {info.get('mismatches')} values")
-    run = CCore(model, kernels=kernels).layer_kernels()
+    run = codegen.layer_kernels(model, kernels)
     steps = clips * T
     ops, taps = layer_operations(model, tr)
     n_pts = MAX_LAYERS + 1

@@ -33,6 +33,21 @@ def first_mismatch(a: np.ndarray, b: np.ndarray) -> str:
     return f"first mismatch at {idx}: {a[idx]} vs {b[idx]}"
 
 
+def assert_core_equals_reference(core: CCore, feats: np.ndarray, ref: np.ndarray, tr: reference.Trace,
+                                  name: str) -> None:
+    """The C core (its kernels as built) == integer reference on every clip of feats: per-class
+    outputs, then per layer and step the stored membranes and the spikes; the first mismatch is
+    printed."""
+    for i in range(len(feats)):
+        out, mems, spks = core.run_clip(feats[i], trace=True)
+        assert np.array_equal(out, ref[i]), f"{name}, clip {i}: " + first_mismatch(out, ref[i])
+        for li in range(len(tr.spk)):
+            assert np.array_equal(mems[li], tr.mem[li][i]), \
+                f"{name}, clip {i}, layer {li} membranes: " + first_mismatch(mems[li], tr.mem[li][i])
+            assert np.array_equal(spks[li], tr.spk[li][i]), \
+                f"{name}, clip {i}, layer {li} spikes: " + first_mismatch(spks[li], tr.spk[li][i])
+
+
 def assert_torch_equals_reference(o: ForwardOut, cm: ConvertedModel, ref: np.ndarray, tr: reference.Trace) -> None:
     """PyTorch evaluation forward (traced) == integer reference: outputs, then per layer and
     step the stored membranes and the spikes; the first mismatch is printed."""
@@ -153,15 +168,7 @@ def test_default_model_three_way_exact_on_whole_test_split(default_model: Conver
     assert_torch_equals_reference(o, default_model, ref, tr)
     # C core, both kernels, per step
     for kernel in ("ref", "fast"):
-        core = CCore(default_model, kernel)
-        for i in range(len(feats)):
-            out, mems, spks = core.run_clip(feats[i], trace=True)
-            assert np.array_equal(out, ref[i]), f"{kernel} kernel, clip {i}: " + first_mismatch(out, ref[i])
-            for li in range(len(default_model.layers)):
-                if not np.array_equal(mems[li], tr.mem[li][i]):
-                    pytest.fail(f"{kernel} kernel, clip {i}, layer {li} membranes: " + first_mismatch(mems[li], tr.mem[li][i]))
-                if not np.array_equal(spks[li], tr.spk[li][i]):
-                    pytest.fail(f"{kernel} kernel, clip {i}, layer {li} spikes: " + first_mismatch(spks[li], tr.spk[li][i]))
+        assert_core_equals_reference(CCore(default_model, kernel), feats, ref, tr, f"{kernel} kernel")
     acc = float((reference.predict(ref) == labels).mean())
     print(f"default model: test accuracy {acc:.4f} on {len(labels)} clips")
 
@@ -313,13 +320,7 @@ def test_c_kernels_equal_reference_for_every_width(widths: tuple[int, ...], mem_
     ]
     for kernel, kernels in configs:
         core = CCore(cm, kernel, kernels)  # type: ignore[arg-type]
-        kernel = f"{kernel} {core.layer_kernels()}"
-        for i in range(len(feats)):
-            out, mems, spks = core.run_clip(feats[i], trace=True)
-            assert np.array_equal(out, ref[i]), f"{kernel}, clip {i}: " + first_mismatch(out, ref[i])
-            for li in range(len(layers)):
-                assert np.array_equal(mems[li], tr.mem[li][i]), f"{kernel} clip {i} layer {li}: " + first_mismatch(mems[li], tr.mem[li][i])
-                assert np.array_equal(spks[li], tr.spk[li][i]), f"{kernel} clip {i} layer {li}: " + first_mismatch(spks[li], tr.spk[li][i])
+        assert_core_equals_reference(core, feats, ref, tr, f"{kernel} {core.layer_kernels()}")
 
 
 def _random_conv_model(rng: np.random.Generator, convs: list[tuple[int, int, int, int, int]],
@@ -394,13 +395,7 @@ def test_conv_kernels_equal_reference_per_step(convs: list[tuple[int, int, int, 
     ]
     for kernel, kernels in configs:
         core = CCore(cm, kernel, kernels)  # type: ignore[arg-type]
-        name = f"{kernel} {core.layer_kernels()}"
-        for i in range(len(feats)):
-            out, mems, spks = core.run_clip(feats[i], trace=True)
-            for li in range(n):
-                assert np.array_equal(mems[li], tr.mem[li][i]), f"{name} clip {i} layer {li}: " + first_mismatch(mems[li], tr.mem[li][i])
-                assert np.array_equal(spks[li], tr.spk[li][i]), f"{name} clip {i} layer {li}: " + first_mismatch(spks[li], tr.spk[li][i])
-            assert np.array_equal(out, ref[i]), f"{name}, clip {i}: " + first_mismatch(out, ref[i])
+        assert_core_equals_reference(core, feats, ref, tr, f"{kernel} {core.layer_kernels()}")
     assert CCore(cm).layer_kernels()[0] == first_conv
 
 
@@ -541,12 +536,7 @@ def test_binary_kernel_on_wide_rows_equals_reference() -> None:
                           (["AUTO", "AUTO", "B1_POPCOUNT"], ["W8_DENSE", "B1_POPCOUNT", "B1_POPCOUNT"])):
         core = CCore(cm, kernels=kernels)
         assert core.layer_kernels() == want
-        for i in range(len(feats)):
-            out, mems, spks = core.run_clip(feats[i], trace=True)
-            for li in range(3):
-                assert np.array_equal(spks[li], tr.spk[li][i]), f"{want} clip {i} layer {li}: " + first_mismatch(spks[li], tr.spk[li][i])
-                assert np.array_equal(mems[li], tr.mem[li][i]), f"{want} clip {i} layer {li}: " + first_mismatch(mems[li], tr.mem[li][i])
-            assert np.array_equal(out, ref[i])
+        assert_core_equals_reference(core, feats, ref, tr, str(want))
     assert int(tr.spk[1].sum(axis=2).max()) > 255  # the column kernel's counts passed a byte
     core = CCore(cm)
     cols = np.ctypeslib.as_array(core._layers[2].w_cols, shape=(2000 * 1,))
@@ -590,12 +580,7 @@ def test_bit_plane_conv_kernel_on_wide_fields_equals_reference(stride0: int) -> 
                           (["AUTO", "CONV_EVENT", "REF", "CONV_EVENT"], ["CONV_W8", "CONV_EVENT", "REF", "CONV_EVENT"])):
         core = CCore(cm, kernels=kernels)
         assert core.layer_kernels() == want
-        for i in range(len(feats)):
-            out, mems, spks = core.run_clip(feats[i], trace=True)
-            for li in range(4):
-                assert np.array_equal(spks[li], tr.spk[li][i]), f"{want} clip {i} layer {li}: " + first_mismatch(spks[li], tr.spk[li][i])
-                assert np.array_equal(mems[li], tr.mem[li][i]), f"{want} clip {i} layer {li}: " + first_mismatch(mems[li], tr.mem[li][i])
-            assert np.array_equal(out, ref[i]), f"{want}, clip {i}: " + first_mismatch(out, ref[i])
+        assert_core_equals_reference(core, feats, ref, tr, str(want))
     core = CCore(cm)
     fan, words = l1.c_in * l1.kt * l1.kf, packing.row_words(l1.rows, 1)
     cols = np.ctypeslib.as_array(core._layers[1].w_cols, shape=(2 * fan * words,))

@@ -966,14 +966,22 @@ static column_out_t column_end(column_sums_t *s, const uint32_t *const *list)
 }
 
 /* Row r's synaptic sum: 2 * count - active (1-bit weights are +-1). */
+/* Row r's raw count: the number of added columns with bit r set. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline uint32_t column_raw(const column_out_t *o, uint32_t r)
+{
+    return o->counts8 != NULL ? (o->counts8[r >> 2] >> (8u * (r & 3u))) & 0xFFu
+                              : (uint32_t)column_count(o->planes, o->words, o->np, r);
+}
+
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
 static inline int32_t column_sum(const column_out_t *o, uint32_t r)
 {
-    const int32_t count = o->counts8 != NULL ? (int32_t)((o->counts8[r >> 2] >> (8u * (r & 3u))) & 0xFFu)
-                                             : column_count(o->planes, o->words, o->np, r);
-    return 2 * count - o->act;
+    return 2 * (int32_t)column_raw(o, r) - o->act;
 }
 
 /* The synaptic sums of rows r0 .. r0 + n - 1 into acc[0..n): column_sum() of each, four rows a
@@ -1265,27 +1273,41 @@ static inline uint32_t fire_pair4(int32_t a, int32_t b, int sh, int32_t bias, in
     return sa | (sb << 1);
 }
 
+/* fire_pair4 on each byte: neurons i0 + j * istep and i0 + j * istep + 1 (i0, istep even) of
+ * row p0 + j take a[j] and b[j]. nib is a constant at each call site: 4 reads no width
+ * parameter (fire_pair4's constants); 1 reads the layer's store shift, half and range. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void fire_pairs(const neuron_k_t *k, const int32_t *a, const int32_t *b, uint32_t n, uint32_t p0,
+                              uint32_t i0, uint32_t istep, uint8_t *mem, uint32_t *spk_out, const int nib)
+{
+    const int8_t *sh = k->sh_ff + p0;
+    const int16_t *bias = k->bias + p0;
+    const int32_t keep = k->lif.keep;
+    const int32_t ms = nib == 4 ? 0 : k->lif.ms, half = nib == 4 ? 0 : k->lif.half;
+    const int32_t hi = nib == 4 ? 0 : k->lif.hi, lo = nib == 4 ? 0 : k->lif.lo;
+    uint8_t *byte = mem + (i0 >> 1);
+    const uint32_t bstep = istep >> 1;
+    uint32_t j, i = i0;
+    for (j = 0; j < n; ++j, i += istep, byte += bstep) {
+        const uint32_t s = fire_pair4(a[j], b[j], sh[j], (int32_t)bias[j], keep, byte, nib, ms, half, hi, lo);
+        if (s != 0u) {
+            spk_out[i >> 5] |= s << (i & 31u); /* i even: i and i + 1 in one word */
+        }
+    }
+}
+
 #ifndef QSNN_NO_NARROW_MEM
-/* fire_pair4 on each byte of 2- or 3-bit membranes (fire_group2's narrow case): a function of
- * its own, so that the 4-bit loop keeps its registers. */
+/* fire_pairs on 2- or 3-bit membranes (fire_group2's narrow case): a function of its own, so
+ * that the 4-bit loop keeps its registers. */
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
 static void fire_pairs_narrow(const neuron_k_t *k, const int32_t *a, const int32_t *b, uint32_t n, uint32_t p0,
                               uint32_t i0, uint32_t istep, uint8_t *mem, uint32_t *spk_out)
 {
-    const int8_t *sh = k->sh_ff + p0;
-    const int16_t *bias = k->bias + p0;
-    const int32_t keep = k->lif.keep, ms = k->lif.ms, half = k->lif.half, hi = k->lif.hi, lo = k->lif.lo;
-    uint8_t *byte = mem + (i0 >> 1);
-    const uint32_t bstep = istep >> 1;
-    uint32_t j, i = i0;
-    for (j = 0; j < n; ++j, i += istep, byte += bstep) {
-        const uint32_t s = fire_pair4(a[j], b[j], sh[j], (int32_t)bias[j], keep, byte, 1, ms, half, hi, lo);
-        if (s != 0u) {
-            spk_out[i >> 5] |= s << (i & 31u); /* i even: i and i + 1 in one word */
-        }
-    }
+    fire_pairs(k, a, b, n, p0, i0, istep, mem, spk_out, 1);
 }
 #endif
 
@@ -1301,18 +1323,7 @@ static void fire_group2(const neuron_k_t *k, const int32_t *a, const int32_t *b,
 {
     QSNN_MARK_FIRE_BEGIN();
     if (k->mem_bits == 4u && k->adapt == NULL && k->sh_rec == NULL && ((i0 | istep) & 1u) == 0u) {
-        const int8_t *sh = k->sh_ff + p0;
-        const int16_t *bias = k->bias + p0;
-        const int32_t keep = k->lif.keep;
-        uint8_t *byte = mem + (i0 >> 1);
-        const uint32_t bstep = istep >> 1;
-        uint32_t j, i = i0;
-        for (j = 0; j < n; ++j, i += istep, byte += bstep) {
-            const uint32_t s = fire_pair4(a[j], b[j], sh[j], (int32_t)bias[j], keep, byte, 4, 0, 0, 0, 0);
-            if (s != 0u) {
-                spk_out[i >> 5] |= s << (i & 31u); /* i even: i and i + 1 in one word */
-            }
-        }
+        fire_pairs(k, a, b, n, p0, i0, istep, mem, spk_out, 4);
         QSNN_MARK_FIRE_END();
         return;
     }
@@ -1363,11 +1374,10 @@ static inline void run_layer(const qsnn_layer_t *L, const qsnn_input_t *in, cons
     }
 }
 
-/* Row r's raw count (the number of active columns with bit r set). */
-static uint32_t column_raw(const column_out_t *o, uint32_t r)
+/* The weight of bit plane p of a B-bit two's-complement code: 2^p, negative for the top plane. */
+static int32_t plane_weight(uint32_t p, uint32_t bits)
 {
-    return o->counts8 != NULL ? (o->counts8[r >> 2] >> (8u * (r & 3u))) & 0xFFu
-                              : (uint32_t)column_count(o->planes, o->words, o->np, r);
+    return p + 1u == bits ? -(int32_t)(1u << p) : (int32_t)(1u << p);
 }
 
 /* acc[r] += m * count of row r, rows 0 .. n - 1 (four rows a word when the counts are bytes). */
@@ -1441,7 +1451,7 @@ QSNN_NOINLINE static void dense_bn_column(const qsnn_layer_t *L, const qsnn_inpu
         if (o.act == 0) {
             break; /* no active input: every plane counts 0 */
         }
-        column_add_counts(&o, n_out, p + 1u == bits ? -(int32_t)(1u << p) : (int32_t)(1u << p), acc_ff);
+        column_add_counts(&o, n_out, plane_weight(p, bits), acc_ff);
     }
     if (L->recurrent) {
         const column_out_t orc = column_spikes(&sums, list, L->w_rec_cols, words, rec);
@@ -1914,31 +1924,43 @@ static column_out_t conv_column_counts(qsnn_state_t *st, uint32_t l, conv_column
     return column_end(&w->sums, w->list);
 }
 
+/* A conv column kernel's geometry for layer l, and, when every padded channel row fits a word,
+ * those rows (ci, dt) read from the history once for this step. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void conv_columns_begin(const qsnn_state_t *st, uint32_t l, conv_columns_t *w)
+{
+    const qsnn_layer_t *L = &st->model->layers[l];
+    const uint32_t kt = L->kt, kf = L->kf, f_in = L->f_in, pad = kf / 2u;
+    const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
+    uint32_t k, q, dt;
+    w->L = L;
+    w->fan = (uint32_t)L->c_in * kt * kf;
+    w->n_rows = (uint32_t)L->c_in * kt;
+    w->words = QSNN_ROW_WORDS(L->c_out, 1u);
+    w->kmask = (1u << kf) - 1u; /* kf <= 16 */
+    w->narrow = f_in + 2u * pad <= 32u && w->n_rows <= COLUMN_FIELD_ROWS;
+    if (w->narrow) {
+        for (q = 0, k = 0; k < L->c_in; ++k) {
+            for (dt = 0; dt < kt; ++dt, ++q) {
+                const int32_t row0 = (int32_t)(k * f_in);
+                w->buf.rows[q] = get_bits(st->hist_s[l] + dt * sw, row0, f_in, row0 + (int32_t)f_in) << pad;
+            }
+        }
+    }
+}
+
 QSNN_NOINLINE static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
 {
     const qsnn_layer_t *L = &st->model->layers[l];
     const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
-    const uint32_t f_out = L->f_out, kt = L->kt, kf = L->kf, f_in = L->f_in;
-    const uint32_t pad = kf / 2u;
-    const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
+    const uint32_t f_out = L->f_out;
     conv_columns_t w;
     uint32_t held[QSNN_COLUMN_MAX_ROWS / 4u]; /* the byte counts of the first of two positions */
     int32_t acc[FIRE_CHUNK], acc2[FIRE_CHUNK];
-    uint32_t f, k, q, dt, c0;
-    w.L = L;
-    w.fan = (uint32_t)L->c_in * kt * kf;
-    w.n_rows = (uint32_t)L->c_in * kt;
-    w.words = QSNN_ROW_WORDS(L->c_out, 1u);
-    w.kmask = (1u << kf) - 1u; /* kf <= 16 */
-    w.narrow = f_in + 2u * pad <= 32u && w.n_rows <= COLUMN_FIELD_ROWS;
-    if (w.narrow) {
-        for (q = 0, k = 0; k < L->c_in; ++k) {
-            for (dt = 0; dt < kt; ++dt, ++q) {
-                const int32_t row0 = (int32_t)(k * f_in);
-                w.buf.rows[q] = get_bits(st->hist_s[l] + dt * sw, row0, f_in, row0 + (int32_t)f_in) << pad;
-            }
-        }
-    }
+    uint32_t f, k, c0;
+    conv_columns_begin(st, l, &w);
     for (f = 0; f < f_out; ++f) {
         column_out_t o = conv_column_counts(st, l, &w, f, L->w_cols);
         if ((f & 1u) == 0u && f + 1u < f_out && o.counts8 != NULL) {
@@ -1976,28 +1998,13 @@ QSNN_NOINLINE static void conv_bn_column(qsnn_state_t *st, uint32_t l, uint8_t *
 {
     const qsnn_layer_t *L = &st->model->layers[l];
     const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
-    const uint32_t f_out = L->f_out, kt = L->kt, kf = L->kf, f_in = L->f_in, bits = L->w_bits, c_out = L->c_out;
-    const uint32_t pad = kf / 2u;
-    const uint32_t sw = QSNN_ROW_WORDS(L->n_in, 1u);
+    const uint32_t f_out = L->f_out, bits = L->w_bits, c_out = L->c_out;
     conv_columns_t w;
     size_t plane;
     int32_t acc[2][QSNN_COLUMN_MAX_ROWS];
-    uint32_t f, h, i, c, k, q, dt, c0, p;
-    w.L = L;
-    w.fan = (uint32_t)L->c_in * kt * kf;
-    w.n_rows = (uint32_t)L->c_in * kt;
-    w.words = QSNN_ROW_WORDS(c_out, 1u);
-    w.kmask = (1u << kf) - 1u; /* kf <= 16 */
-    w.narrow = f_in + 2u * pad <= 32u && w.n_rows <= COLUMN_FIELD_ROWS;
+    uint32_t f, h, i, c, c0, p;
+    conv_columns_begin(st, l, &w);
     plane = (size_t)w.fan * w.words;
-    if (w.narrow) {
-        for (q = 0, k = 0; k < L->c_in; ++k) {
-            for (dt = 0; dt < kt; ++dt, ++q) {
-                const int32_t row0 = (int32_t)(k * f_in);
-                w.buf.rows[q] = get_bits(st->hist_s[l] + dt * sw, row0, f_in, row0 + (int32_t)f_in) << pad;
-            }
-        }
-    }
     for (f = 0; f < f_out; f += h) {
         h = f + 1u < f_out ? 2u : 1u;
         for (i = 0; i < h; ++i) {
@@ -2010,7 +2017,7 @@ QSNN_NOINLINE static void conv_bn_column(qsnn_state_t *st, uint32_t l, uint8_t *
                 if (o.act == 0) {
                     break; /* no active tap: every plane counts 0 */
                 }
-                column_add_counts(&o, c_out, p + 1u == bits ? -(int32_t)(1u << p) : (int32_t)(1u << p), a);
+                column_add_counts(&o, c_out, plane_weight(p, bits), a);
             }
         }
         for (c0 = 0; c0 < c_out; c0 += FIRE_CHUNK) {
