@@ -965,7 +965,6 @@ static column_out_t column_end(column_sums_t *s, const uint32_t *const *list)
     return o;
 }
 
-/* Row r's synaptic sum: 2 * count - active (1-bit weights are +-1). */
 /* Row r's raw count: the number of added columns with bit r set. */
 #if defined(__GNUC__)
 __attribute__((always_inline))
@@ -976,6 +975,7 @@ static inline uint32_t column_raw(const column_out_t *o, uint32_t r)
                               : (uint32_t)column_count(o->planes, o->words, o->np, r);
 }
 
+/* Row r's synaptic sum: 2 * count - active (1-bit weights are +-1). */
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
