@@ -1,6 +1,7 @@
-"""The numeric contract, and exact three-way agreement of the default model:
-PyTorch evaluation forward == Python integer reference == C core (both kernels),
-on every clip of the test split, per time step for membranes and spikes."""
+"""The numeric contract, and exact three-way agreement of the committed keyword models (the
+binary default and the 4-bit-hidden-weight kws_w4): PyTorch evaluation forward == Python
+integer reference == C core (both kernels), on every clip of the test split, per time step for
+membranes and spikes."""
 from __future__ import annotations
 
 import ctypes as ct
@@ -157,43 +158,55 @@ def default_model() -> ConvertedModel:
     return load_converted(DEFAULT_MODEL)
 
 
-def test_default_model_three_way_exact_on_whole_test_split(default_model: ConvertedModel, test_split: Split3) -> None:
+#: the committed keyword models whose checkpoint, integer model and C sources are held together:
+#: the binary default and the wider one (4-bit hidden weights, bit-plane column kernels)
+KWS_MODEL_DIRS = {"default": DEFAULT_MODEL.parent, "kws_w4": DEFAULT_MODEL.parent.parent / "kws_w4"}
+
+
+@pytest.fixture(scope="module", params=sorted(KWS_MODEL_DIRS))
+def kws_model_dir(request: pytest.FixtureRequest) -> Path:
+    return KWS_MODEL_DIRS[request.param]
+
+
+def test_committed_kws_model_three_way_exact_on_whole_test_split(kws_model_dir: Path, test_split: Split3) -> None:
+    model = load_converted(kws_model_dir / "model.npz")
     _, feats, labels = test_split
-    ref, tr = reference.run_batch(default_model, feats, trace=True)
+    ref, tr = reference.run_batch(model, feats, trace=True)
     assert tr is not None
     # PyTorch evaluation forward of the committed checkpoint the model was converted from
-    tmodel = default_checkpoint()
+    tmodel = committed_checkpoint(kws_model_dir)
     with torch.no_grad():
         o = tmodel(torch.from_numpy(feats), trace=True)
-    assert_torch_equals_reference(o, default_model, ref, tr)
+    assert_torch_equals_reference(o, model, ref, tr)
     # C core, both kernels, per step
     for kernel in ("ref", "fast"):
-        assert_core_equals_reference(CCore(default_model, kernel), feats, ref, tr, f"{kernel} kernel")
+        assert_core_equals_reference(CCore(model, kernel), feats, ref, tr, f"{kernel} kernel")
     acc = float((reference.predict(ref) == labels).mean())
-    print(f"default model: test accuracy {acc:.4f} on {len(labels)} clips")
+    print(f"{kws_model_dir.name} model: test accuracy {acc:.4f} on {len(labels)} clips")
 
 
-def default_checkpoint() -> QSNN:
+def committed_checkpoint(model_dir: Path) -> QSNN:
     from qsnnkit.train.checkpoint import load
 
-    model, _ = load(DEFAULT_MODEL.parent / "model.safetensors")
+    model, _ = load(model_dir / "model.safetensors")
     return model
 
 
-def test_default_checkpoint_converts_to_committed_model(default_model: ConvertedModel) -> None:
+def test_committed_checkpoint_converts_to_committed_model(kws_model_dir: Path) -> None:
     from qsnnkit.convert.integerize import integerize
     from qsnnkit.train.checkpoint import load
 
-    model, meta = load(DEFAULT_MODEL.parent / "model.safetensors")
+    model, meta = load(kws_model_dir / "model.safetensors")
     cm = integerize(model, list(meta["classes"]))
-    assert cm.hash_hex == default_model.hash_hex
+    assert cm.hash_hex == load_converted(kws_model_dir / "model.npz").hash_hex
 
 
-def test_generated_sources_match_committed_model(default_model: ConvertedModel, tmp_path: Path) -> None:
-    codegen.emit(default_model, tmp_path)
+def test_generated_sources_match_committed_model(kws_model_dir: Path, tmp_path: Path) -> None:
+    codegen.emit(load_converted(kws_model_dir / "model.npz"), tmp_path)
     for name in ("qsnn_model.h", "qsnn_model.c"):
-        committed = (DEFAULT_MODEL.parent / name).read_text()
-        assert (tmp_path / name).read_text() == committed, f"{name} is stale: regenerate with qsnn-convert"
+        committed = (kws_model_dir / name).read_text()
+        assert (tmp_path / name).read_text() == committed, \
+            f"{kws_model_dir.name}/{name} is stale: regenerate with qsnn-convert"
 
 
 def test_generated_model_compiles_strict_and_arena_matches_c(default_model: ConvertedModel, tmp_path: Path) -> None:
