@@ -39,6 +39,13 @@ def kernel_mask(names: list[str]) -> int:
     return mask
 
 
+def conv_column_rows(model: ConvertedModel, run: list[str]) -> int:
+    """Output channels of the widest conv layer that runs CONV_BN_COLUMN (``run``: each layer's
+    kernel), 0 when none does: the firmware sizes that kernel's per-channel sums on the stack to
+    it instead of the spec's QSNN_COLUMN_MAX_ROWS (docs/firmware.md, "Kernels")."""
+    return max((L.rows for L, k in zip(model.layers, run) if k == "CONV_BN_COLUMN"), default=0)
+
+
 def weight_bytes(model: ConvertedModel) -> dict[str, int]:
     """Bytes of the packed model data in flash, by part (one definition: qsnnkit.packing)."""
     return packing.model_bytes(model)
@@ -151,6 +158,10 @@ def emit(model: ConvertedModel, out_dir: str | Path, kernels: list[str] | None =
         + cgen.define("QSNN_MODEL_NARROW_MEM", int(any(L.mem_bits < 4 for L in model.layers)),
                       "0: no layer has 2- or 3-bit membranes; the firmware build leaves their neuron loops out "
                       "(-DQSNN_NO_NARROW_MEM, firmware/scripts/pio_pre.py)", "uint32_t")
+        + cgen.define("QSNN_MODEL_CONV_COLUMN_ROWS", conv_column_rows(model, run),
+                      "output channels of the widest conv layer on CONV_BN_COLUMN (0: none); the firmware build "
+                      "sizes that kernel's sums on the stack to it (-DQSNN_CONV_COLUMN_ROWS, firmware/scripts/pio_pre.py)",
+                      "uint32_t")
         + cgen.define("QSNN_MODEL_KERNELS", cgen.int_literal(kernel_mask(run), "uint32_t", 4),
                       "bit k: kernel QSNN_KERNEL_* k runs a layer; the firmware build compiles only these "
                       "(-DQSNN_KERNELS_ONLY, firmware/scripts/pio_pre.py)")

@@ -209,6 +209,34 @@ def test_generated_sources_match_committed_model(kws_model_dir: Path, tmp_path: 
             f"{kws_model_dir.name}/{name} is stale: regenerate with qsnn-convert"
 
 
+def test_conv_column_rows_sizes_the_bit_plane_conv_sums(test_split: Split3, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The firmware build sizes CONV_BN_COLUMN's per-channel sums on the stack to its model's
+    widest such layer (qsnn_model.h's QSNN_MODEL_CONV_COLUMN_ROWS -> -DQSNN_CONV_COLUMN_ROWS):
+    a core built at kws_w4's 64 channels runs its conv layer on that kernel, equal to the
+    reference; a core built below the layer's width never runs it there (AUTO falls back, a
+    pinned choice is refused) rather than overrun the sums."""
+    w4 = KWS_MODEL_DIRS["kws_w4"]
+    assert "#define QSNN_MODEL_CONV_COLUMN_ROWS 64u" in (w4 / "qsnn_model.h").read_text()
+    assert "#define QSNN_MODEL_CONV_COLUMN_ROWS 0u" in (DEFAULT_MODEL.parent / "qsnn_model.h").read_text()
+    model = load_converted(w4 / "model.npz")
+    _, feats, _ = test_split
+    n = 24
+    ref, _ = reference.run_batch(model, feats[:n])
+    for rows in (64, 32):
+        lib = ct.CDLL(str(clib.build_shared([f"-DQSNN_CONV_COLUMN_ROWS={rows}u"])))
+        monkeypatch.setattr(clib, "load", lambda lib=lib: lib)
+        core = CCore(model)
+        if rows >= model.layers[1].rows:
+            assert core.layer_kernels()[1] == "CONV_BN_COLUMN"
+        else:
+            assert core.layer_kernels()[1] == "CONV_EVENT"
+            with pytest.raises(ValueError, match="cannot run layer 1"):
+                CCore(model, kernels=["AUTO", "CONV_BN_COLUMN", "AUTO"])
+        for i in range(n):
+            out = core.run_clip(feats[i])
+            assert np.array_equal(out, ref[i]), f"{rows} rows, clip {i}: " + first_mismatch(out, ref[i])
+
+
 def test_generated_model_compiles_strict_and_arena_matches_c(default_model: ConvertedModel, tmp_path: Path) -> None:
     codegen.emit(default_model, tmp_path)
     src = tmp_path / "qsnn_model.c"

@@ -47,6 +47,13 @@ kernels = re.search(r"#define QSNN_MODEL_KERNELS (0x[0-9A-Fa-f]+)u", model_h)
 if kernels:
     env.Append(CPPDEFINES=[("QSNN_KERNELS_ONLY", kernels.group(1) + "u")])  # noqa: F821
     print(f"qsnnkit model: core built with the kernels in mask {kernels.group(1)} only")
+# The bit-plane conv kernel's per-channel sums (two positions, int32) sit on the stack: sized
+# to the model's widest such layer (QSNN_MODEL_CONV_COLUMN_ROWS) instead of the spec's 128
+# rows, 512 B less stack for a 64-channel layer; the core's kernel check holds layers to it.
+conv_rows = re.search(r"#define QSNN_MODEL_CONV_COLUMN_ROWS (\d+)u", model_h)
+if conv_rows and int(conv_rows.group(1)) > 0:
+    env.Append(CPPDEFINES=[("QSNN_CONV_COLUMN_ROWS", conv_rows.group(1) + "u")])  # noqa: F821
+    print(f"qsnnkit model: bit-plane conv sums sized to {conv_rows.group(1)} channels")
 # An audio model's requests carry at most one hop of PCM (IDENT announces it, the host obeys):
 # the request frame buffer and the receive ring are sized to that, not to the protocol's 1024
 # bytes (firmware/include/proto_limits.h). Event models keep the full payload.

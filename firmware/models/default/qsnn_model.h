@@ -11,6 +11,7 @@
 #define QSNN_MODEL_FLASH_BYTES 19448u /* packed weights and parameters */
 #define QSNN_MODEL_HAS_CONV 1u /* 0: the firmware build leaves the conv kernels out (-DQSNN_NO_CONV, firmware/scripts/pio_pre.py) */
 #define QSNN_MODEL_NARROW_MEM 0u /* 0: no layer has 2- or 3-bit membranes; the firmware build leaves their neuron loops out (-DQSNN_NO_NARROW_MEM, firmware/scripts/pio_pre.py) */
+#define QSNN_MODEL_CONV_COLUMN_ROWS 0u /* output channels of the widest conv layer on CONV_BN_COLUMN (0: none); the firmware build sizes that kernel's sums on the stack to it (-DQSNN_CONV_COLUMN_ROWS, firmware/scripts/pio_pre.py) */
 #define QSNN_MODEL_KERNELS 0x0320u /* bit k: kernel QSNN_KERNEL_* k runs a layer; the firmware build compiles only these (-DQSNN_KERNELS_ONLY, firmware/scripts/pio_pre.py) */
 
 extern const qsnn_model_t qsnn_model;

@@ -31,6 +31,17 @@
 #define QSNN_NOINLINE
 #endif
 
+/* Output channels the bit-plane conv kernel (CONV_BN_COLUMN) keeps sums for on its stack: the
+ * spec's QSNN_COLUMN_MAX_ROWS, or a firmware build's own model's widest such layer
+ * (-DQSNN_CONV_COLUMN_ROWS from qsnn_model.h's QSNN_MODEL_CONV_COLUMN_ROWS, pio_pre.py), which
+ * qsnn_layer_kernel then holds every layer to: a wider one is refused, never overrun. */
+#ifndef QSNN_CONV_COLUMN_ROWS
+#define QSNN_CONV_COLUMN_ROWS QSNN_COLUMN_MAX_ROWS
+#endif
+#if QSNN_CONV_COLUMN_ROWS < 1 || QSNN_CONV_COLUMN_ROWS > QSNN_COLUMN_MAX_ROWS
+#error "QSNN_CONV_COLUMN_ROWS must be 1..QSNN_COLUMN_MAX_ROWS"
+#endif
+
 /* Benchmarks (benchmarks/network_cost.py) build with -DQSNN_PROFILE and provide the hook:
  * point 0 at the start of a step, 1 + l after layer l, QSNN_MAX_LAYERS + 1 after the readout;
  * QSNN_PROFILE_FIRE_BEGIN / _END around the fast kernels' neuron loops (fire_group,
@@ -159,7 +170,7 @@ static int kernel_fits(uint32_t kernel, const qsnn_layer_t *L, int first)
         return conv && !first && w_bits == 1u && L->w_cols != NULL && L->c_out <= QSNN_COLUMN_MAX_ROWS &&
                (uint32_t)L->c_in * L->kt * L->kf <= QSNN_CONV_POPCOUNT_MAX_FAN;
     case QSNN_KERNEL_CONV_BN_COLUMN:
-        return conv && !first && w_bits != 1u && L->w_cols != NULL && L->c_out <= QSNN_COLUMN_MAX_ROWS &&
+        return conv && !first && w_bits != 1u && L->w_cols != NULL && L->c_out <= QSNN_CONV_COLUMN_ROWS &&
                (uint32_t)L->c_in * L->kt * L->kf <= QSNN_CONV_POPCOUNT_MAX_FAN;
     case QSNN_KERNEL_BN_COLUMN:
         return !conv && !first && w_bits != 1u && L->w_cols != NULL && L->n_out <= QSNN_COLUMN_MAX_ROWS &&
@@ -1995,13 +2006,13 @@ QSNN_NOINLINE static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *
  * +-2^p: B passes of binary work instead of an unpacked weight per active tap and channel.
  * Two positions at a time, so that the 4-bit neuron loop writes a shared membrane byte once. */
 QSNN_NOINLINE static void conv_bn_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
-{
+{ /* acc: the planes' weighted counts of two positions, per output channel (QSNN_CONV_COLUMN_ROWS) */
     const qsnn_layer_t *L = &st->model->layers[l];
     const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
     const uint32_t f_out = L->f_out, bits = L->w_bits, c_out = L->c_out;
     conv_columns_t w;
     size_t plane;
-    int32_t acc[2][QSNN_COLUMN_MAX_ROWS];
+    int32_t acc[2][QSNN_CONV_COLUMN_ROWS];
     uint32_t f, h, i, c, c0, p;
     conv_columns_begin(st, l, &w);
     plane = (size_t)w.fan * w.words;
