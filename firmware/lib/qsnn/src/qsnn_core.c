@@ -2006,13 +2006,13 @@ QSNN_NOINLINE static void conv_b1_column(qsnn_state_t *st, uint32_t l, uint8_t *
  * +-2^p: B passes of binary work instead of an unpacked weight per active tap and channel.
  * Two positions at a time, so that the 4-bit neuron loop writes a shared membrane byte once. */
 QSNN_NOINLINE static void conv_bn_column(qsnn_state_t *st, uint32_t l, uint8_t *mem, uint32_t *spk_out)
-{ /* acc: the planes' weighted counts of two positions, per output channel (QSNN_CONV_COLUMN_ROWS) */
+{
     const qsnn_layer_t *L = &st->model->layers[l];
     const neuron_k_t nk = neuron_consts(L, st->adapt[l]);
     const uint32_t f_out = L->f_out, bits = L->w_bits, c_out = L->c_out;
     conv_columns_t w;
     size_t plane;
-    int32_t acc[2][QSNN_CONV_COLUMN_ROWS];
+    int32_t acc[2][QSNN_CONV_COLUMN_ROWS]; /* the planes' weighted counts of two positions, per channel */
     uint32_t f, h, i, c, c0, p;
     conv_columns_begin(st, l, &w);
     plane = (size_t)w.fan * w.words;
